@@ -1,0 +1,70 @@
+// An app is what runs in a session (Jupyter, VS Code, a desktop...). Apps are declared, not coded:
+// adding one to the catalogue needs no code change.
+
+export interface AppReadiness {
+  /** HTTP path (placeholders allowed) that answers 2xx/3xx when the app is ready. */
+  http?: string;
+  /** The app speaks RFB (VNC): ready when the greeting arrives. */
+  rfb?: boolean;
+  /** Ready when the port accepts connections. */
+  tcp?: boolean;
+  timeoutSeconds: number;
+}
+
+export interface AppDefinition {
+  id: string;
+  name: string;
+  description: string;
+  /** Name of an icon shipped with the UI, or a data: URL. */
+  icon?: string;
+  /**
+   * argv of the app. Placeholders: {port} {bind_host} {base_url} {home} {session_dir} {socket}.
+   * Never {token}: secrets go through `env`, so they do not show in `ps`.
+   */
+  command: string[];
+  /** Environment of the app; {token} is allowed here. */
+  env?: Record<string, string>;
+  /** keep: the app gets the full /user/<name>/<session>/ path (it has a base-url option); strip: it gets "/". */
+  prefix: 'keep' | 'strip';
+  ready: AppReadiness;
+  /** Headers the gateway adds upstream, e.g. {Authorization: "token {token}"}; the browser never sees them. */
+  upstreamHeaders?: Record<string, string>;
+  /** How the gateway reaches it: plain HTTP (default), or raw RFB bridged from a WebSocket. */
+  transport?: 'http' | 'rfb';
+  /** Listen on a Unix socket in the session dir instead of a TCP port ({socket} in command). */
+  unixSocket?: boolean;
+  stop?: { signal?: 'SIGTERM' | 'SIGINT' | 'SIGHUP'; graceSeconds?: number };
+  /** Executables that must exist for the app to be offered; the form says what is missing. */
+  requires?: string[];
+  /** Clusters that offer it; all when absent. */
+  clusters?: string[];
+  /** Page to open after start, relative to the session root (e.g. "tree" for Jupyter). */
+  openPath?: string;
+}
+
+/** What the agent receives (JSON in ATRIUM_APP): the definition with the fields the agent needs. */
+export interface AgentAppSpec {
+  id: string;
+  command: string[];
+  env: Record<string, string>;
+  ready: AppReadiness;
+  prefix: 'keep' | 'strip';
+  transport: 'http' | 'rfb';
+  unixSocket: boolean;
+  stopSignal: 'SIGTERM' | 'SIGINT' | 'SIGHUP';
+  graceSeconds: number;
+}
+
+export function agentSpecOf(app: AppDefinition): AgentAppSpec {
+  return {
+    id: app.id,
+    command: app.command,
+    env: app.env ?? {},
+    ready: app.ready,
+    prefix: app.prefix,
+    transport: app.transport ?? 'http',
+    unixSocket: app.unixSocket ?? false,
+    stopSignal: app.stop?.signal ?? 'SIGTERM',
+    graceSeconds: app.stop?.graceSeconds ?? 5,
+  };
+}

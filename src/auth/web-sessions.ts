@@ -1,0 +1,110 @@
+// Signed-in browser sessions: an opaque random token in a cookie, its hash in the database.
+// A small in-memory cache keeps the proxy's per-request check to one Map lookup.
+import type { Db } from '../db/index.ts';
+import { findUserById, type User, toUser } from '../db/users.ts';
+import { hashToken, newToken } from './secrets.ts';
+
+export interface WebSession {
+  id: string;
+  user: User;
+  csrfToken: string;
+  expiresAt: number;
+  data: Record<string, unknown>;
+}
+
+const CACHE_TTL_MS = 30_000;
+
+export class WebSessionStore {
+  private readonly cache = new Map<string, { s: WebSession; cachedAt: number }>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly lifetimeMs: number,
+  ) {}
+
+  /** Starts a new session for the user (never reuses a token: no fixation). Returns the cookie value. */
+  async create(userId: number, data: Record<string, unknown> = {}): Promise<{ token: string; session: WebSession }> {
+    const token = newToken();
+    const id = hashToken(token);
+    const now = Date.now();
+    const csrf = newToken(24);
+    await this.db
+      .insertInto('web_sessions')
+      .values({
+        id,
+        user_id: userId,
+        csrf_token: csrf,
+        created_at: now,
+        expires_at: now + this.lifetimeMs,
+        last_seen_at: now,
+        data: JSON.stringify(data),
+      })
+      .execute();
+    const session = (await this.lookup(token))!;
+    return { token, session };
+  }
+
+  /** The session for a cookie token, or null when unknown, expired or the user is disabled. */
+  async lookup(token: string | undefined): Promise<WebSession | null> {
+    if (!token || token.length > 200) return null;
+    const id = hashToken(token);
+    const now = Date.now();
+    const hit = this.cache.get(id);
+    if (hit && now - hit.cachedAt < CACHE_TTL_MS) {
+      return hit.s.expiresAt > now ? hit.s : null;
+    }
+    const row = await this.db.selectFrom('web_sessions').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row || row.expires_at <= now) {
+      this.cache.delete(id);
+      return null;
+    }
+    const userRow = await findUserById(this.db, row.user_id);
+    if (!userRow || userRow.disabled) return null;
+    const s: WebSession = {
+      id,
+      user: toUser(userRow),
+      csrfToken: row.csrf_token,
+      expiresAt: row.expires_at,
+      data: JSON.parse(row.data) as Record<string, unknown>,
+    };
+    if (this.cache.size > 50_000) this.cache.clear();
+    this.cache.set(id, { s, cachedAt: now });
+    if (now - row.last_seen_at > 60_000) {
+      await this.db.updateTable('web_sessions').set({ last_seen_at: now }).where('id', '=', id).execute();
+    }
+    return s;
+  }
+
+  /** Synchronous cache-only lookup for the hot proxy path; falls back to `lookup` when missing. */
+  peek(token: string | undefined): WebSession | null | undefined {
+    if (!token) return null;
+    const hit = this.cache.get(hashToken(token));
+    if (!hit || Date.now() - hit.cachedAt >= CACHE_TTL_MS) return undefined;
+    return hit.s.expiresAt > Date.now() ? hit.s : null;
+  }
+
+  async updateData(id: string, data: Record<string, unknown>): Promise<void> {
+    await this.db.updateTable('web_sessions').set({ data: JSON.stringify(data) }).where('id', '=', id).execute();
+    this.cache.delete(id);
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.db.deleteFrom('web_sessions').where('id', '=', id).execute();
+    this.cache.delete(id);
+  }
+
+  /** Signs the user out everywhere (all browsers, all tabs). */
+  async destroyAllFor(userId: number): Promise<void> {
+    await this.db.deleteFrom('web_sessions').where('user_id', '=', userId).execute();
+    for (const [k, v] of this.cache) if (v.s.user.id === userId) this.cache.delete(k);
+  }
+
+  /** Forget cached user data (after an admin changes a user). */
+  invalidateUser(userId: number): void {
+    for (const [k, v] of this.cache) if (v.s.user.id === userId) this.cache.delete(k);
+  }
+
+  async sweepExpired(): Promise<void> {
+    await this.db.deleteFrom('web_sessions').where('expires_at', '<=', Date.now()).execute();
+  }
+}

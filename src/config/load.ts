@@ -1,0 +1,175 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Value from 'typebox/value';
+import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
+import { BUILTIN_APPS } from '../apps/builtin.ts';
+import type { AppDefinition } from '../apps/types.ts';
+import { type Config, ConfigSchema } from './schema.ts';
+
+export interface ConfigProblem {
+  /** Dotted key, e.g. clusters[1].slurm.pollSeconds */
+  key: string;
+  line?: number;
+  message: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: ConfigProblem[],
+  ) {
+    super(
+      `invalid configuration in ${file}:\n` +
+        problems.map((p) => `  ${p.key || '(top level)'}${p.line ? ` (line ${p.line})` : ''}: ${p.message}`).join('\n'),
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadedConfig extends Config {
+  /** Absolute path of the file read, or '(defaults)'. */
+  source: string;
+  /** The app catalogue after merging the site's entries into the built-in ones. */
+  appCatalogue: AppDefinition[];
+}
+
+function pointerToKey(pointer: string): string[] {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+function keyString(parts: string[]): string {
+  return parts.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
+}
+
+/** Finds the line of a key path in the YAML document (the deepest node that exists). */
+function lineOf(doc: ReturnType<typeof parseDocument>, lc: LineCounter, parts: string[]): number | undefined {
+  let node: unknown = doc.contents;
+  let offset: number | undefined;
+  for (const part of parts) {
+    if (isMap(node)) {
+      const pair = node.items.find((it) => String((it.key as { value?: unknown })?.value ?? it.key) === part);
+      if (!pair) break;
+      offset = (pair.key as YamlNode)?.range?.[0];
+      node = pair.value;
+    } else if (isSeq(node)) {
+      const item = node.items[Number(part)] as YamlNode | undefined;
+      if (!item) break;
+      offset = item.range?.[0];
+      node = item;
+    } else break;
+  }
+  if (offset === undefined) return undefined;
+  return lc.linePos(offset).line;
+}
+
+function describe(e: { keyword: string; message: string; params: Record<string, unknown> }): string {
+  if (e.keyword === 'additionalProperties') {
+    const extra = (e.params.additionalProperties as string[] | undefined)?.join(', ');
+    return `unknown key${extra ? ` "${extra}"` : ''}`;
+  }
+  if (e.keyword === 'required') {
+    const missing = (e.params.requiredProperties as string[] | undefined)?.join(', ');
+    return `missing required key${missing ? ` "${missing}"` : ''}`;
+  }
+  return e.message;
+}
+
+/** Parses and validates configuration text; throws ConfigError naming each bad key and its line. */
+export function parseConfig(text: string, file = '(inline)', baseDir = process.cwd()): LoadedConfig {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => ({ key: '', line: e.linePos?.[0]?.line, message: e.message.split('\n')[0] ?? 'YAML error' })),
+    );
+  }
+  const raw = (doc.toJS() ?? {}) as unknown;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(file, [{ key: '', line: 1, message: 'the file must hold a mapping of keys' }]);
+  }
+  const withDefaults = Value.Default(ConfigSchema, structuredClone(raw)) as unknown;
+  const problems: ConfigProblem[] = [];
+  if (!Value.Check(ConfigSchema, withDefaults)) {
+    const seen = new Set<string>();
+    for (const e of Value.Errors(ConfigSchema, withDefaults)) {
+      if (e.keyword === 'boolean') continue; // repeated by additionalProperties below
+      const parts = pointerToKey(e.instancePath);
+      if (e.keyword === 'additionalProperties') {
+        for (const extra of (e.params as { additionalProperties?: string[] }).additionalProperties ?? []) {
+          const p = [...parts, extra];
+          const k = keyString(p);
+          if (seen.has(k)) continue;
+          seen.add(k);
+          problems.push({ key: k, line: lineOf(doc, lc, p), message: 'unknown key' });
+        }
+        continue;
+      }
+      const k = keyString(parts);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      problems.push({ key: k, line: lineOf(doc, lc, parts), message: describe(e as never) });
+    }
+    throw new ConfigError(file, problems);
+  }
+  const cfg = withDefaults as Config;
+
+  // Rules a schema cannot say.
+  const names = new Set<string>();
+  cfg.clusters.forEach((c, i) => {
+    const at = (k: string) => ({ key: `clusters[${i}].${k}`, line: lineOf(doc, lc, ['clusters', String(i), k]) });
+    if (names.has(c.name)) problems.push({ ...at('name'), message: `duplicate cluster name "${c.name}"` });
+    names.add(c.name);
+    if (c.backend === 'slurm' && !c.slurm) problems.push({ ...at('slurm'), message: 'a slurm cluster needs a "slurm:" section' });
+    if (c.backend === 'ssh' && !c.ssh) problems.push({ ...at('ssh'), message: 'an ssh cluster needs an "ssh:" section' });
+    if (c.defaultHours > c.maxHours) {
+      problems.push({ ...at('defaultHours'), message: `must not exceed maxHours (${c.maxHours})` });
+    }
+  });
+  cfg.apps.forEach((a, i) => {
+    if (a.command.some((arg) => arg.includes('{token}'))) {
+      problems.push({
+        key: `apps[${i}].command`,
+        line: lineOf(doc, lc, ['apps', String(i), 'command']),
+        message: 'must not contain {token}: secrets on a command line show in ps; pass it in env',
+      });
+    }
+  });
+  if (!cfg.auth.local.enabled && !cfg.auth.oidc && !cfg.auth.ldap) {
+    problems.push({ key: 'auth', line: lineOf(doc, lc, ['auth']), message: 'no sign-in method is enabled' });
+  }
+  if (cfg.server.publicUrl && !/^https?:\/\/[^/]+/.test(cfg.server.publicUrl)) {
+    problems.push({ key: 'server.publicUrl', line: lineOf(doc, lc, ['server', 'publicUrl']), message: 'must be an http(s) URL' });
+  }
+  if (problems.length > 0) throw new ConfigError(file, problems);
+
+  cfg.dataDir = path.resolve(baseDir, cfg.dataDir);
+  const byId = new Map<string, AppDefinition>(BUILTIN_APPS.map((a) => [a.id, a]));
+  for (const a of cfg.apps) byId.set(a.id, a as AppDefinition);
+  return { ...cfg, source: file, appCatalogue: [...byId.values()] };
+}
+
+export function loadConfig(file?: string): LoadedConfig {
+  if (!file) return parseConfig('{}', '(defaults)');
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = fs.readFileSync(abs, 'utf8');
+  } catch (e) {
+    throw new ConfigError(abs, [{ key: '', message: `cannot read the file: ${(e as Error).message}` }]);
+  }
+  return parseConfig(text, abs, path.dirname(abs));
+}
+
+export function databaseUrl(cfg: Config): string {
+  return cfg.database.url ?? `sqlite:${path.join(cfg.dataDir, 'atrium.db')}`;
+}
+
+export function publicUrl(cfg: Config, boundPort?: number): string {
+  if (cfg.server.publicUrl) return cfg.server.publicUrl.replace(/\/+$/, '');
+  const host = cfg.server.host === '0.0.0.0' || cfg.server.host === '::' ? '127.0.0.1' : cfg.server.host;
+  return `http://${host}:${boundPort ?? cfg.server.port}`;
+}

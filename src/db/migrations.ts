@@ -1,0 +1,192 @@
+// Inline migrations, applied in order at start. Add new ones at the end; never edit a shipped one.
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+
+// biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists
+type AnyDb = Kysely<any>;
+
+const m001: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('users')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('username', 'text', (c) => c.notNull().unique())
+      .addColumn('unix_user', 'text', (c) => c.notNull())
+      .addColumn('display_name', 'text')
+      .addColumn('email', 'text')
+      .addColumn('password_hash', 'text')
+      .addColumn('source', 'text', (c) => c.notNull().defaultTo('local'))
+      .addColumn('is_admin', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('groups', 'text', (c) => c.notNull().defaultTo('[]'))
+      .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('created_at', 'integer', (c) => c.notNull())
+      .addColumn('last_login_at', 'integer')
+      .execute();
+
+    await db.schema
+      .createTable('web_sessions')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+      .addColumn('csrf_token', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'integer', (c) => c.notNull())
+      .addColumn('expires_at', 'integer', (c) => c.notNull())
+      .addColumn('last_seen_at', 'integer', (c) => c.notNull())
+      .addColumn('data', 'text', (c) => c.notNull().defaultTo('{}'))
+      .execute();
+    await db.schema.createIndex('web_sessions_user').on('web_sessions').column('user_id').execute();
+
+    await db.schema
+      .createTable('sessions')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+      .addColumn('cluster', 'text', (c) => c.notNull())
+      .addColumn('app', 'text', (c) => c.notNull())
+      .addColumn('environment', 'text')
+      .addColumn('label', 'text')
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('reason', 'text')
+      .addColumn('request', 'text', (c) => c.notNull())
+      .addColumn('job_id', 'text')
+      .addColumn('host', 'text')
+      .addColumn('port', 'integer')
+      .addColumn('socket_path', 'text')
+      .addColumn('app_token', 'text', (c) => c.notNull())
+      .addColumn('agent_secret_hash', 'text')
+      .addColumn('heartbeat_token_hash', 'text')
+      .addColumn('last_heartbeat_at', 'integer')
+      .addColumn('time_limit_min', 'integer', (c) => c.notNull())
+      .addColumn('created_at', 'integer', (c) => c.notNull())
+      .addColumn('submitted_at', 'integer')
+      .addColumn('started_at', 'integer')
+      .addColumn('ready_at', 'integer')
+      .addColumn('ended_at', 'integer')
+      .addColumn('expires_at', 'integer')
+      .addColumn('warned_at', 'integer')
+      .addColumn('queue_info', 'text')
+      .addColumn('updated_at', 'integer', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('sessions_user').on('sessions').columns(['user_id', 'state']).execute();
+    await db.schema.createIndex('sessions_state').on('sessions').column('state').execute();
+
+    await db.schema
+      .createTable('session_events')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('session_id', 'text', (c) => c.notNull().references('sessions.id').onDelete('cascade'))
+      .addColumn('at', 'integer', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('message', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('session_events_session').on('session_events').column('session_id').execute();
+
+    await db.schema
+      .createTable('jobs')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+      .addColumn('cluster', 'text', (c) => c.notNull())
+      .addColumn('job_id', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('partition', 'text')
+      .addColumn('account', 'text')
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('reason', 'text')
+      .addColumn('exit_code', 'integer')
+      .addColumn('source', 'text', (c) => c.notNull())
+      .addColumn('script_path', 'text')
+      .addColumn('work_dir', 'text')
+      .addColumn('stdout_path', 'text')
+      .addColumn('stderr_path', 'text')
+      .addColumn('submitted_at', 'integer', (c) => c.notNull())
+      .addColumn('started_at', 'integer')
+      .addColumn('ended_at', 'integer')
+      .addColumn('time_limit_min', 'integer')
+      .addColumn('nodes', 'text')
+      .addColumn('info', 'text')
+      .addColumn('updated_at', 'integer', (c) => c.notNull())
+      .addUniqueConstraint('jobs_cluster_job', ['cluster', 'job_id'])
+      .execute();
+    await db.schema.createIndex('jobs_user').on('jobs').columns(['user_id', 'state']).execute();
+
+    await db.schema
+      .createTable('notifications')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+      .addColumn('at', 'integer', (c) => c.notNull())
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('title', 'text', (c) => c.notNull())
+      .addColumn('body', 'text', (c) => c.notNull())
+      .addColumn('link', 'text')
+      .addColumn('read_at', 'integer')
+      .execute();
+    await db.schema.createIndex('notifications_user').on('notifications').columns(['user_id', 'at']).execute();
+
+    await db.schema
+      .createTable('notification_prefs')
+      .addColumn('user_id', 'integer', (c) => c.primaryKey().references('users.id'))
+      .addColumn('prefs', 'text', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('audit_log')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('at', 'integer', (c) => c.notNull())
+      .addColumn('actor_user_id', 'integer')
+      .addColumn('actor', 'text')
+      .addColumn('action', 'text', (c) => c.notNull())
+      .addColumn('target', 'text')
+      .addColumn('ip', 'text')
+      .addColumn('ok', 'integer', (c) => c.notNull())
+      .addColumn('details', 'text', (c) => c.notNull().defaultTo('{}'))
+      .execute();
+    await db.schema.createIndex('audit_log_at').on('audit_log').column('at').execute();
+
+    await db.schema
+      .createTable('api_tokens')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('scopes', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'integer', (c) => c.notNull())
+      .addColumn('expires_at', 'integer')
+      .addColumn('last_used_at', 'integer')
+      .addColumn('revoked_at', 'integer')
+      .execute();
+
+    await db.schema
+      .createTable('announcements')
+      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .addColumn('at', 'integer', (c) => c.notNull())
+      .addColumn('author_user_id', 'integer')
+      .addColumn('message', 'text', (c) => c.notNull())
+      .addColumn('level', 'text', (c) => c.notNull().defaultTo('info'))
+      .addColumn('expires_at', 'integer')
+      .addColumn('active', 'integer', (c) => c.notNull().defaultTo(1))
+      .execute();
+
+    await db.schema
+      .createTable('settings')
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
+export const migrations: Record<string, Migration> = {
+  '001_initial': m001,
+};
+
+class InlineProvider implements MigrationProvider {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations;
+  }
+}
+
+export async function migrate(db: AnyDb): Promise<void> {
+  const migrator = new Migrator({ db, provider: new InlineProvider() });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error');
+    throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String(error)}`);
+  }
+}
+
+export { sql };

@@ -1,0 +1,177 @@
+// Table types for kysely. Times are epoch milliseconds (integers) unless the name says otherwise.
+import type { Generated } from 'kysely';
+
+export interface UsersTable {
+  id: Generated<number>;
+  username: string;
+  unix_user: string;
+  display_name: string | null;
+  email: string | null;
+  password_hash: string | null;
+  /** 'local' | 'oidc' | 'ldap' */
+  source: string;
+  is_admin: number;
+  /** JSON array of group names from the identity provider or directory. */
+  groups: string;
+  disabled: number;
+  created_at: number;
+  last_login_at: number | null;
+}
+
+export interface WebSessionsTable {
+  /** sha256 of the cookie token: the token itself is never stored. */
+  id: string;
+  user_id: number;
+  csrf_token: string;
+  created_at: number;
+  expires_at: number;
+  last_seen_at: number;
+  /** JSON: provider tokens etc. */
+  data: string;
+}
+
+export interface SessionsTable {
+  id: string;
+  user_id: number;
+  cluster: string;
+  app: string;
+  environment: string | null;
+  label: string | null;
+  state: string;
+  reason: string | null;
+  /** JSON of the validated SessionRequest. */
+  request: string;
+  job_id: string | null;
+  host: string | null;
+  port: number | null;
+  /** Unix socket path when the app listens on one instead of a port. */
+  socket_path: string | null;
+  /** Token the gateway adds upstream (e.g. Jupyter's); never sent to the browser. */
+  app_token: string;
+  /** sha256 of the one-time callback secret; null once used. */
+  agent_secret_hash: string | null;
+  heartbeat_token_hash: string | null;
+  last_heartbeat_at: number | null;
+  time_limit_min: number;
+  created_at: number;
+  submitted_at: number | null;
+  started_at: number | null;
+  ready_at: number | null;
+  ended_at: number | null;
+  /** When the session must end (set when the job starts running). */
+  expires_at: number | null;
+  warned_at: number | null;
+  /** JSON: pending reason, queue position, expected start, etc. */
+  queue_info: string | null;
+  updated_at: number;
+}
+
+export interface SessionEventsTable {
+  id: Generated<number>;
+  session_id: string;
+  at: number;
+  state: string;
+  message: string;
+}
+
+export interface JobsTable {
+  id: Generated<number>;
+  user_id: number;
+  cluster: string;
+  job_id: string;
+  name: string;
+  partition: string | null;
+  account: string | null;
+  state: string;
+  reason: string | null;
+  exit_code: number | null;
+  /** 'path' | 'text' */
+  source: string;
+  script_path: string | null;
+  work_dir: string | null;
+  stdout_path: string | null;
+  stderr_path: string | null;
+  submitted_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+  time_limit_min: number | null;
+  nodes: string | null;
+  /** JSON: last seen JobInfo. */
+  info: string | null;
+  updated_at: number;
+}
+
+export interface NotificationsTable {
+  id: Generated<number>;
+  user_id: number;
+  at: number;
+  /** e.g. 'job.completed', 'session.ready', 'session.ending_soon' */
+  kind: string;
+  title: string;
+  body: string;
+  /** '/jobs/123' etc. */
+  link: string | null;
+  read_at: number | null;
+}
+
+export interface NotificationPrefsTable {
+  user_id: number;
+  /** JSON: { [kind]: boolean }, plus 'browser' and 'email' switches. */
+  prefs: string;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: number;
+  actor_user_id: number | null;
+  actor: string | null;
+  action: string;
+  target: string | null;
+  ip: string | null;
+  ok: number;
+  /** JSON details. */
+  details: string;
+}
+
+export interface ApiTokensTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  /** sha256 of the token. */
+  token_hash: string;
+  /** JSON array of scopes. */
+  scopes: string;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface AnnouncementsTable {
+  id: Generated<number>;
+  at: number;
+  author_user_id: number | null;
+  message: string;
+  level: string;
+  expires_at: number | null;
+  active: number;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
+export interface Database {
+  users: UsersTable;
+  web_sessions: WebSessionsTable;
+  sessions: SessionsTable;
+  session_events: SessionEventsTable;
+  jobs: JobsTable;
+  notifications: NotificationsTable;
+  notification_prefs: NotificationPrefsTable;
+  audit_log: AuditLogTable;
+  api_tokens: ApiTokensTable;
+  announcements: AnnouncementsTable;
+  settings: SettingsTable;
+}

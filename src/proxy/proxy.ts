@@ -1,0 +1,231 @@
+// The HTTP and WebSocket reverse proxy for /user/<name>/<session>/. Only the session's owner gets
+// through; the app's token is added upstream so the browser never holds it. Upstream sockets are
+// pooled (keep-alive), and every error path closes both sides so nothing leaks when apps die
+// (configurable-http-proxy issues 388, 434, 557).
+import http from 'node:http';
+import type net from 'node:net';
+import { ProxyServer } from 'http-proxy-3';
+import type { Logger } from 'pino';
+import { type ParsedUserPath, parseUserPath, type Route, type RouteTable } from './routes.ts';
+
+export interface ProxyUser {
+  id: number;
+  username: string;
+}
+
+export interface ProxyHooks {
+  /** The signed-in user of a request (cookie), or null. May answer synchronously from a cache. */
+  authenticate(req: http.IncomingMessage): ProxyUser | null | Promise<ProxyUser | null>;
+  /** Called when no route exists: render a "starting" or "ended" page. Returns false when the session is unknown. */
+  placeholder(sessionId: string, user: ProxyUser, req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean>;
+  /** Bridges a WebSocket to a raw (non-HTTP) upstream, e.g. VNC. */
+  bridge?(route: Route, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void;
+  onRequest?(): void;
+  onWsOpen?(): void;
+  onWsClose?(): void;
+}
+
+export interface ProxyOptions {
+  routes: RouteTable;
+  hooks: ProxyHooks;
+  log: Logger;
+  /** Honour X-Forwarded-* from the client (only behind a trusted reverse proxy). */
+  trustProxy: boolean;
+  /** Names of the gateway's own cookies: stripped before a request goes upstream. */
+  ownCookies: string[];
+}
+
+const HOP_BY_HOP_SENSITIVE = ['authorization', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'forwarded', 'x-real-ip'];
+
+export class GatewayProxy {
+  readonly agent: http.Agent;
+  private readonly proxy: ProxyServer;
+  openWebSockets = 0;
+
+  constructor(private readonly opts: ProxyOptions) {
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, timeout: 60_000, scheduling: 'lifo' });
+    this.proxy = new ProxyServer({ agent: this.agent, ws: true, xfwd: false, proxyTimeout: 0 });
+    this.proxy.on('error', (err, req, res) => this.onProxyError(err as Error, req, res));
+  }
+
+  private onProxyError(err: Error, req: http.IncomingMessage, res: http.ServerResponse | net.Socket): void {
+    this.opts.log.debug({ err: err.message, url: req.url }, 'upstream error');
+    if (res instanceof http.ServerResponse) {
+      if (!res.headersSent && !res.writableEnded) {
+        sendPage(res, 502, 'The app is not answering', 'The session\'s app did not answer. It may be restarting or may have stopped; reload in a moment.');
+      } else {
+        res.destroy();
+      }
+    } else {
+      res.destroy();
+    }
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  /** Handles a request under /user/; answers everything itself. */
+  web(req: http.IncomingMessage, res: http.ServerResponse): void {
+    this.opts.hooks.onRequest?.();
+    const parsed = parseUserPath(req.url ?? '');
+    if (!parsed) return notFound(res);
+    const auth = this.opts.hooks.authenticate(req);
+    if (auth instanceof Promise) {
+      auth.then(
+        (u) => this.webAuthed(parsed, u, req, res),
+        () => sendPage(res, 500, 'Error', 'Sign-in could not be checked.'),
+      );
+    } else {
+      this.webAuthed(parsed, auth, req, res);
+    }
+  }
+
+  private webAuthed(p: ParsedUserPath, user: ProxyUser | null, req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (!user) {
+      const wantsHtml = req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
+      if (wantsHtml) {
+        res.writeHead(302, { location: `/login?next=${encodeURIComponent(req.url ?? '/')}`, 'cache-control': 'no-store' });
+        res.end();
+      } else {
+        res.writeHead(401, { 'content-type': 'application/json' });
+        res.end('{"error":"sign in first"}');
+      }
+      return;
+    }
+    if (user.username !== p.username) return notFound(res);
+    const route = this.opts.routes.get(p.sessionId);
+    if (route && route.userId !== user.id) return notFound(res);
+    if (p.bare) {
+      res.writeHead(302, { location: `${req.url?.split('?')[0]}/${req.url?.includes('?') ? req.url.slice(req.url.indexOf('?')) : ''}` });
+      res.end();
+      return;
+    }
+    if (!route || route.transport !== 'http') {
+      this.opts.hooks.placeholder(p.sessionId, user, req, res).then(
+        (handled) => {
+          if (!handled) notFound(res);
+        },
+        () => sendPage(res, 500, 'Error', 'The session could not be looked up.'),
+      );
+      return;
+    }
+    this.prepareUpstream(req, route, p);
+    this.proxy.web(req, res, { target: targetOf(route) });
+  }
+
+  /** Handles an upgrade under /user/. */
+  upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const parsed = parseUserPath(req.url ?? '');
+    if (!parsed) return refuse(socket, 404);
+    if (!sameOrigin(req, this.opts.trustProxy)) return refuse(socket, 403);
+    const auth = this.opts.hooks.authenticate(req);
+    const go = (user: ProxyUser | null) => {
+      if (!user) return refuse(socket, 401);
+      if (user.username !== parsed.username) return refuse(socket, 404);
+      const route = this.opts.routes.get(parsed.sessionId);
+      if (!route || route.userId !== user.id) return refuse(socket, 404);
+      this.opts.hooks.onWsOpen?.();
+      this.openWebSockets++;
+      socket.once('close', () => {
+        this.openWebSockets--;
+        this.opts.hooks.onWsClose?.();
+      });
+      if (route.transport === 'rfb') {
+        if (!this.opts.hooks.bridge) return refuse(socket, 502);
+        this.opts.hooks.bridge(route, req, socket, head);
+        return;
+      }
+      this.prepareUpstream(req, route, parsed);
+      this.proxy.ws(req, socket, head, { target: targetOf(route) });
+    };
+    if (auth instanceof Promise) auth.then(go, () => refuse(socket, 500));
+    else go(auth);
+  }
+
+  private prepareUpstream(req: http.IncomingMessage, route: Route, p: ParsedUserPath): void {
+    const h = req.headers;
+    const remote = req.socket.remoteAddress ?? '';
+    const forwardedProto = this.opts.trustProxy ? firstValue(h['x-forwarded-proto']) : undefined;
+    const forwardedFor = this.opts.trustProxy ? firstValue(h['x-forwarded-for']) : undefined;
+    // Nothing the browser sends may pose as the gateway's own headers.
+    for (const name of HOP_BY_HOP_SENSITIVE) delete h[name];
+    if (h.cookie) {
+      const kept = h.cookie
+        .split(';')
+        .filter((c) => !this.opts.ownCookies.includes(c.trim().split('=')[0] ?? ''))
+        .join(';');
+      if (kept.trim()) h.cookie = kept;
+      else delete h.cookie;
+    }
+    h['x-forwarded-for'] = forwardedFor ? `${forwardedFor}, ${remote}` : remote;
+    h['x-forwarded-proto'] = forwardedProto ?? ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
+    if (h.host) h['x-forwarded-host'] = h.host;
+    for (const [k, v] of Object.entries(route.headers)) h[k.toLowerCase()] = v;
+    if (route.stripPrefix) req.url = p.rest;
+  }
+}
+
+function targetOf(route: Route) {
+  const t = route.target;
+  return t.socketPath ? { host: 'localhost', port: 0, socketPath: t.socketPath } : { host: t.host, port: t.port };
+}
+
+function firstValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Cross-site WebSocket hijacking guard: a browser always sends Origin on WebSocket handshakes. */
+function sameOrigin(req: http.IncomingMessage, trustProxy: boolean): boolean {
+  const origin = req.headers.origin;
+  if (!origin) return true; // not a browser (scripts, tests); the cookie is still required
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    return false;
+  }
+  const expected = (trustProxy ? firstValue(req.headers['x-forwarded-host']) : undefined) ?? req.headers.host;
+  return host === expected;
+}
+
+function refuse(socket: net.Socket, code: number): void {
+  if (socket.writable) {
+    socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  }
+  socket.destroy();
+}
+
+function notFound(res: http.ServerResponse): void {
+  sendPage(res, 404, 'Not found', 'There is no session of yours at this address.');
+}
+
+const esc = (s: string) =>
+  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/** A small self-contained page (no scripts) used for proxy-level answers. */
+export function sendPage(
+  res: http.ServerResponse,
+  status: number,
+  title: string,
+  message: string,
+  extra: { refreshSeconds?: number; bodyHtml?: string } = {},
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(title)} · Atrium</title>${
+    extra.refreshSeconds ? `<meta http-equiv="refresh" content="${extra.refreshSeconds}">` : ''
+  }<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="stylesheet" href="/static/page.css"></head><body><main class="page"><h1>${esc(title)}</h1><p>${esc(message)}</p>${extra.bodyHtml ?? ''}<p><a href="/">Back to Atrium</a></p></main></body></html>`;
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-security-policy': "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    'x-content-type-options': 'nosniff',
+  });
+  res.end(body);
+}
+
+export { esc as escapeHtml };

@@ -1,0 +1,176 @@
+// The one seam between the gateway and every way of running work (local processes, Slurm, ssh).
+// Modelled on Open OnDemand's job adapters: submit, info_all (here: poll), delete (cancel), cluster_info.
+
+/** The Unix identity a job runs as. The gateway never runs user work as root. */
+export interface UnixIdentity {
+  user: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+}
+
+/** What a backend needs to start one interactive session (the agent is the job's program). */
+export interface SessionSubmission {
+  sessionId: string;
+  /** Tag put on the scheduler's job (name/comment) so a timed-out submit can be found and adopted. */
+  tag: string;
+  identity: UnixIdentity;
+  cores: number;
+  memoryMb: number;
+  gpus: number;
+  minutes: number;
+  partition?: string;
+  account?: string;
+  reservation?: string;
+  /** argv of the agent, e.g. [node, /opt/atrium/agent.mjs]. */
+  agentArgv: string[];
+  /** Environment handed to the agent. Contains secrets: never put it on a command line. */
+  agentEnv: Record<string, string>;
+  /** Shell lines run before the agent starts (the environment's setup, e.g. `module load`). Admin-defined, never user input. */
+  setup?: string[];
+}
+
+export type JobState =
+  | 'pending'
+  | 'running'
+  | 'completing'
+  | 'completed'
+  | 'failed'
+  | 'cancelled'
+  | 'timeout'
+  | 'node_fail'
+  | 'out_of_memory'
+  | 'preempted'
+  | 'suspended'
+  | 'unknown';
+
+export const FINISHED_JOB_STATES: ReadonlySet<JobState> = new Set([
+  'completed',
+  'failed',
+  'cancelled',
+  'timeout',
+  'node_fail',
+  'out_of_memory',
+  'preempted',
+]);
+
+/** One job as seen by one poll of the scheduler. Times are epoch seconds. */
+export interface JobInfo {
+  jobId: string;
+  name: string;
+  user: string;
+  state: JobState;
+  /** Scheduler's own state word, e.g. PENDING, RUNNING. */
+  rawState: string;
+  /** Pending reason ("Resources", "Priority", ...); undefined when none. */
+  reason?: string;
+  partition?: string;
+  account?: string;
+  reservation?: string;
+  /** Tag set at submit (comment); used to match sessions to jobs. */
+  comment?: string;
+  nodes?: string;
+  /** Address of the first node (NodeAddr), when running. */
+  nodeAddress?: string;
+  cpus?: number;
+  memoryMb?: number;
+  gpus?: number;
+  submitTime?: number;
+  startTime?: number;
+  endTime?: number;
+  /** Minutes; undefined when unlimited. */
+  timeLimitMinutes?: number;
+  exitCode?: number;
+  workDir?: string;
+  stdoutPath?: string;
+  stderrPath?: string;
+  priority?: number;
+}
+
+/** One node of the cluster as seen by one poll. Memory in MB. */
+export interface NodeInfo {
+  name: string;
+  address: string;
+  state: string;
+  partitions: string[];
+  cpus: number;
+  allocCpus: number;
+  memoryMb: number;
+  allocMemoryMb: number;
+  gpus: number;
+  allocGpus: number;
+  /** GPU type when the node declares one, e.g. "a100". */
+  gpuType?: string;
+}
+
+export interface PartitionInfo {
+  name: string;
+  isDefault: boolean;
+  nodes: string[];
+  maxTimeMinutes?: number;
+  state: string;
+  /** e.g. "FORCE:5" */
+  overSubscribe?: string;
+}
+
+export interface ReservationInfo {
+  name: string;
+  users: string[];
+  accounts: string[];
+  nodes: string[];
+  startTime?: number;
+  endTime?: number;
+  state: string;
+}
+
+/** Everything one poll learns. `ok: false` means the scheduler could not be reached: callers must not
+ * conclude that any job ended (batchspawner issues 171, 174). */
+export interface PollSnapshot {
+  ok: boolean;
+  error?: string;
+  at: number;
+  jobs: JobInfo[];
+  nodes: NodeInfo[];
+  /** How many scheduler commands (or API calls) this poll made. */
+  calls: number;
+}
+
+export interface SubmitResult {
+  jobId: string;
+  /** true when the job was found by its tag after a failed or timed-out submit. */
+  adopted?: boolean;
+}
+
+export class SchedulerError extends Error {
+  constructor(
+    message: string,
+    /** The form field the error is about, when it is about one. */
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'SchedulerError';
+  }
+}
+
+/** Static facts about a cluster that change rarely (cached by callers). */
+export interface ClusterInfo {
+  name: string;
+  partitions: PartitionInfo[];
+  reservations: ReservationInfo[];
+  /** Accounts per user where accounting runs; undefined when the cluster has no accounting. */
+  accountsByUser?: Record<string, string[]>;
+  hasAccounting: boolean;
+}
+
+export interface SchedulerAdapter {
+  readonly kind: 'local' | 'slurm' | 'ssh';
+  readonly cluster: string;
+  submitSession(sub: SessionSubmission): Promise<SubmitResult>;
+  /** Cancel as the job's owner. */
+  cancel(identity: UnixIdentity, jobId: string): Promise<void>;
+  /** One look at every job and node: one scheduler call serves every user and session. */
+  poll(): Promise<PollSnapshot>;
+  clusterInfo(): Promise<ClusterInfo>;
+  close?(): Promise<void>;
+}

@@ -1,0 +1,38 @@
+import type { Logger } from 'pino';
+import type { PasswordProvider } from '../auth/providers.ts';
+import type { RateLimiter } from '../auth/rate-limit.ts';
+import type { WebSessionStore } from '../auth/web-sessions.ts';
+import type { LoadedConfig } from '../config/load.ts';
+import type { AuditLog } from '../db/audit.ts';
+import type { Db } from '../db/index.ts';
+import type { GatewayProxy } from '../proxy/proxy.ts';
+import type { RouteTable } from '../proxy/routes.ts';
+import type { Cluster } from '../sessions/clusters.ts';
+import type { SessionService } from '../sessions/service.ts';
+import type { EventBus } from './events.ts';
+import type { Metrics } from './metrics.ts';
+
+/** Everything a route module may use; built once by the gateway at start. */
+export interface AppContext {
+  cfg: LoadedConfig;
+  db: Db;
+  log: Logger;
+  bus: EventBus;
+  routes: RouteTable;
+  proxy: GatewayProxy;
+  clusters: Map<string, Cluster>;
+  sessions: SessionService;
+  webSessions: WebSessionStore;
+  audit: AuditLog;
+  metrics: Metrics;
+  loginLimiter: RateLimiter;
+  /** Tried in order on password sign-in (local accounts, LDAP). */
+  passwordProviders: PasswordProvider[];
+  /** The gateway's public base URL (no trailing slash). */
+  publicUrl: () => string;
+  secureCookies: boolean;
+  /** Extra services registered by feature modules (jobs, notifications, ...), by name. */
+  services: Map<string, unknown>;
+}
+
+export const SESSION_COOKIE = 'atrium_session';

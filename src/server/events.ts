@@ -1,0 +1,40 @@
+// In-process publish/subscribe for live pages (server-sent events). Every event names its audience:
+// one user, admins, or everyone signed in; a subscriber only ever receives what is addressed to it.
+export type Audience = { userId: number } | { admins: true } | { all: true };
+
+export interface LiveEvent {
+  /** e.g. 'session', 'job', 'notification', 'resources', 'announcement' */
+  type: string;
+  data: unknown;
+}
+
+export interface Subscriber {
+  userId: number;
+  isAdmin: boolean;
+  send(ev: LiveEvent): void;
+}
+
+export class EventBus {
+  private readonly subs = new Set<Subscriber>();
+
+  subscribe(s: Subscriber): () => void {
+    this.subs.add(s);
+    return () => this.subs.delete(s);
+  }
+
+  publish(to: Audience, ev: LiveEvent): void {
+    for (const s of this.subs) {
+      if ('all' in to || ('admins' in to && s.isAdmin) || ('userId' in to && s.userId === to.userId)) {
+        try {
+          s.send(ev);
+        } catch {
+          // A broken stream is removed by its own close handler.
+        }
+      }
+    }
+  }
+
+  get size(): number {
+    return this.subs.size;
+  }
+}

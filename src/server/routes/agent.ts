@@ -1,0 +1,61 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AgentRefused } from '../../sessions/service.ts';
+import { clientIp } from '../auth.ts';
+import type { AppContext } from '../context.ts';
+
+function bearer(req: FastifyRequest): string {
+  const h = req.headers.authorization ?? '';
+  return h.startsWith('Bearer ') ? h.slice(7).trim() : '';
+}
+
+/**
+ * Callbacks from agents inside sessions. Each is bound to one session by a secret: the one-time
+ * secret for "ready", then a heartbeat token. The body is read field by field; nothing else is taken.
+ */
+export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void {
+  const bodyLimit = 4096;
+
+  app.post('/api/agent/ready', { bodyLimit }, async (req, reply) => {
+    const b = (req.body ?? {}) as Record<string, unknown>;
+    try {
+      const heartbeatToken = await ctx.sessions.agentReady(
+        String(b.sessionId ?? ''),
+        bearer(req),
+        {
+          host: typeof b.host === 'string' ? b.host : '',
+          port: typeof b.port === 'number' ? b.port : -1,
+          socket: typeof b.socket === 'string' ? b.socket : undefined,
+        },
+        clientIp(req),
+      );
+      return { heartbeatToken, heartbeatSeconds: ctx.cfg.sessions.heartbeatSeconds };
+    } catch (e) {
+      if (e instanceof AgentRefused) {
+        ctx.log.warn({ session: String(b.sessionId ?? '').slice(0, 40), ip: clientIp(req), why: e.message }, 'agent callback refused');
+        return reply.code(e.status).send({ error: 'refused' });
+      }
+      throw e;
+    }
+  });
+
+  app.post('/api/agent/heartbeat', { bodyLimit }, async (req, reply) => {
+    const b = (req.body ?? {}) as Record<string, unknown>;
+    const r = await ctx.sessions.agentHeartbeat(String(b.sessionId ?? ''), bearer(req));
+    if (r === 'ok') return { ok: true };
+    if (r === 'gone') return reply.code(410).send({ error: 'session over' });
+    ctx.log.warn({ session: String(b.sessionId ?? '').slice(0, 40), ip: clientIp(req) }, 'heartbeat refused');
+    return reply.code(403).send({ error: 'refused' });
+  });
+
+  app.post('/api/agent/exit', { bodyLimit }, async (req, reply) => {
+    const b = (req.body ?? {}) as Record<string, unknown>;
+    const ok = await ctx.sessions.agentExit(String(b.sessionId ?? ''), bearer(req), typeof b.code === 'number' ? b.code : null);
+    return ok ? { ok: true } : reply.code(403).send({ error: 'refused' });
+  });
+
+  app.post('/api/agent/failed', { bodyLimit }, async (req, reply) => {
+    const b = (req.body ?? {}) as Record<string, unknown>;
+    const ok = await ctx.sessions.agentFailed(String(b.sessionId ?? ''), bearer(req), String(b.reason ?? 'the app failed to start'));
+    return ok ? { ok: true } : reply.code(403).send({ error: 'refused' });
+  });
+}

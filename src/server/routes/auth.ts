@@ -1,0 +1,133 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { decideAccess } from '../../auth/access.ts';
+import { findUserByName, type User, toUser, updateUser, upsertExternalUser } from '../../db/users.ts';
+import { clientIp, requireUser } from '../auth.ts';
+import { type AppContext, SESSION_COOKIE } from '../context.ts';
+
+export function setSessionCookie(reply: FastifyReply, ctx: AppContext, token: string): void {
+  const maxAge = Math.round(ctx.cfg.auth.sessionHours * 3600);
+  const parts = [`${SESSION_COOKIE}=${token}`, 'Path=/', 'HttpOnly', 'SameSite=Lax', `Max-Age=${maxAge}`];
+  if (ctx.secureCookies) parts.push('Secure');
+  reply.header('set-cookie', parts.join('; '));
+}
+
+export function clearSessionCookie(reply: FastifyReply, ctx: AppContext): void {
+  const parts = [`${SESSION_COOKIE}=`, 'Path=/', 'HttpOnly', 'SameSite=Lax', 'Max-Age=0'];
+  if (ctx.secureCookies) parts.push('Secure');
+  reply.header('set-cookie', parts.join('; '));
+}
+
+/** Ends any current browser session and starts a new one (a fresh token: no session fixation). */
+export async function signIn(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  ctx: AppContext,
+  user: User,
+  data: Record<string, unknown> = {},
+): Promise<{ csrfToken: string }> {
+  if (req.webSession) await ctx.webSessions.destroy(req.webSession.id);
+  const { token, session } = await ctx.webSessions.create(user.id, data);
+  await updateUser(ctx.db, user.id, { lastLoginAt: Date.now() });
+  setSessionCookie(reply, ctx, token);
+  return { csrfToken: session.csrfToken };
+}
+
+export function meView(user: User) {
+  return {
+    id: user.id,
+    username: user.username,
+    unixUser: user.unixUser,
+    displayName: user.displayName,
+    isAdmin: user.isAdmin,
+    groups: user.groups,
+    source: user.source,
+  };
+}
+
+export function registerAuthRoutes(app: FastifyInstance, ctx: AppContext): void {
+  app.get('/api/auth/methods', async () => ({
+    local: ctx.passwordProviders.length > 0,
+    passwordLabel: ctx.cfg.auth.ldap?.label ?? 'Sign in',
+    oidc: ctx.cfg.auth.oidc ? { label: ctx.cfg.auth.oidc.label, url: '/api/auth/oidc/start' } : null,
+  }));
+
+  app.post('/api/login', async (req, reply) => {
+    const body = (req.body ?? {}) as { username?: unknown; password?: unknown };
+    const ip = clientIp(req);
+    const username = typeof body.username === 'string' ? body.username.trim() : '';
+    const password = typeof body.password === 'string' ? body.password : '';
+    if (req.headers.origin) {
+      try {
+        if (new URL(req.headers.origin).host !== req.headers.host && new URL(req.headers.origin).host !== new URL(ctx.publicUrl()).host) {
+          return reply.code(403).send({ error: 'cross-origin sign-in refused' });
+        }
+      } catch {
+        return reply.code(403).send({ error: 'cross-origin sign-in refused' });
+      }
+    }
+    if (!username || !password || username.length > 100 || password.length > 1000) {
+      return reply.code(400).send({ error: 'enter a user name and a password', field: username ? 'password' : 'username' });
+    }
+    const waitIp = ctx.loginLimiter.hit(`ip:${ip}`);
+    const waitUser = ctx.loginLimiter.hit(`user:${username.toLowerCase()}`);
+    const wait = Math.max(waitIp, waitUser);
+    if (wait > 0) {
+      ctx.metrics.signIns.inc({ method: 'password', result: 'rate_limited' });
+      await ctx.audit.record({ actor: username, action: 'signin', ip, ok: false, details: { why: 'rate limited' } });
+      reply.header('retry-after', String(wait));
+      return reply.code(429).send({ error: `too many sign-in attempts; try again in ${wait} s` });
+    }
+    for (const provider of ctx.passwordProviders) {
+      const id = await provider.verify(username, password);
+      if (!id) continue;
+      let row = await findUserByName(ctx.db, id.username);
+      const decision = decideAccess(id.username, id.groups, ctx.cfg.auth, row?.is_admin === 1);
+      if (!decision.allowed) {
+        ctx.metrics.signIns.inc({ method: provider.name, result: 'refused' });
+        await ctx.audit.record({ actor: id.username, action: 'signin', ip, ok: false, details: { why: decision.reason } });
+        return reply.code(403).send({ error: `Sign-in refused: ${decision.reason}` });
+      }
+      if (id.source !== 'local' || !row) {
+        row = await upsertExternalUser(ctx.db, {
+          username: id.username,
+          unixUser: id.unixUser,
+          source: id.source,
+          groups: id.groups,
+          isAdmin: decision.isAdmin,
+          displayName: id.displayName,
+          email: id.email,
+        });
+      } else if (decision.isAdmin !== (row.is_admin === 1)) {
+        await updateUser(ctx.db, row.id, { isAdmin: decision.isAdmin });
+        row = (await findUserByName(ctx.db, id.username))!;
+      }
+      const user = { ...toUser(row), groups: id.groups };
+      const { csrfToken } = await signIn(req, reply, ctx, user);
+      ctx.loginLimiter.reset(`user:${username.toLowerCase()}`);
+      ctx.metrics.signIns.inc({ method: provider.name, result: 'ok' });
+      await ctx.audit.record({ actorUserId: user.id, actor: user.username, action: 'signin', ip, ok: true, details: { method: provider.name } });
+      return { user: meView(user), csrfToken };
+    }
+    ctx.metrics.signIns.inc({ method: 'password', result: 'failed' });
+    await ctx.audit.record({ actor: username, action: 'signin', ip, ok: false, details: { why: 'wrong user name or password' } });
+    return reply.code(401).send({ error: 'wrong user name or password' });
+  });
+
+  app.post('/api/logout', async (req, reply) => {
+    const everywhere = ((req.body ?? {}) as { everywhere?: boolean }).everywhere === true;
+    if (req.webSession) {
+      if (everywhere) await ctx.webSessions.destroyAllFor(req.webSession.user.id);
+      else await ctx.webSessions.destroy(req.webSession.id);
+      await ctx.audit.record({ actorUserId: req.webSession.user.id, actor: req.webSession.user.username, action: 'signout', ip: clientIp(req), ok: true, details: { everywhere } });
+    }
+    clearSessionCookie(reply, ctx);
+    const logoutUrl = (ctx.services.get('oidc.logoutUrl') as ((req: FastifyRequest) => string | null) | undefined)?.(req) ?? null;
+    return { ok: true, logoutUrl };
+  });
+
+  app.get('/api/me', async (req, reply) => {
+    const user = requireUser(req);
+    reply.header('cache-control', 'no-store');
+    return { user: meView(user), csrfToken: req.webSession?.csrfToken ?? null };
+  });
+}

@@ -1,0 +1,36 @@
+import type { FastifyInstance } from 'fastify';
+import { requireUser } from '../auth.ts';
+import type { AppContext } from '../context.ts';
+
+/** What the new-session form offers this user, per cluster, with the live free-resources table. */
+export function registerClusterRoutes(app: FastifyInstance, ctx: AppContext): void {
+  app.get('/api/clusters', async (req) => {
+    const user = requireUser(req, 'read');
+    const out = [];
+    for (const c of ctx.clusters.values()) {
+      if (!c.userMayUse(user)) continue;
+      const limits = await c.limitsFor(user, ctx.cfg.appCatalogue, ctx.cfg.environments);
+      out.push({
+        name: c.name,
+        title: c.title,
+        backend: c.cfg.backend,
+        drained: c.cfg.drained,
+        reachable: c.poller.reachable,
+        defaultHours: Math.min(c.cfg.defaultHours, c.cfg.maxHours),
+        limits,
+        defaultPartition: c.cfg.slurm?.partition ?? null,
+        apps: c.appsFor(ctx.cfg.appCatalogue).map((a) => ({ id: a.id, name: a.name, description: a.description, icon: a.icon ?? null })),
+        environments: c.environmentsFor(ctx.cfg.environments).map((e) => ({ id: e.id, name: e.name, description: e.description })),
+        free: c.freeTable(),
+      });
+    }
+    return { clusters: out };
+  });
+
+  app.get('/api/clusters/:name/free', async (req, reply) => {
+    requireUser(req, 'read');
+    const c = ctx.clusters.get((req.params as { name: string }).name);
+    if (!c || !c.userMayUse(req.user!)) return reply.code(404).send({ error: 'no such cluster' });
+    return c.freeTable();
+  });
+}

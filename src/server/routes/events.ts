@@ -1,0 +1,30 @@
+import type { FastifyInstance } from 'fastify';
+import { requireUser } from '../auth.ts';
+import type { AppContext } from '../context.ts';
+
+/** Server-sent events: session and job changes, notifications, the free-resources table. */
+export function registerEventRoutes(app: FastifyInstance, ctx: AppContext): void {
+  app.get('/api/events', (req, reply) => {
+    const user = requireUser(req, 'read');
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.write('retry: 2000\n\n');
+    const send = (ev: { type: string; data: unknown }) => {
+      res.write(`event: ${ev.type}\ndata: ${JSON.stringify(ev.data)}\n\n`);
+    };
+    const unsubscribe = ctx.bus.subscribe({ userId: user.id, isAdmin: user.isAdmin, send });
+    const ping = setInterval(() => res.write(': ping\n\n'), 25_000);
+    const close = () => {
+      clearInterval(ping);
+      unsubscribe();
+    };
+    res.on('close', close);
+    res.on('error', close);
+  });
+}

@@ -1,0 +1,165 @@
+// One Cluster per configured cluster: its adapter, its single poller, cached static facts, and what
+// the form may offer a given user there.
+import os from 'node:os';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { AppDefinition } from '../apps/types.ts';
+import type { ClusterConfig, EnvironmentConfig } from '../config/schema.ts';
+import type { RequestLimits } from '../core/request.ts';
+import { type FreeTable, freeResources } from '../core/resources.ts';
+import type { User } from '../db/users.ts';
+import { LocalAdapter } from '../scheduler/local.ts';
+import { ClusterPoller } from '../scheduler/poller.ts';
+import type { ClusterInfo, SchedulerAdapter } from '../scheduler/types.ts';
+
+export type AdapterFactory = (cfg: ClusterConfig, dataDir: string, log: Logger) => SchedulerAdapter;
+
+const extraFactories = new Map<string, AdapterFactory>();
+
+/** Backends other than `local` register here (keeps this module free of their dependencies). */
+export function registerBackend(kind: string, f: AdapterFactory): void {
+  extraFactories.set(kind, f);
+}
+
+function createAdapter(cfg: ClusterConfig, dataDir: string, log: Logger): SchedulerAdapter {
+  if (cfg.backend === 'local') {
+    return new LocalAdapter({ cluster: cfg.name, stateDir: path.join(dataDir, 'local-jobs', cfg.name) });
+  }
+  const f = extraFactories.get(cfg.backend);
+  if (!f) throw new Error(`clusters: backend "${cfg.backend}" is not available in this build`);
+  return f(cfg, dataDir, log);
+}
+
+const INFO_TTL_MS = 60_000;
+
+export class Cluster {
+  readonly adapter: SchedulerAdapter;
+  readonly poller: ClusterPoller;
+  private info: ClusterInfo | null = null;
+  private infoAt = 0;
+  private infoPending: Promise<ClusterInfo> | null = null;
+
+  constructor(
+    readonly cfg: ClusterConfig,
+    dataDir: string,
+    private readonly log: Logger,
+    adapter?: SchedulerAdapter,
+  ) {
+    this.adapter = adapter ?? createAdapter(cfg, dataDir, log);
+    const seconds = cfg.backend === 'local' ? 2 : (cfg.slurm?.pollSeconds ?? 10);
+    this.poller = new ClusterPoller(this.adapter, seconds * 1000, log);
+  }
+
+  get name(): string {
+    return this.cfg.name;
+  }
+
+  get title(): string {
+    return this.cfg.title ?? this.cfg.name;
+  }
+
+  /** Partitions, reservations, accounts: cached, refreshed at most once a minute. */
+  async clusterInfo(force = false): Promise<ClusterInfo> {
+    if (!force && this.info && Date.now() - this.infoAt < INFO_TTL_MS) return this.info;
+    if (this.infoPending) return this.infoPending;
+    this.infoPending = this.adapter
+      .clusterInfo()
+      .then((i) => {
+        this.info = i;
+        this.infoAt = Date.now();
+        return i;
+      })
+      .catch((e: Error) => {
+        this.log.warn({ cluster: this.name, err: e.message }, 'cluster info unavailable');
+        if (this.info) return this.info;
+        throw e;
+      })
+      .finally(() => {
+        this.infoPending = null;
+      });
+    return this.infoPending;
+  }
+
+  userMayUse(user: User): boolean {
+    return this.cfg.allowGroups.length === 0 || this.cfg.allowGroups.some((g) => user.groups.includes(g));
+  }
+
+  freeTable(partition?: string): FreeTable {
+    const snap = this.poller.latestGood;
+    const fresh = this.poller.latest?.ok ?? false;
+    if (!snap) return { cluster: this.name, at: 0, rows: [], fresh: false };
+    const part = partition ?? this.cfg.slurm?.partition;
+    return { cluster: this.name, at: snap.at, rows: freeResources(snap.nodes, part), fresh };
+  }
+
+  appsFor(catalogue: AppDefinition[]): AppDefinition[] {
+    return catalogue.filter((a) => !a.clusters || a.clusters.includes(this.name));
+  }
+
+  environmentsFor(envs: EnvironmentConfig[]): EnvironmentConfig[] {
+    return envs.filter((e) => !e.clusters || e.clusters.includes(this.name));
+  }
+
+  /** What this user may ask for here; for Slurm from the live nodes, for `local` from config and the machine. */
+  async limitsFor(user: User, catalogue: AppDefinition[], envs: EnvironmentConfig[]): Promise<RequestLimits> {
+    const apps = this.appsFor(catalogue).map((a) => a.id);
+    const environments = this.environmentsFor(envs).map((e) => e.id);
+    const maxHours = this.cfg.maxHours;
+    const l = this.cfg.limits ?? {};
+    if (this.cfg.backend === 'local') {
+      return {
+        maxCores: l.maxCores ?? os.cpus().length,
+        maxMemoryGb: l.maxMemoryGb ?? Math.max(1, Math.floor(os.totalmem() / 1024 ** 3)),
+        maxGpus: l.maxGpus ?? 0,
+        maxHours,
+        apps,
+        environments,
+      };
+    }
+    const nodes = this.poller.latestGood?.nodes ?? [];
+    const info = await this.clusterInfo().catch(() => null);
+    const offered = this.cfg.slurm?.partitions;
+    const partitions = (info?.partitions ?? []).map((p) => p.name).filter((p) => !offered || offered.includes(p));
+    const perPartition: RequestLimits['perPartition'] = {};
+    for (const p of partitions) {
+      const pn = nodes.filter((n) => n.partitions.includes(p));
+      if (pn.length === 0) continue;
+      const pinfo = info?.partitions.find((x) => x.name === p);
+      perPartition[p] = {
+        maxCores: Math.min(l.maxCores ?? Number.POSITIVE_INFINITY, Math.max(...pn.map((n) => n.cpus))),
+        maxMemoryGb: Math.min(l.maxMemoryGb ?? Number.POSITIVE_INFINITY, Math.floor(Math.max(...pn.map((n) => n.memoryMb)) / 1024)),
+        maxGpus: Math.min(l.maxGpus ?? Number.POSITIVE_INFINITY, Math.max(...pn.map((n) => n.gpus))),
+        maxHours: pinfo?.maxTimeMinutes ? pinfo.maxTimeMinutes / 60 : undefined,
+      };
+    }
+    const all = nodes.length > 0 ? nodes : [];
+    const accounts = info?.hasAccounting ? (info.accountsByUser?.[user.unixUser] ?? []) : this.cfg.slurm?.accounts;
+    const reservations = (info?.reservations ?? [])
+      .filter((r) => r.users.includes(user.unixUser) || (accounts ?? []).some((a) => r.accounts.includes(a)))
+      .map((r) => r.name);
+    return {
+      maxCores: Math.min(l.maxCores ?? Number.POSITIVE_INFINITY, Math.max(1, ...all.map((n) => n.cpus))),
+      maxMemoryGb: Math.min(l.maxMemoryGb ?? Number.POSITIVE_INFINITY, Math.max(1, Math.floor(Math.max(0, ...all.map((n) => n.memoryMb)) / 1024))),
+      maxGpus: Math.min(l.maxGpus ?? Number.POSITIVE_INFINITY, Math.max(0, ...all.map((n) => n.gpus))),
+      maxHours,
+      apps,
+      environments,
+      partitions,
+      perPartition,
+      accounts,
+      reservations,
+    };
+  }
+
+  /** The partition for a request: the user's choice, else the first matching rule, else the default. */
+  choosePartition(req: { partition?: string; gpus: number; cores: number; hours: number }): string | undefined {
+    if (req.partition) return req.partition;
+    for (const r of this.cfg.slurm?.partitionRules ?? []) {
+      if (r.minGpus !== undefined && req.gpus < r.minGpus) continue;
+      if (r.maxCores !== undefined && req.cores > r.maxCores) continue;
+      if (r.maxHours !== undefined && req.hours > r.maxHours) continue;
+      return r.partition;
+    }
+    return this.cfg.slurm?.partition;
+  }
+}

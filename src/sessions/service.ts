@@ -1,0 +1,613 @@
+// Sessions end to end: create (validate, record, submit), follow (one shared poll per cluster), route
+// (agent callback), stop, and re-attach after a gateway restart. State lives in the database; this
+// class keeps only the route table and caches.
+import type { Logger } from 'pino';
+import { type AppDefinition, agentSpecOf } from '../apps/types.ts';
+import type { LoadedConfig } from '../config/load.ts';
+import { type FieldError, minutesOf, type SessionRequest, validateRequest } from '../core/request.ts';
+import { queuePosition } from '../core/resources.ts';
+import {
+  isActive,
+  isTerminal,
+  next,
+  REASONS,
+  type SessionEvent,
+  type SessionState,
+} from '../core/session-machine.ts';
+import type { AuditLog } from '../db/audit.ts';
+import type { Db } from '../db/index.ts';
+import {
+  addSessionEvent,
+  casState,
+  getSession,
+  insertSession,
+  listActiveSessions,
+  listSessionsOfUser,
+  type QueueInfo,
+  type SessionRow,
+  updateSession,
+} from '../db/sessions.ts';
+import { findUserById, type User, toUser } from '../db/users.ts';
+import { hashToken, newShortId, newToken, safeEqual } from '../auth/secrets.ts';
+import type { RouteTable } from '../proxy/routes.ts';
+import { sessionPrefix } from '../proxy/routes.ts';
+import { FINISHED_JOB_STATES, type JobInfo, type PollSnapshot, SchedulerError } from '../scheduler/types.ts';
+import type { EventBus } from '../server/events.ts';
+import { lookupUnixUser } from '../system/users.ts';
+import type { Cluster } from './clusters.ts';
+
+export class RequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly errors: FieldError[],
+  ) {
+    super(errors.map((e) => e.message).join('; '));
+    this.name = 'RequestError';
+  }
+}
+
+export class AgentRefused extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AgentRefused';
+  }
+}
+
+/** A session as shown to its owner: no secrets, no tokens. */
+export interface SessionView {
+  id: string;
+  cluster: string;
+  app: string;
+  appName: string;
+  environment: string | null;
+  label: string | null;
+  state: SessionState;
+  /** 'unknown' while the scheduler cannot be reached, else the state. */
+  displayState: SessionState | 'unknown';
+  reason: string | null;
+  request: SessionRequest;
+  jobId: string | null;
+  url: string;
+  openUrl: string;
+  createdAt: number;
+  startedAt: number | null;
+  readyAt: number | null;
+  endedAt: number | null;
+  expiresAt: number | null;
+  timeLimitMinutes: number;
+  queue: QueueInfo | null;
+  lastHeartbeatAt: number | null;
+}
+
+export interface SessionServiceDeps {
+  db: Db;
+  cfg: LoadedConfig;
+  clusters: Map<string, Cluster>;
+  routes: RouteTable;
+  bus: EventBus;
+  log: Logger;
+  audit: AuditLog;
+  /** Base URL agents call back on. */
+  hubUrl: () => string;
+  agentArgv: string[];
+  /** Hooks for other modules (notifications, metrics). */
+  onTransition?: (s: SessionRow, from: SessionState, to: SessionState) => void;
+  onWarning?: (s: SessionRow, minutesLeft: number) => void;
+}
+
+const UNKNOWN_GRACE_MS = 5_000;
+
+export class SessionService {
+  private readonly usernames = new Map<number, string>();
+
+  constructor(private readonly d: SessionServiceDeps) {
+    for (const c of d.clusters.values()) c.poller.onSnapshot((name, snap) => this.reconcile(name, snap));
+  }
+
+  private app(id: string): AppDefinition | undefined {
+    return this.d.cfg.appCatalogue.find((a) => a.id === id);
+  }
+
+  private async usernameOf(userId: number): Promise<string> {
+    let n = this.usernames.get(userId);
+    if (!n) {
+      n = (await findUserById(this.d.db, userId))?.username ?? '?';
+      this.usernames.set(userId, n);
+    }
+    return n;
+  }
+
+  async view(row: SessionRow): Promise<SessionView> {
+    const username = await this.usernameOf(row.user_id);
+    const cluster = this.d.clusters.get(row.cluster);
+    const state = row.state as SessionState;
+    const unknown = isActive(state) && state !== 'requested' && cluster !== undefined && !cluster.poller.reachable;
+    const prefix = sessionPrefix(username, row.id);
+    const app = this.app(row.app);
+    return {
+      id: row.id,
+      cluster: row.cluster,
+      app: row.app,
+      appName: app?.name ?? row.app,
+      environment: row.environment,
+      label: row.label,
+      state,
+      displayState: unknown ? 'unknown' : state,
+      reason: row.reason,
+      request: JSON.parse(row.request) as SessionRequest,
+      jobId: row.job_id,
+      url: prefix,
+      openUrl: prefix + (app?.openPath ?? ''),
+      createdAt: row.created_at,
+      startedAt: row.started_at,
+      readyAt: row.ready_at,
+      endedAt: row.ended_at,
+      expiresAt: row.expires_at,
+      timeLimitMinutes: row.time_limit_min,
+      queue: row.queue_info ? (JSON.parse(row.queue_info) as QueueInfo) : null,
+      lastHeartbeatAt: row.last_heartbeat_at,
+    };
+  }
+
+  async listFor(user: User): Promise<SessionView[]> {
+    const rows = await listSessionsOfUser(this.d.db, user.id);
+    return Promise.all(rows.map((r) => this.view(r)));
+  }
+
+  /** The session if it is this user's; undefined otherwise (callers answer 404 either way). */
+  async getOwned(user: User, id: string): Promise<SessionRow | undefined> {
+    const row = await getSession(this.d.db, id);
+    return row && row.user_id === user.id ? row : undefined;
+  }
+
+  private async publish(row: SessionRow): Promise<void> {
+    this.d.bus.publish({ userId: row.user_id }, { type: 'session', data: await this.view(row) });
+    this.d.bus.publish({ admins: true }, { type: 'admin.session', data: { id: row.id, state: row.state } });
+  }
+
+  /** Applies a state-machine event; persists with a compare-and-set so concurrent writers cannot clash. */
+  private async apply(row: SessionRow, event: SessionEvent, patch: Partial<SessionRow> = {}): Promise<SessionRow> {
+    const from = row.state as SessionState;
+    const t = next(from, event);
+    if (!t) {
+      if (Object.keys(patch).length > 0) {
+        await updateSession(this.d.db, row.id, patch);
+        const updated = { ...row, ...patch };
+        await this.publish(updated);
+        return updated;
+      }
+      return row;
+    }
+    const now = Date.now();
+    const full: Partial<SessionRow> & { state: SessionState } = { ...patch, state: t.state };
+    if (t.reason !== undefined) full.reason = t.reason;
+    if (isTerminal(t.state)) {
+      full.ended_at = now;
+      full.agent_secret_hash = null;
+      full.heartbeat_token_hash = null;
+      this.d.routes.delete(row.id);
+    }
+    if (t.state === 'ending') this.d.routes.delete(row.id);
+    const ok = await casState(this.d.db, row.id, from, full);
+    if (!ok) {
+      // Someone else moved it first; re-read and let the caller's next look decide.
+      return (await getSession(this.d.db, row.id)) ?? row;
+    }
+    const updated = { ...row, ...full } as SessionRow;
+    await addSessionEvent(this.d.db, row.id, t.state, t.reason ?? describeEvent(event));
+    this.d.log.info({ session: row.id, from, to: t.state, reason: t.reason }, 'session state');
+    this.d.onTransition?.(updated, from, t.state);
+    await this.publish(updated);
+    return updated;
+  }
+
+  async create(user: User, req: SessionRequest, ip?: string): Promise<SessionView> {
+    const cluster = this.d.clusters.get(req.cluster);
+    if (!cluster || !cluster.userMayUse(user)) {
+      throw new RequestError(400, [{ field: 'cluster', message: `Cluster: "${String(req.cluster).slice(0, 40)}" is not available to you` }]);
+    }
+    if (cluster.cfg.drained) {
+      throw new RequestError(409, [{ field: 'cluster', message: `Cluster: ${cluster.title} is closed for new sessions at the moment` }]);
+    }
+    const limits = await cluster.limitsFor(user, this.d.cfg.appCatalogue, this.d.cfg.environments);
+    const errors = validateRequest(req, limits);
+    if (errors.length > 0) throw new RequestError(400, errors);
+    const app = this.app(req.app)!;
+    const missing = await missingExecutables(app, cluster);
+    if (missing.length > 0) {
+      throw new RequestError(400, [
+        { field: 'app', message: `User interface: ${app.name} is not installed on ${cluster.title} (missing ${missing.join(', ')})` },
+      ]);
+    }
+    const active = (await listSessionsOfUser(this.d.db, user.id, false)).length;
+    if (active >= this.d.cfg.sessions.maxPerUser) {
+      throw new RequestError(409, [
+        { field: 'cluster', message: `Cluster: you already have ${active} sessions; stop one first (at most ${this.d.cfg.sessions.maxPerUser})` },
+      ]);
+    }
+    const identity = await lookupUnixUser(user.unixUser);
+    if (!identity) {
+      throw new RequestError(400, [{ field: 'cluster', message: `Cluster: your account has no Unix user "${user.unixUser}" here; ask an administrator` }]);
+    }
+    const env = req.environment
+      ? this.d.cfg.environments.find((e) => e.id === req.environment)
+      : cluster.environmentsFor(this.d.cfg.environments)[0];
+    const partition = cluster.choosePartition(req);
+    const request: SessionRequest = { ...req, environment: env?.id, partition };
+
+    const id = newShortId(10);
+    const secret = newToken();
+    const appToken = newToken(24);
+    const minutes = minutesOf(req);
+    let row = await insertSession(this.d.db, {
+      id,
+      userId: user.id,
+      request,
+      appToken,
+      agentSecretHash: hashToken(secret),
+      timeLimitMin: minutes,
+    });
+    this.usernames.set(user.id, user.username);
+    await addSessionEvent(this.d.db, id, 'requested', `requested ${app.name} on ${cluster.title}`);
+    await this.d.audit.record({ actorUserId: user.id, actor: user.username, action: 'session.start', target: id, ip, ok: true, details: { cluster: req.cluster, app: req.app } });
+
+    const agentEnv: Record<string, string> = {
+      ATRIUM_HUB_URL: this.d.hubUrl(),
+      ATRIUM_SESSION_ID: id,
+      ATRIUM_AGENT_SECRET: secret,
+      ATRIUM_APP: JSON.stringify(agentSpecOf(app)),
+      ATRIUM_BASE_URL: sessionPrefix(user.username, id),
+      ATRIUM_APP_TOKEN: appToken,
+      ATRIUM_BIND_HOST: cluster.cfg.bindHost,
+      ATRIUM_HEARTBEAT_SECONDS: String(this.d.cfg.sessions.heartbeatSeconds),
+    };
+    try {
+      const result = await cluster.adapter.submitSession({
+        sessionId: id,
+        tag: id,
+        identity,
+        cores: req.cores,
+        memoryMb: Math.round(req.memoryGb * 1024),
+        gpus: req.gpus,
+        minutes,
+        partition,
+        account: req.account || undefined,
+        reservation: req.reservation || undefined,
+        agentArgv: this.d.agentArgv,
+        agentEnv,
+        setup: env?.setup,
+      });
+      row = await this.apply(row, { type: 'submitted', jobId: result.jobId }, { job_id: result.jobId, submitted_at: Date.now() });
+    } catch (e) {
+      const msg = e instanceof SchedulerError ? e.message : `the scheduler refused the session: ${(e as Error).message}`;
+      await this.apply(row, { type: 'submit_failed', reason: msg });
+      if (e instanceof SchedulerError && e.field) {
+        throw new RequestError(400, [{ field: e.field, message: msg }]);
+      }
+      this.d.log.error({ err: e, session: id }, 'submit failed');
+      throw new RequestError(502, [{ field: 'cluster', message: `Cluster: ${msg}` }]);
+    }
+    cluster.poller.wake();
+    return this.view(row);
+  }
+
+  async stop(row: SessionRow, reason: string, actor?: { user: User; ip?: string }): Promise<SessionRow> {
+    if (isTerminal(row.state as SessionState)) return row;
+    const cluster = this.d.clusters.get(row.cluster);
+    if (actor) {
+      await this.d.audit.record({
+        actorUserId: actor.user.id,
+        actor: actor.user.username,
+        action: actor.user.id === row.user_id ? 'session.stop' : 'admin.session.stop',
+        target: row.id,
+        ip: actor.ip,
+        ok: true,
+      });
+    }
+    if (!row.job_id) {
+      const t = await this.apply(row, { type: 'stop_requested', reason });
+      return this.apply(t, { type: 'job_finished', reason });
+    }
+    const updated = await this.apply(row, { type: 'stop_requested', reason });
+    const owner = await findUserById(this.d.db, row.user_id);
+    const identity = owner ? await lookupUnixUser(owner.unix_user) : null;
+    if (cluster && identity) {
+      try {
+        await cluster.adapter.cancel(identity, row.job_id);
+      } catch (e) {
+        this.d.log.warn({ session: row.id, err: (e as Error).message }, 'cancel failed; will retry on the next poll');
+      }
+      cluster.poller.wake();
+    }
+    return updated;
+  }
+
+  // ---- agent callbacks -------------------------------------------------------------------------
+
+  async agentReady(
+    sessionId: string,
+    secret: string,
+    report: { host: string; port: number; socket?: string },
+    ip?: string,
+  ): Promise<string> {
+    const refuse = async (status: number, why: string): Promise<never> => {
+      await this.d.audit.record({ action: 'agent.callback', target: String(sessionId).slice(0, 40), ip, ok: false, details: { why } });
+      throw new AgentRefused(status, why);
+    };
+    const row = typeof sessionId === 'string' ? await getSession(this.d.db, sessionId) : undefined;
+    if (!row || !row.agent_secret_hash || !secret || !safeEqual(hashToken(secret), row.agent_secret_hash)) {
+      return refuse(403, 'unknown session or wrong secret');
+    }
+    if (!['requested', 'queued', 'starting'].includes(row.state)) return refuse(409, `session is ${row.state}`);
+    if (!validHost(report.host) || !Number.isInteger(report.port) || report.port < 0 || report.port > 65535) {
+      return refuse(400, 'invalid host or port');
+    }
+    if (report.socket !== undefined && !validSocketPath(report.socket, row.id)) return refuse(400, 'invalid socket path');
+    if (!report.socket && report.port === 0) return refuse(400, 'invalid port');
+    // The app must be where the scheduler put the job: an agent cannot point the proxy anywhere else (SSRF).
+    const cluster = this.d.clusters.get(row.cluster);
+    if (cluster && row.job_id) {
+      let job = findJob(cluster.poller.latestGood, row);
+      if (!job || job.state !== 'running' || !job.nodeAddress) job = findJob(await cluster.poller.pollNow(), row);
+      if (job?.nodeAddress && job.nodeAddress !== report.host && !(isLoopback(job.nodeAddress) && isLoopback(report.host))) {
+        return refuse(403, `host ${report.host} is not the job's node (${job.nodeAddress})`);
+      }
+    }
+    const heartbeat = newToken();
+    // Single use: the secret is cleared in the same conditional update that marks the session running.
+    const r = await this.d.db
+      .updateTable('sessions')
+      .set({ agent_secret_hash: null, heartbeat_token_hash: hashToken(heartbeat), updated_at: Date.now() })
+      .where('id', '=', row.id)
+      .where('agent_secret_hash', '=', row.agent_secret_hash)
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) return refuse(403, 'secret already used');
+    const now = Date.now();
+    const cur = (await getSession(this.d.db, row.id))!;
+    const patch: Partial<SessionRow> = {
+      host: report.host,
+      port: report.port,
+      socket_path: report.socket ?? null,
+      ready_at: now,
+      last_heartbeat_at: now,
+      queue_info: null,
+    };
+    if (!cur.started_at) {
+      patch.started_at = now;
+      patch.expires_at = now + cur.time_limit_min * 60_000;
+    }
+    const updated = await this.apply(cur, { type: 'agent_ready' }, patch);
+    this.addRoute(updated, await this.usernameOf(updated.user_id));
+    await this.d.audit.record({ action: 'agent.callback', target: row.id, ip, ok: true, details: { host: report.host, port: report.port } });
+    return heartbeat;
+  }
+
+  /** Returns false when the session is over (the agent then stops its app). */
+  async agentHeartbeat(sessionId: string, token: string): Promise<'ok' | 'gone' | 'refused'> {
+    const row = typeof sessionId === 'string' ? await getSession(this.d.db, sessionId) : undefined;
+    if (!row || !row.heartbeat_token_hash) return row && isTerminal(row.state as SessionState) ? 'gone' : 'refused';
+    if (!token || !safeEqual(hashToken(token), row.heartbeat_token_hash)) return 'refused';
+    if (!isActive(row.state as SessionState) || row.state === 'ending') return 'gone';
+    await updateSession(this.d.db, row.id, { last_heartbeat_at: Date.now() });
+    if (row.state === 'running' && !this.d.routes.get(row.id)) this.addRoute(row, await this.usernameOf(row.user_id));
+    return 'ok';
+  }
+
+  async agentExit(sessionId: string, token: string, code: number | null): Promise<boolean> {
+    const row = typeof sessionId === 'string' ? await getSession(this.d.db, sessionId) : undefined;
+    if (!row || !row.heartbeat_token_hash || !token || !safeEqual(hashToken(token), row.heartbeat_token_hash)) return false;
+    this.d.log.info({ session: row.id, code }, 'agent reports the app exited');
+    await this.apply(row, { type: 'job_finished', reason: REASONS.appExited });
+    return true;
+  }
+
+  async agentFailed(sessionId: string, secret: string, reason: string): Promise<boolean> {
+    const row = typeof sessionId === 'string' ? await getSession(this.d.db, sessionId) : undefined;
+    if (!row || !row.agent_secret_hash || !secret || !safeEqual(hashToken(secret), row.agent_secret_hash)) return false;
+    await this.apply(row, { type: 'error', reason: String(reason).slice(0, 300) });
+    return true;
+  }
+
+  private addRoute(row: SessionRow, username: string): void {
+    const app = this.app(row.app);
+    if (!app || !row.host || (!row.port && !row.socket_path)) return;
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(app.upstreamHeaders ?? {})) headers[k] = v.replace('{token}', row.app_token);
+    this.d.routes.set({
+      sessionId: row.id,
+      userId: row.user_id,
+      username,
+      prefix: sessionPrefix(username, row.id),
+      target: { host: row.host, port: row.port ?? 0, socketPath: row.socket_path ?? undefined },
+      stripPrefix: app.prefix === 'strip',
+      headers,
+      transport: app.transport ?? 'http',
+    });
+  }
+
+  // ---- reconciliation with the scheduler -----------------------------------------------------
+
+  /** After a restart: routes for every running session, from the database (the agents keep running). */
+  async restore(): Promise<number> {
+    let n = 0;
+    for (const row of await listActiveSessions(this.d.db)) {
+      if (row.state === 'running') {
+        this.addRoute(row, await this.usernameOf(row.user_id));
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private async reconcile(cluster: string, snap: PollSnapshot): Promise<void> {
+    const rows = (await listActiveSessions(this.d.db)).filter((r) => r.cluster === cluster);
+    if (!snap.ok) {
+      // Unknown is not gone: keep every route and state; just let pages show "unknown" once.
+      for (const r of rows) if (r.state !== 'requested') await this.publish(r);
+      return;
+    }
+    const now = Date.now();
+    for (const row of rows) {
+      try {
+        await this.reconcileOne(row, snap, now);
+      } catch (e) {
+        this.d.log.error({ err: e, session: row.id }, 'reconcile failed');
+      }
+    }
+  }
+
+  private async reconcileOne(row: SessionRow, snap: PollSnapshot, now: number): Promise<void> {
+    const job = findJob(snap, row);
+    if (row.state === 'requested') {
+      if (job && !row.job_id) {
+        // A submit that was interrupted (gateway stopped, sbatch timed out) but did create a job: adopt it.
+        await this.apply(row, { type: 'submitted', jobId: job.jobId }, { job_id: job.jobId, submitted_at: now });
+      } else if (!job && now - row.created_at > 120_000) {
+        await this.apply(row, { type: 'error', reason: 'the submission was interrupted and no job was created' });
+      }
+      return;
+    }
+    if (!job) {
+      // Freshly submitted jobs may miss the poll that was already under way.
+      if (row.submitted_at && snap.at - row.submitted_at < UNKNOWN_GRACE_MS) return;
+      await this.apply(row, { type: 'job_finished', reason: row.state === 'ending' ? (row.reason ?? REASONS.stoppedByUser) : REASONS.jobVanished });
+      return;
+    }
+    if (FINISHED_JOB_STATES.has(job.state)) {
+      await this.apply(row, { type: 'job_finished', reason: finishedReason(job, row) });
+      return;
+    }
+    if (row.state === 'ending') {
+      // Still there after a stop: ask again (the cancel may have failed while the scheduler was down).
+      if (now - row.updated_at > 15_000) {
+        const owner = await findUserById(this.d.db, row.user_id);
+        const identity = owner ? await lookupUnixUser(owner.unix_user) : null;
+        const c = this.d.clusters.get(row.cluster);
+        if (c && identity) await c.adapter.cancel(identity, job.jobId).catch(() => undefined);
+        await updateSession(this.d.db, row.id, {});
+      }
+      return;
+    }
+    if (job.state === 'pending') {
+      const pos = queuePosition(job, snap.jobs);
+      const info: QueueInfo = {
+        reason: job.reason,
+        position: pos?.position,
+        pendingInPartition: pos?.pendingInPartition,
+        expectedStart: job.startTime,
+        partition: job.partition,
+      };
+      const json = JSON.stringify(info);
+      if (json !== row.queue_info) await this.apply(row, { type: 'job_pending' }, { queue_info: json });
+      return;
+    }
+    if (job.state === 'running' || job.state === 'completing') {
+      if (row.state === 'queued') {
+        const startedAt = job.startTime ? job.startTime * 1000 : now;
+        await this.apply(
+          row,
+          { type: 'job_running' },
+          {
+            started_at: startedAt,
+            expires_at: startedAt + (job.timeLimitMinutes ?? row.time_limit_min) * 60_000,
+            queue_info: JSON.stringify({ nodes: job.nodes, partition: job.partition } satisfies QueueInfo),
+          },
+        );
+        return;
+      }
+      if (row.state === 'starting' && row.started_at && now - row.started_at > this.d.cfg.sessions.startTimeoutSeconds * 1000) {
+        await this.stop(row, REASONS.startTimeout);
+        return;
+      }
+      if (row.state === 'running') await this.checkTimeLimit(row, now);
+    }
+  }
+
+  private async checkTimeLimit(row: SessionRow, now: number): Promise<void> {
+    if (!row.expires_at) return;
+    const left = row.expires_at - now;
+    const warnMs = this.d.cfg.sessions.warnMinutesBeforeEnd * 60_000;
+    if (!row.warned_at && left <= warnMs && left > 0) {
+      await updateSession(this.d.db, row.id, { warned_at: now });
+      this.d.onWarning?.(row, Math.max(1, Math.round(left / 60_000)));
+      this.d.bus.publish({ userId: row.user_id }, { type: 'session.warning', data: { id: row.id, minutesLeft: Math.round(left / 60_000) } });
+    }
+    // The scheduler (or the local agent) enforces the limit; this covers a scheduler that is late.
+    if (left < -90_000) await this.stop(row, REASONS.timeLimit);
+  }
+}
+
+function describeEvent(e: SessionEvent): string {
+  switch (e.type) {
+    case 'submitted':
+      return `submitted as job ${e.jobId}`;
+    case 'job_running':
+      return 'the job started; starting the app';
+    case 'agent_ready':
+      return 'the app is ready';
+    default:
+      return e.type;
+  }
+}
+
+function findJob(snap: PollSnapshot | null, row: SessionRow): JobInfo | undefined {
+  if (!snap) return undefined;
+  if (row.job_id) {
+    const byId = snap.jobs.find((j) => j.jobId === row.job_id);
+    if (byId) return byId;
+  }
+  return snap.jobs.find((j) => j.comment === row.id);
+}
+
+function finishedReason(job: JobInfo, row: SessionRow): string {
+  if (row.state === 'ending' && row.reason) return row.reason;
+  switch (job.state) {
+    case 'timeout':
+      return REASONS.timeLimit;
+    case 'cancelled':
+      return REASONS.cancelledOutside;
+    case 'node_fail':
+      return REASONS.nodeFailure;
+    case 'out_of_memory':
+      return REASONS.outOfMemory;
+    case 'preempted':
+      return REASONS.preempted;
+    default:
+      // A job that ends after its time limit was stopped by it, whatever state word the scheduler used.
+      if (row.expires_at && Date.now() >= row.expires_at - 5_000) return REASONS.timeLimit;
+      return row.state === 'running' ? REASONS.appExited : 'the job ended before the app was ready';
+  }
+}
+
+const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*|\d{1,3}(?:\.\d{1,3}){3}|\[?[0-9a-fA-F:]+\]?)$/;
+
+function validHost(h: unknown): h is string {
+  return typeof h === 'string' && h.length <= 253 && HOST_RE.test(h);
+}
+
+function isLoopback(h: string): boolean {
+  return h === '127.0.0.1' || h === '::1' || h === 'localhost';
+}
+
+function validSocketPath(p: unknown, sessionId: string): boolean {
+  return typeof p === 'string' && p.startsWith('/') && !p.includes('..') && p.endsWith(`/.atrium/sessions/${sessionId}/app.sock`);
+}
+
+async function missingExecutables(app: AppDefinition, cluster: Cluster): Promise<string[]> {
+  // Only checkable where the apps run on this host.
+  if (cluster.cfg.backend !== 'local' || !app.requires) return [];
+  const fs = await import('node:fs');
+  return app.requires.filter((p) => {
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+}
+
+export { toUser };
