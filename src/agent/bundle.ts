@@ -20,7 +20,8 @@ export async function buildAgent(out = AGENT_BUNDLE): Promise<string> {
   });
   // Users' jobs read it; nobody but the installer writes it.
   fs.chmodSync(out, 0o644);
-  for (let d = path.dirname(out); d.startsWith(root) && d !== root; d = path.dirname(d)) fs.chmodSync(d, 0o755);
+  for (let d = path.dirname(out); d.startsWith(root) && d !== root; d = path.dirname(d))
+    fs.chmodSync(d, 0o755);
   return out;
 }
 

@@ -2,12 +2,13 @@
 // port, waits until it answers, tells the gateway where it is (with a one-time secret), then keeps a
 // heartbeat. It stops the app's whole process group when the job is stopped.
 // Node built-ins only: it is bundled into one file that runs wherever Node runs.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { AgentAppSpec } from '../apps/types.ts';
 
 interface AgentInput {
@@ -21,6 +22,8 @@ interface AgentInput {
   advertiseHost?: string;
   heartbeatSeconds: number;
   deadline?: number;
+  /** Atrium's share/ directory (helpers for apps, e.g. Jupyter's sign-in module). */
+  shareDir: string;
 }
 
 function readInput(env: NodeJS.ProcessEnv): AgentInput {
@@ -40,6 +43,9 @@ function readInput(env: NodeJS.ProcessEnv): AgentInput {
     advertiseHost: env.ATRIUM_ADVERTISE_HOST || undefined,
     heartbeatSeconds: Number(env.ATRIUM_HEARTBEAT_SECONDS || 15),
     deadline: env.ATRIUM_DEADLINE ? Number(env.ATRIUM_DEADLINE) : undefined,
+    // The bundle lives in <root>/dist/agent/, the share dir in <root>/share/.
+    shareDir:
+      env.ATRIUM_SHARE_DIR || path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../share'),
   };
   // Secrets stay in this process only: the app and its children must not inherit them.
   for (const k of Object.keys(env)) if (k.startsWith('ATRIUM_')) delete env[k];
@@ -140,7 +146,9 @@ async function nodeAddress(bindHost: string): Promise<string> {
   const node = process.env.SLURMD_NODENAME;
   if (node) {
     const out = await new Promise<string>((resolve) => {
-      execFile('scontrol', ['show', 'node', '-o', node], { timeout: 10_000 }, (err, stdout) => resolve(err ? '' : stdout));
+      execFile('scontrol', ['show', 'node', '-o', node], { timeout: 10_000 }, (err, stdout) =>
+        resolve(err ? '' : stdout),
+      );
     });
     const m = /\bNodeAddr=(\S+)/.exec(out);
     if (m?.[1]) return m[1];
@@ -171,6 +179,7 @@ async function main(): Promise<void> {
     session_dir: sessionDir,
     socket: socketPath,
     user: process.env.USER ?? os.userInfo().username,
+    share: input.shareDir,
   };
   const argv = spec.command.map((a) => fill(a, vars));
   const appEnv: NodeJS.ProcessEnv = { ...process.env, TMPDIR: sessionDir };
@@ -236,14 +245,17 @@ async function main(): Promise<void> {
   }
 
   // Wait until the app answers.
-  const probeHost = input.bindHost === '0.0.0.0' ? '127.0.0.1' : input.bindHost === '::' ? '::1' : input.bindHost;
+  const probeHost =
+    input.bindHost === '0.0.0.0' ? '127.0.0.1' : input.bindHost === '::' ? '::1' : input.bindHost;
   const readyBy = Date.now() + spec.ready.timeoutSeconds * 1000;
   let ready = false;
   while (!ready && !appExit && Date.now() < readyBy) {
     const target = socketPath ? { path: socketPath } : { host: probeHost, port };
     if (spec.ready.http) {
       const p = fill(spec.ready.http, vars);
-      const status = await httpStatus(socketPath ? { socketPath, path: p } : { host: probeHost, port, path: p });
+      const status = await httpStatus(
+        socketPath ? { socketPath, path: p } : { host: probeHost, port, path: p },
+      );
       ready = status >= 200 && status < 400;
     } else if (spec.ready.rfb) {
       ready = await rfbGreeting(target);
@@ -253,11 +265,16 @@ async function main(): Promise<void> {
     if (!ready) await sleep(200);
   }
   if (!ready) {
-    const why = appExit ? 'the app exited before it was ready (see ~/.atrium/sessions/*/app.log)' : 'the app did not become ready in time';
+    const why = appExit
+      ? 'the app exited before it was ready (see ~/.atrium/sessions/*/app.log)'
+      : 'the app did not become ready in time';
     log(why);
     await stopApp(why);
     try {
-      await postJson(`${input.hubUrl}/api/agent/failed`, input.secret, { sessionId: input.sessionId, reason: why });
+      await postJson(`${input.hubUrl}/api/agent/failed`, input.secret, {
+        sessionId: input.sessionId,
+        reason: why,
+      });
     } catch (e) {
       log(`could not report the failure: ${(e as Error).message}`);
     }
@@ -297,7 +314,9 @@ async function main(): Promise<void> {
   // Heartbeats until the app exits or the gateway says the session is over.
   const beat = async () => {
     try {
-      const r = await postJson(`${input.hubUrl}/api/agent/heartbeat`, heartbeatToken, { sessionId: input.sessionId });
+      const r = await postJson(`${input.hubUrl}/api/agent/heartbeat`, heartbeatToken, {
+        sessionId: input.sessionId,
+      });
       if (r.status === 410 || r.status === 401) {
         await stopApp(`the gateway ended the session (HTTP ${r.status})`);
         process.exit(0);

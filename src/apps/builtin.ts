@@ -14,9 +14,16 @@ export const BUILTIN_APPS: AppDefinition[] = [
       '--port={port}',
       '--NotebookApp.base_url={base_url}',
       '--NotebookApp.allow_remote_access=True',
+      '--NotebookApp.token=',
+      '--NotebookApp.login_handler_class=atrium_jupyter_auth.NotebookLoginHandler',
       '--notebook-dir={home}',
     ],
-    env: { JUPYTER_TOKEN: '{token}', PYDEVD_DISABLE_FILE_VALIDATION: '1' },
+    // The token reaches Jupyter through the environment only, and Jupyter never renders it into pages.
+    env: {
+      ATRIUM_JUPYTER_TOKEN: '{token}',
+      PYTHONPATH: '{share}/jupyter',
+      PYDEVD_DISABLE_FILE_VALIDATION: '1',
+    },
     prefix: 'keep',
     ready: { http: '{base_url}api', timeoutSeconds: 120 },
     upstreamHeaders: { Authorization: 'token {token}' },

@@ -18,7 +18,8 @@ export interface AppDefinition {
   /** Name of an icon shipped with the UI, or a data: URL. */
   icon?: string;
   /**
-   * argv of the app. Placeholders: {port} {bind_host} {base_url} {home} {session_dir} {socket}.
+   * argv of the app. Placeholders: {port} {bind_host} {base_url} {home} {session_dir} {socket} {user} {share}
+   * ({share} is Atrium's share/ directory on the node).
    * Never {token}: secrets go through `env`, so they do not show in `ps`.
    */
   command: string[];

@@ -13,12 +13,21 @@ export interface AccessDecision {
   reason?: string;
 }
 
-export function decideAccess(username: string, groups: string[], rules: AccessRules, storedAdmin = false): AccessDecision {
+export function decideAccess(
+  username: string,
+  groups: string[],
+  rules: AccessRules,
+  storedAdmin = false,
+): AccessDecision {
   const isAdmin =
     storedAdmin || rules.adminUsers.includes(username) || rules.adminGroups.some((g) => groups.includes(g));
   if (isAdmin) return { allowed: true, isAdmin: true };
   if (rules.allowGroups.length > 0 && !rules.allowGroups.some((g) => groups.includes(g))) {
-    return { allowed: false, isAdmin: false, reason: 'your account is not in a group that may use this gateway' };
+    return {
+      allowed: false,
+      isAdmin: false,
+      reason: 'your account is not in a group that may use this gateway',
+    };
   }
   return { allowed: true, isAdmin: false };
 }

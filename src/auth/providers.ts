@@ -21,8 +21,7 @@ export interface PasswordProvider {
 }
 
 // A fixed hash so that unknown users take as long as known ones (no user enumeration by timing).
-const DUMMY_HASH =
-  'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
 
 export class LocalPasswordProvider implements PasswordProvider {
   readonly name = 'local';

@@ -1,7 +1,7 @@
 // Signed-in browser sessions: an opaque random token in a cookie, its hash in the database.
 // A small in-memory cache keeps the proxy's per-request check to one Map lookup.
 import type { Db } from '../db/index.ts';
-import { findUserById, type User, toUser } from '../db/users.ts';
+import { findUserById, toUser, type User } from '../db/users.ts';
 import { hashToken, newToken } from './secrets.ts';
 
 export interface WebSession {
@@ -23,7 +23,10 @@ export class WebSessionStore {
   ) {}
 
   /** Starts a new session for the user (never reuses a token: no fixation). Returns the cookie value. */
-  async create(userId: number, data: Record<string, unknown> = {}): Promise<{ token: string; session: WebSession }> {
+  async create(
+    userId: number,
+    data: Record<string, unknown> = {},
+  ): Promise<{ token: string; session: WebSession }> {
     const token = newToken();
     const id = hashToken(token);
     const now = Date.now();
@@ -84,7 +87,11 @@ export class WebSessionStore {
   }
 
   async updateData(id: string, data: Record<string, unknown>): Promise<void> {
-    await this.db.updateTable('web_sessions').set({ data: JSON.stringify(data) }).where('id', '=', id).execute();
+    await this.db
+      .updateTable('web_sessions')
+      .set({ data: JSON.stringify(data) })
+      .where('id', '=', id)
+      .execute();
     this.cache.delete(id);
   }
 

@@ -27,7 +27,9 @@ function configFrom(opts: { config?: string }): LoadedConfig {
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 const configOption = new Option('-c, --config <file>', 'configuration file (YAML); env ATRIUM_CONFIG');
@@ -43,13 +45,20 @@ program
     const cfg = configFrom(opts);
     if (opts.host) cfg.server.host = opts.host;
     if (opts.port) cfg.server.port = Number(opts.port);
-    if (opts.dataDir) cfg.dataDir = fs.realpathSync.native(fs.mkdirSync(opts.dataDir, { recursive: true }) ?? opts.dataDir);
+    if (opts.dataDir)
+      cfg.dataDir = fs.realpathSync.native(fs.mkdirSync(opts.dataDir, { recursive: true }) ?? opts.dataDir);
     const print = (l: string) => process.stdout.write(`${l}\n`);
-    if (cfg.installPackages && cfg.clusters.some((c) => c.backend === 'local') && cfg.appCatalogue.some((a) => a.id === 'jupyter')) {
+    if (
+      cfg.installPackages &&
+      cfg.clusters.some((c) => c.backend === 'local') &&
+      cfg.appCatalogue.some((a) => a.id === 'jupyter')
+    ) {
       ensurePackages([JUPYTER_NEED], print);
     }
     const gw = await startGateway(cfg, { print });
-    print(`atrium: serving on ${gw.url} (data in ${cfg.dataDir}); stop with Ctrl-C: running sessions keep running`);
+    print(
+      `atrium: serving on ${gw.url} (data in ${cfg.dataDir}); stop with Ctrl-C: running sessions keep running`,
+    );
     let closing = false;
     const stop = async () => {
       if (closing) return;
@@ -69,7 +78,9 @@ config
   .action((file?: string) => {
     try {
       const cfg = loadConfig(file ?? process.env.ATRIUM_CONFIG);
-      process.stdout.write(`${cfg.source}: OK (${cfg.clusters.length} cluster(s), ${cfg.appCatalogue.length} app(s))\n`);
+      process.stdout.write(
+        `${cfg.source}: OK (${cfg.clusters.length} cluster(s), ${cfg.appCatalogue.length} app(s))\n`,
+      );
     } catch (e) {
       if (e instanceof ConfigError) {
         process.stderr.write(`${e.message}\n`);
@@ -88,27 +99,39 @@ user
   .option('--unix-user <name>', 'Unix user the sessions run as (default: the same name)')
   .option('--admin', 'make an administrator')
   .option('--password-stdin', 'read the password from standard input (else one is generated and printed)')
-  .action(async (name: string, opts: { config?: string; unixUser?: string; admin?: boolean; passwordStdin?: boolean }) => {
-    const cfg = configFrom(opts);
-    const unix = opts.unixUser ?? name;
-    if (!isValidUnixName(unix) || !(await lookupUnixUser(unix))) {
-      process.stderr.write(`unix-user: there is no Unix user "${unix}" on this machine\n`);
-      process.exit(2);
-    }
-    const db = await openDb(databaseUrl(cfg));
-    if (await findUserByName(db, name)) {
-      process.stderr.write(`name: the account "${name}" exists already\n`);
-      process.exit(2);
-    }
-    const password = opts.passwordStdin ? await readStdin() : generatePassword();
-    if (password.length < 8) {
-      process.stderr.write('password: at least 8 characters\n');
-      process.exit(2);
-    }
-    await createUser(db, { username: name, unixUser: unix, passwordHash: await hashPassword(password), isAdmin: !!opts.admin });
-    process.stdout.write(`created ${opts.admin ? 'administrator ' : ''}"${name}" (Unix user ${unix})${opts.passwordStdin ? '' : `; password: ${password}`}\n`);
-    await db.destroy();
-  });
+  .action(
+    async (
+      name: string,
+      opts: { config?: string; unixUser?: string; admin?: boolean; passwordStdin?: boolean },
+    ) => {
+      const cfg = configFrom(opts);
+      const unix = opts.unixUser ?? name;
+      if (!isValidUnixName(unix) || !(await lookupUnixUser(unix))) {
+        process.stderr.write(`unix-user: there is no Unix user "${unix}" on this machine\n`);
+        process.exit(2);
+      }
+      const db = await openDb(databaseUrl(cfg));
+      if (await findUserByName(db, name)) {
+        process.stderr.write(`name: the account "${name}" exists already\n`);
+        process.exit(2);
+      }
+      const password = opts.passwordStdin ? await readStdin() : generatePassword();
+      if (password.length < 8) {
+        process.stderr.write('password: at least 8 characters\n');
+        process.exit(2);
+      }
+      await createUser(db, {
+        username: name,
+        unixUser: unix,
+        passwordHash: await hashPassword(password),
+        isAdmin: !!opts.admin,
+      });
+      process.stdout.write(
+        `created ${opts.admin ? 'administrator ' : ''}"${name}" (Unix user ${unix})${opts.passwordStdin ? '' : `; password: ${password}`}\n`,
+      );
+      await db.destroy();
+    },
+  );
 
 user
   .command('passwd')

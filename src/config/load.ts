@@ -20,7 +20,9 @@ export class ConfigError extends Error {
   ) {
     super(
       `invalid configuration in ${file}:\n` +
-        problems.map((p) => `  ${p.key || '(top level)'}${p.line ? ` (line ${p.line})` : ''}: ${p.message}`).join('\n'),
+        problems
+          .map((p) => `  ${p.key || '(top level)'}${p.line ? ` (line ${p.line})` : ''}: ${p.message}`)
+          .join('\n'),
     );
     this.name = 'ConfigError';
   }
@@ -84,7 +86,11 @@ export function parseConfig(text: string, file = '(inline)', baseDir = process.c
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
-      doc.errors.map((e) => ({ key: '', line: e.linePos?.[0]?.line, message: e.message.split('\n')[0] ?? 'YAML error' })),
+      doc.errors.map((e) => ({
+        key: '',
+        line: e.linePos?.[0]?.line,
+        message: e.message.split('\n')[0] ?? 'YAML error',
+      })),
     );
   }
   const raw = (doc.toJS() ?? {}) as unknown;
@@ -120,11 +126,16 @@ export function parseConfig(text: string, file = '(inline)', baseDir = process.c
   // Rules a schema cannot say.
   const names = new Set<string>();
   cfg.clusters.forEach((c, i) => {
-    const at = (k: string) => ({ key: `clusters[${i}].${k}`, line: lineOf(doc, lc, ['clusters', String(i), k]) });
+    const at = (k: string) => ({
+      key: `clusters[${i}].${k}`,
+      line: lineOf(doc, lc, ['clusters', String(i), k]),
+    });
     if (names.has(c.name)) problems.push({ ...at('name'), message: `duplicate cluster name "${c.name}"` });
     names.add(c.name);
-    if (c.backend === 'slurm' && !c.slurm) problems.push({ ...at('slurm'), message: 'a slurm cluster needs a "slurm:" section' });
-    if (c.backend === 'ssh' && !c.ssh) problems.push({ ...at('ssh'), message: 'an ssh cluster needs an "ssh:" section' });
+    if (c.backend === 'slurm' && !c.slurm)
+      problems.push({ ...at('slurm'), message: 'a slurm cluster needs a "slurm:" section' });
+    if (c.backend === 'ssh' && !c.ssh)
+      problems.push({ ...at('ssh'), message: 'an ssh cluster needs an "ssh:" section' });
     if (c.defaultHours > c.maxHours) {
       problems.push({ ...at('defaultHours'), message: `must not exceed maxHours (${c.maxHours})` });
     }
@@ -142,7 +153,11 @@ export function parseConfig(text: string, file = '(inline)', baseDir = process.c
     problems.push({ key: 'auth', line: lineOf(doc, lc, ['auth']), message: 'no sign-in method is enabled' });
   }
   if (cfg.server.publicUrl && !/^https?:\/\/[^/]+/.test(cfg.server.publicUrl)) {
-    problems.push({ key: 'server.publicUrl', line: lineOf(doc, lc, ['server', 'publicUrl']), message: 'must be an http(s) URL' });
+    problems.push({
+      key: 'server.publicUrl',
+      line: lineOf(doc, lc, ['server', 'publicUrl']),
+      message: 'must be an http(s) URL',
+    });
   }
   if (problems.length > 0) throw new ConfigError(file, problems);
 

@@ -30,7 +30,9 @@ export const AppSchema = Type.Object(
     stop: Type.Optional(
       Type.Object(
         {
-          signal: Type.Optional(Type.Union([Type.Literal('SIGTERM'), Type.Literal('SIGINT'), Type.Literal('SIGHUP')])),
+          signal: Type.Optional(
+            Type.Union([Type.Literal('SIGTERM'), Type.Literal('SIGINT'), Type.Literal('SIGHUP')]),
+          ),
           graceSeconds: Type.Optional(Type.Number({ minimum: 0 })),
         },
         { additionalProperties: false },
@@ -82,7 +84,9 @@ const SlurmSettings = Type.Object(
     /** Directory of the Slurm commands; PATH when absent. */
     binDir: Type.Optional(Type.String()),
     /** How commands run as the user: runuser (gateway runs as root), sudo (service user with sudo rules). */
-    runAs: Type.Union([Type.Literal('runuser'), Type.Literal('sudo'), Type.Literal('none')], { default: 'sudo' }),
+    runAs: Type.Union([Type.Literal('runuser'), Type.Literal('sudo'), Type.Literal('none')], {
+      default: 'sudo',
+    }),
     pollSeconds: Type.Number({ minimum: 1, default: 10 }),
     commandTimeoutSeconds: Type.Number({ minimum: 1, default: 30 }),
     /** Partition for sessions when no rule matches and the user picks none. */
@@ -200,7 +204,10 @@ export const ConfigSchema = Type.Object(
     ),
     auth: Type.Object(
       {
-        local: Type.Object({ enabled: Type.Boolean({ default: true }) }, { additionalProperties: false, default: {} }),
+        local: Type.Object(
+          { enabled: Type.Boolean({ default: true }) },
+          { additionalProperties: false, default: {} },
+        ),
         oidc: Type.Optional(OidcSettings),
         ldap: Type.Optional(LdapSettings),
         /** Who may sign in: everyone known to the providers, or members of these groups. */
@@ -237,7 +244,14 @@ export const ConfigSchema = Type.Object(
     }),
     apps: Type.Array(AppSchema, { default: [] }),
     environments: Type.Array(EnvironmentSchema, {
-      default: [{ id: 'system', name: 'System software', description: 'The software installed on the nodes.', setup: [] }],
+      default: [
+        {
+          id: 'system',
+          name: 'System software',
+          description: 'The software installed on the nodes.',
+          setup: [],
+        },
+      ],
     }),
     /** Install missing system packages (jupyter...) at start when running as root. */
     installPackages: Type.Boolean({ default: true }),

@@ -35,7 +35,10 @@ export interface RequestLimits {
   /** Reservations this user may use. */
   reservations?: readonly string[];
   /** Per-partition overrides (e.g. a partition with smaller nodes). */
-  perPartition?: Record<string, { maxCores: number; maxMemoryGb: number; maxGpus: number; maxHours?: number }>;
+  perPartition?: Record<
+    string,
+    { maxCores: number; maxMemoryGb: number; maxGpus: number; maxHours?: number }
+  >;
 }
 
 /** Names that reach a scheduler's argv: letters, digits and . _ - only, so no shell or option tricks. */
@@ -73,7 +76,8 @@ function checkName(field: string, value: string | undefined, errors: FieldError[
 /** Checks a request; returns every problem at once so a form can show them all. */
 export function validateRequest(req: SessionRequest, limits: RequestLimits): FieldError[] {
   const errors: FieldError[] = [];
-  if (!limits.apps.includes(req.app)) errors.push(err('app', `unknown choice "${String(req.app).slice(0, 40)}"`));
+  if (!limits.apps.includes(req.app))
+    errors.push(err('app', `unknown choice "${String(req.app).slice(0, 40)}"`));
   if (req.environment && !limits.environments.includes(req.environment)) {
     errors.push(err('environment', `unknown choice "${String(req.environment).slice(0, 40)}"`));
   }
@@ -100,7 +104,12 @@ export function validateRequest(req: SessionRequest, limits: RequestLimits): Fie
     if (limits.accounts === undefined) {
       // No accounting on this cluster: any valid name is passed on and the scheduler decides.
     } else if (!limits.accounts.includes(req.account)) {
-      errors.push(err('account', `"${req.account}" is not one of your accounts (${limits.accounts.join(', ') || 'none'})`));
+      errors.push(
+        err(
+          'account',
+          `"${req.account}" is not one of your accounts (${limits.accounts.join(', ') || 'none'})`,
+        ),
+      );
     }
   }
   if (resOk && req.reservation && !(limits.reservations ?? []).includes(req.reservation)) {
@@ -118,7 +127,9 @@ export function validateRequest(req: SessionRequest, limits: RequestLimits): Fie
 
   if (!Number.isInteger(req.gpus) || req.gpus < 0) errors.push(err('gpus', 'a whole number, 0 or more'));
   else if (req.gpus > maxGpus) {
-    errors.push(err('gpus', maxGpus === 0 ? 'this cluster has no GPUs' : `at most ${maxGpus} per node on this cluster`));
+    errors.push(
+      err('gpus', maxGpus === 0 ? 'this cluster has no GPUs' : `at most ${maxGpus} per node on this cluster`),
+    );
   }
 
   if (typeof req.hours !== 'number' || !Number.isFinite(req.hours) || req.hours <= 0) {

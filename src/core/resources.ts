@@ -31,7 +31,13 @@ export function freeResources(nodes: NodeInfo[], partition?: string): FreeRow[] 
     if (UNUSABLE.test(n.state)) continue;
     if (partition && n.partitions.length > 0 && !n.partitions.includes(partition)) continue;
     const freeGpus = Math.max(0, n.gpus - n.allocGpus);
-    const row = rows.get(freeGpus) ?? { freeGpus, label: gpuLabel(freeGpus), nodes: 0, freeCores: 0, freeMemoryMb: 0 };
+    const row = rows.get(freeGpus) ?? {
+      freeGpus,
+      label: gpuLabel(freeGpus),
+      nodes: 0,
+      freeCores: 0,
+      freeMemoryMb: 0,
+    };
     row.nodes++;
     row.freeCores += Math.max(0, n.cpus - n.allocCpus);
     row.freeMemoryMb += Math.max(0, n.memoryMb - n.allocMemoryMb);

@@ -1,7 +1,15 @@
 // The session lifecycle as a pure state machine. Every persisted state change goes through `next`,
 // so the rules live in one place and can be tested without I/O.
 
-export const SESSION_STATES = ['requested', 'queued', 'starting', 'running', 'ending', 'ended', 'failed'] as const;
+export const SESSION_STATES = [
+  'requested',
+  'queued',
+  'starting',
+  'running',
+  'ending',
+  'ended',
+  'failed',
+] as const;
 export type SessionState = (typeof SESSION_STATES)[number];
 
 export const ACTIVE_STATES: ReadonlySet<SessionState> = new Set([

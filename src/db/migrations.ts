@@ -116,7 +116,11 @@ const m001: Migration = {
       .addColumn('link', 'text')
       .addColumn('read_at', 'integer')
       .execute();
-    await db.schema.createIndex('notifications_user').on('notifications').columns(['user_id', 'at']).execute();
+    await db.schema
+      .createIndex('notifications_user')
+      .on('notifications')
+      .columns(['user_id', 'at'])
+      .execute();
 
     await db.schema
       .createTable('notification_prefs')

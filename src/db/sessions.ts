@@ -117,10 +117,23 @@ export async function listAllSessions(db: Db, limit = 500): Promise<(SessionRow 
     .execute();
 }
 
-export async function addSessionEvent(db: Db, sessionId: string, state: string, message: string): Promise<void> {
-  await db.insertInto('session_events').values({ session_id: sessionId, at: Date.now(), state, message }).execute();
+export async function addSessionEvent(
+  db: Db,
+  sessionId: string,
+  state: string,
+  message: string,
+): Promise<void> {
+  await db
+    .insertInto('session_events')
+    .values({ session_id: sessionId, at: Date.now(), state, message })
+    .execute();
 }
 
 export async function sessionEvents(db: Db, sessionId: string) {
-  return db.selectFrom('session_events').selectAll().where('session_id', '=', sessionId).orderBy('id').execute();
+  return db
+    .selectFrom('session_events')
+    .selectAll()
+    .where('session_id', '=', sessionId)
+    .orderBy('id')
+    .execute();
 }

@@ -93,7 +93,13 @@ export async function upsertExternalUser(db: Db, u: NewUser & { source: string }
 export async function updateUser(
   db: Db,
   id: number,
-  patch: Partial<{ passwordHash: string; isAdmin: boolean; disabled: boolean; unixUser: string; lastLoginAt: number }>,
+  patch: Partial<{
+    passwordHash: string;
+    isAdmin: boolean;
+    disabled: boolean;
+    unixUser: string;
+    lastLoginAt: number;
+  }>,
 ): Promise<void> {
   const set: Updateable<UsersTable> = {};
   if (patch.passwordHash !== undefined) set.password_hash = patch.passwordHash;
@@ -106,6 +112,9 @@ export async function updateUser(
 }
 
 export async function countUsers(db: Db): Promise<number> {
-  const r = await db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const r = await db
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow();
   return Number(r.n);
 }

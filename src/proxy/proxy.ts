@@ -17,7 +17,12 @@ export interface ProxyHooks {
   /** The signed-in user of a request (cookie), or null. May answer synchronously from a cache. */
   authenticate(req: http.IncomingMessage): ProxyUser | null | Promise<ProxyUser | null>;
   /** Called when no route exists: render a "starting" or "ended" page. Returns false when the session is unknown. */
-  placeholder(sessionId: string, user: ProxyUser, req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean>;
+  placeholder(
+    sessionId: string,
+    user: ProxyUser,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): Promise<boolean>;
   /** Bridges a WebSocket to a raw (non-HTTP) upstream, e.g. VNC. */
   bridge?(route: Route, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void;
   onRequest?(): void;
@@ -35,7 +40,16 @@ export interface ProxyOptions {
   ownCookies: string[];
 }
 
-const HOP_BY_HOP_SENSITIVE = ['authorization', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'forwarded', 'x-real-ip'];
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const HOP_BY_HOP_SENSITIVE = [
+  'authorization',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'forwarded',
+  'x-real-ip',
+];
 
 export class GatewayProxy {
   readonly agent: http.Agent;
@@ -43,7 +57,13 @@ export class GatewayProxy {
   openWebSockets = 0;
 
   constructor(private readonly opts: ProxyOptions) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, timeout: 60_000, scheduling: 'lifo' });
+    this.agent = new http.Agent({
+      keepAlive: true,
+      maxSockets: 512,
+      maxFreeSockets: 64,
+      timeout: 60_000,
+      scheduling: 'lifo',
+    });
     this.proxy = new ProxyServer({ agent: this.agent, ws: true, xfwd: false, proxyTimeout: 0 });
     this.proxy.on('error', (err, req, res) => this.onProxyError(err as Error, req, res));
   }
@@ -52,7 +72,12 @@ export class GatewayProxy {
     this.opts.log.debug({ err: err.message, url: req.url }, 'upstream error');
     if (res instanceof http.ServerResponse) {
       if (!res.headersSent && !res.writableEnded) {
-        sendPage(res, 502, 'The app is not answering', 'The session\'s app did not answer. It may be restarting or may have stopped; reload in a moment.');
+        sendPage(
+          res,
+          502,
+          'The app is not answering',
+          "The session's app did not answer. It may be restarting or may have stopped; reload in a moment.",
+        );
       } else {
         res.destroy();
       }
@@ -81,11 +106,19 @@ export class GatewayProxy {
     }
   }
 
-  private webAuthed(p: ParsedUserPath, user: ProxyUser | null, req: http.IncomingMessage, res: http.ServerResponse): void {
+  private webAuthed(
+    p: ParsedUserPath,
+    user: ProxyUser | null,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): void {
     if (!user) {
       const wantsHtml = req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
       if (wantsHtml) {
-        res.writeHead(302, { location: `/login?next=${encodeURIComponent(req.url ?? '/')}`, 'cache-control': 'no-store' });
+        res.writeHead(302, {
+          location: `/login?next=${encodeURIComponent(req.url ?? '/')}`,
+          'cache-control': 'no-store',
+        });
         res.end();
       } else {
         res.writeHead(401, { 'content-type': 'application/json' });
@@ -96,8 +129,14 @@ export class GatewayProxy {
     if (user.username !== p.username) return notFound(res);
     const route = this.opts.routes.get(p.sessionId);
     if (route && route.userId !== user.id) return notFound(res);
+    // Apps trust the gateway's token, so the gateway refuses writes that another site's page sends.
+    if (UNSAFE_METHODS.has(req.method ?? '') && !sameOrigin(req, this.opts.trustProxy)) {
+      return sendPage(res, 403, 'Refused', 'A request from another site was refused.');
+    }
     if (p.bare) {
-      res.writeHead(302, { location: `${req.url?.split('?')[0]}/${req.url?.includes('?') ? req.url.slice(req.url.indexOf('?')) : ''}` });
+      res.writeHead(302, {
+        location: `${req.url?.split('?')[0]}/${req.url?.includes('?') ? req.url.slice(req.url.indexOf('?')) : ''}`,
+      });
       res.end();
       return;
     }
@@ -160,7 +199,8 @@ export class GatewayProxy {
       else delete h.cookie;
     }
     h['x-forwarded-for'] = forwardedFor ? `${forwardedFor}, ${remote}` : remote;
-    h['x-forwarded-proto'] = forwardedProto ?? ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
+    h['x-forwarded-proto'] =
+      forwardedProto ?? ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
     if (h.host) h['x-forwarded-host'] = h.host;
     for (const [k, v] of Object.entries(route.headers)) h[k.toLowerCase()] = v;
     if (route.stripPrefix) req.url = p.rest;
@@ -169,7 +209,9 @@ export class GatewayProxy {
 
 function targetOf(route: Route) {
   const t = route.target;
-  return t.socketPath ? { host: 'localhost', port: 0, socketPath: t.socketPath } : { host: t.host, port: t.port };
+  return t.socketPath
+    ? { host: 'localhost', port: 0, socketPath: t.socketPath }
+    : { host: t.host, port: t.port };
 }
 
 function firstValue(v: string | string[] | undefined): string | undefined {
@@ -192,7 +234,9 @@ function sameOrigin(req: http.IncomingMessage, trustProxy: boolean): boolean {
 
 function refuse(socket: net.Socket, code: number): void {
   if (socket.writable) {
-    socket.end(`HTTP/1.1 ${code} ${http.STATUS_CODES[code] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    socket.end(
+      `HTTP/1.1 ${code} ${http.STATUS_CODES[code] ?? ''}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+    );
   }
   socket.destroy();
 }
@@ -222,7 +266,8 @@ export function sendPage(
   res.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',
     'cache-control': 'no-store',
-    'content-security-policy': "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    'content-security-policy':
+      "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     'x-content-type-options': 'nosniff',
   });
   res.end(body);

@@ -103,7 +103,8 @@ export class LocalAdapter implements SchedulerAdapter {
     const existing = this.readAll().find((r) => r.tag === sub.tag);
     if (existing) return { jobId: existing.jobId, adopted: true };
     const myUid = process.getuid?.() ?? -1;
-    if (sub.identity.uid === 0) throw new SchedulerError('sessions never run as root; map this account to another Unix user');
+    if (sub.identity.uid === 0)
+      throw new SchedulerError('sessions never run as root; map this account to another Unix user');
     if (myUid !== 0 && myUid !== sub.identity.uid) {
       throw new SchedulerError(
         `the gateway runs as uid ${myUid} and cannot start sessions as ${sub.identity.user}: run it as root or use the Slurm backend`,
@@ -127,7 +128,14 @@ export class LocalAdapter implements SchedulerAdapter {
       argv = ['/bin/bash', '-c', `${sub.setup.join('\n')}\nexec "$@"`, 'atrium-setup', ...argv];
     }
     if (myUid === 0) {
-      argv = ['setpriv', `--reuid=${sub.identity.uid}`, `--regid=${sub.identity.gid}`, '--init-groups', '--', ...argv];
+      argv = [
+        'setpriv',
+        `--reuid=${sub.identity.uid}`,
+        `--regid=${sub.identity.gid}`,
+        '--init-groups',
+        '--',
+        ...argv,
+      ];
     }
     const cwd = fs.existsSync(sub.identity.home) ? sub.identity.home : '/';
     const child = spawn(argv[0]!, argv.slice(1), { cwd, env, detached: true, stdio: 'ignore' });
@@ -211,7 +219,13 @@ export class LocalAdapter implements SchedulerAdapter {
         continue;
       }
       const timedOut = !alive && (rec.endTime ?? 0) * 1000 >= rec.deadline - 1000;
-      const state = alive ? 'running' : timedOut ? 'timeout' : (rec.exitCode ?? 0) === 0 ? 'completed' : 'failed';
+      const state = alive
+        ? 'running'
+        : timedOut
+          ? 'timeout'
+          : (rec.exitCode ?? 0) === 0
+            ? 'completed'
+            : 'failed';
       if (alive) {
         allocCpus += rec.cores;
         allocMem += rec.memoryMb;

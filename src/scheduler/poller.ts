@@ -86,7 +86,10 @@ export class ClusterPoller {
     } else {
       this.consecutiveFailures++;
       if (this.consecutiveFailures === 1 || this.consecutiveFailures % 10 === 0) {
-        this.log.warn({ cluster: this.adapter.cluster, error: snap.error }, 'scheduler unreachable; states are unknown');
+        this.log.warn(
+          { cluster: this.adapter.cluster, error: snap.error },
+          'scheduler unreachable; states are unknown',
+        );
       }
     }
     for (const l of this.listeners) {
@@ -96,7 +99,10 @@ export class ClusterPoller {
         this.log.error({ err: e, cluster: this.adapter.cluster }, 'snapshot listener failed');
       }
     }
-    this.log.debug({ cluster: this.adapter.cluster, ms: Date.now() - started, jobs: snap.jobs.length }, 'poll');
+    this.log.debug(
+      { cluster: this.adapter.cluster, ms: Date.now() - started, jobs: snap.jobs.length },
+      'poll',
+    );
     this.running = false;
     return snap;
   }

@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hashToken, safeEqual } from '../auth/secrets.ts';
 import type { WebSession } from '../auth/web-sessions.ts';
-import { findUserById, type User, toUser } from '../db/users.ts';
+import { findUserById, toUser, type User } from '../db/users.ts';
 import { type AppContext, SESSION_COOKIE } from './context.ts';
 
 declare module 'fastify' {
@@ -88,7 +88,8 @@ export function registerAuth(app: FastifyInstance, ctx: AppContext): void {
       req.user = ws.user;
     }
     if (UNSAFE.has(req.method) && req.url.startsWith('/api/') && !CSRF_EXEMPT.some((r) => r.test(req.url))) {
-      if (!sameOriginRequest(req, ctx)) return reply.code(403).send({ error: 'cross-origin request refused' });
+      if (!sameOriginRequest(req, ctx))
+        return reply.code(403).send({ error: 'cross-origin request refused' });
       if (ws) {
         const sent = req.headers['x-csrf-token'];
         if (typeof sent !== 'string' || !safeEqual(sent, ws.csrfToken)) {

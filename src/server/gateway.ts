@@ -58,21 +58,37 @@ export interface Gateway {
 }
 
 /** The first start creates an admin account with a random password and says how to sign in. */
-async function bootstrapAdmin(db: Db, cfg: LoadedConfig, print: (l: string) => void, url: string, unixUser?: string): Promise<void> {
+async function bootstrapAdmin(
+  db: Db,
+  cfg: LoadedConfig,
+  print: (l: string) => void,
+  url: string,
+  unixUser?: string,
+): Promise<void> {
   if ((await countUsers(db)) > 0 || !cfg.auth.local.enabled) return;
-  let unix = unixUser ?? process.env.ATRIUM_ADMIN_UNIX_USER ?? (process.env.SUDO_USER && process.env.SUDO_USER !== 'root' ? process.env.SUDO_USER : undefined);
+  let unix =
+    unixUser ??
+    process.env.ATRIUM_ADMIN_UNIX_USER ??
+    (process.env.SUDO_USER && process.env.SUDO_USER !== 'root' ? process.env.SUDO_USER : undefined);
   if (!unix && process.getuid?.() !== 0) unix = (await import('node:os')).userInfo().username;
   if (!unix) {
     // Running as root with nobody named: sessions never run as root, so use a dedicated account.
     unix = 'atrium';
     if (!(await lookupUnixUser(unix))) {
       const { spawnSync } = await import('node:child_process');
-      const r = spawnSync('useradd', ['-m', '-s', '/bin/bash', '-c', 'Atrium administrator sessions', unix], { stdio: 'ignore' });
+      const r = spawnSync('useradd', ['-m', '-s', '/bin/bash', '-c', 'Atrium administrator sessions', unix], {
+        stdio: 'ignore',
+      });
       if (r.status === 0) print(`atrium: created the Unix user "${unix}" for the admin account's sessions`);
     }
   }
   const password = generatePassword();
-  await createUser(db, { username: 'admin', unixUser: unix, passwordHash: await hashPassword(password), isAdmin: true });
+  await createUser(db, {
+    username: 'admin',
+    unixUser: unix,
+    passwordHash: await hashPassword(password),
+    isAdmin: true,
+  });
   const pwFile = path.join(cfg.dataDir, 'initial-admin-password');
   fs.writeFileSync(pwFile, `${password}\n`, { mode: 0o600 });
   print('');
@@ -177,7 +193,10 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
   ctxRef.ctx = ctx;
 
   // Raw WebSocket endpoints of feature modules (terminal, desktop bridge) register here by path prefix.
-  const upgradeHandlers: { prefix: string; handle: (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void }[] = [];
+  const upgradeHandlers: {
+    prefix: string;
+    handle: (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void;
+  }[] = [];
   ctx.services.set('upgradeHandlers', upgradeHandlers);
 
   const app = Fastify({
@@ -247,7 +266,13 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
 
   // The web UI: a single-page app; unknown non-API paths get its index page.
   if (fs.existsSync(path.join(WEB_DIR, 'index.html'))) {
-    await app.register(fastifyStatic, { root: WEB_DIR, prefix: '/', index: false, wildcard: false, maxAge: '1h' });
+    await app.register(fastifyStatic, {
+      root: WEB_DIR,
+      prefix: '/',
+      index: false,
+      wildcard: false,
+      maxAge: '1h',
+    });
     const index = fs.readFileSync(path.join(WEB_DIR, 'index.html'), 'utf8');
     app.setNotFoundHandler((req, reply) => {
       if (req.method === 'GET' && !req.url.startsWith('/api/') && !req.url.startsWith('/static/')) {

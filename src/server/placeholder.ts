@@ -11,7 +11,12 @@ function when(ms: number | undefined): string {
 }
 
 export function placeholderHandler(ctx: () => AppContext) {
-  return async (sessionId: string, user: ProxyUser, _req: http.IncomingMessage, res: http.ServerResponse): Promise<boolean> => {
+  return async (
+    sessionId: string,
+    user: ProxyUser,
+    _req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): Promise<boolean> => {
     const c = ctx();
     const row = await c.sessions.getOwned({ id: user.id } as never, sessionId);
     if (!row) return false;
@@ -21,9 +26,15 @@ export function placeholderHandler(ctx: () => AppContext) {
       .map((e) => `<li><span class="t">${escapeHtml(when(e.at))}</span> ${escapeHtml(e.message)}</li>`)
       .join('')}</ol>`;
     if (view.state === 'ended' || view.state === 'failed') {
-      sendPage(res, 410, `This session has ${view.state === 'failed' ? 'failed' : 'ended'}`, `Reason: ${view.reason ?? 'unknown'}.`, {
-        bodyHtml: steps,
-      });
+      sendPage(
+        res,
+        410,
+        `This session has ${view.state === 'failed' ? 'failed' : 'ended'}`,
+        `Reason: ${view.reason ?? 'unknown'}.`,
+        {
+          bodyHtml: steps,
+        },
+      );
       return true;
     }
     let title = `Starting ${view.appName}`;
@@ -36,9 +47,13 @@ export function placeholderHandler(ctx: () => AppContext) {
       const q = view.queue;
       const parts = [];
       if (q?.reason && q.reason !== 'None') parts.push(`pending reason: ${q.reason}`);
-      if (q?.position) parts.push(`position ${q.position} of ${q.pendingInPartition ?? '?'} pending in ${q.partition ?? 'the partition'}`);
+      if (q?.position)
+        parts.push(
+          `position ${q.position} of ${q.pendingInPartition ?? '?'} pending in ${q.partition ?? 'the partition'}`,
+        );
       if (q?.expectedStart) parts.push(`expected start ${when(q.expectedStart * 1000)}`);
-      message = parts.length > 0 ? `Your job is waiting (${parts.join('; ')}).` : 'Your job has been submitted.';
+      message =
+        parts.length > 0 ? `Your job is waiting (${parts.join('; ')}).` : 'Your job has been submitted.';
     } else if (view.state === 'starting') {
       message = `The job is running${view.jobId ? ` (job ${view.jobId})` : ''}; waiting for ${view.appName} to answer.`;
     } else if (view.state === 'running') {

@@ -119,7 +119,9 @@ export class Cluster {
     const nodes = this.poller.latestGood?.nodes ?? [];
     const info = await this.clusterInfo().catch(() => null);
     const offered = this.cfg.slurm?.partitions;
-    const partitions = (info?.partitions ?? []).map((p) => p.name).filter((p) => !offered || offered.includes(p));
+    const partitions = (info?.partitions ?? [])
+      .map((p) => p.name)
+      .filter((p) => !offered || offered.includes(p));
     const perPartition: RequestLimits['perPartition'] = {};
     for (const p of partitions) {
       const pn = nodes.filter((n) => n.partitions.includes(p));
@@ -127,19 +129,27 @@ export class Cluster {
       const pinfo = info?.partitions.find((x) => x.name === p);
       perPartition[p] = {
         maxCores: Math.min(l.maxCores ?? Number.POSITIVE_INFINITY, Math.max(...pn.map((n) => n.cpus))),
-        maxMemoryGb: Math.min(l.maxMemoryGb ?? Number.POSITIVE_INFINITY, Math.floor(Math.max(...pn.map((n) => n.memoryMb)) / 1024)),
+        maxMemoryGb: Math.min(
+          l.maxMemoryGb ?? Number.POSITIVE_INFINITY,
+          Math.floor(Math.max(...pn.map((n) => n.memoryMb)) / 1024),
+        ),
         maxGpus: Math.min(l.maxGpus ?? Number.POSITIVE_INFINITY, Math.max(...pn.map((n) => n.gpus))),
         maxHours: pinfo?.maxTimeMinutes ? pinfo.maxTimeMinutes / 60 : undefined,
       };
     }
     const all = nodes.length > 0 ? nodes : [];
-    const accounts = info?.hasAccounting ? (info.accountsByUser?.[user.unixUser] ?? []) : this.cfg.slurm?.accounts;
+    const accounts = info?.hasAccounting
+      ? (info.accountsByUser?.[user.unixUser] ?? [])
+      : this.cfg.slurm?.accounts;
     const reservations = (info?.reservations ?? [])
       .filter((r) => r.users.includes(user.unixUser) || (accounts ?? []).some((a) => r.accounts.includes(a)))
       .map((r) => r.name);
     return {
       maxCores: Math.min(l.maxCores ?? Number.POSITIVE_INFINITY, Math.max(1, ...all.map((n) => n.cpus))),
-      maxMemoryGb: Math.min(l.maxMemoryGb ?? Number.POSITIVE_INFINITY, Math.max(1, Math.floor(Math.max(0, ...all.map((n) => n.memoryMb)) / 1024))),
+      maxMemoryGb: Math.min(
+        l.maxMemoryGb ?? Number.POSITIVE_INFINITY,
+        Math.max(1, Math.floor(Math.max(0, ...all.map((n) => n.memoryMb)) / 1024)),
+      ),
       maxGpus: Math.min(l.maxGpus ?? Number.POSITIVE_INFINITY, Math.max(0, ...all.map((n) => n.gpus))),
       maxHours,
       apps,
@@ -152,7 +162,12 @@ export class Cluster {
   }
 
   /** The partition for a request: the user's choice, else the first matching rule, else the default. */
-  choosePartition(req: { partition?: string; gpus: number; cores: number; hours: number }): string | undefined {
+  choosePartition(req: {
+    partition?: string;
+    gpus: number;
+    cores: number;
+    hours: number;
+  }): string | undefined {
     if (req.partition) return req.partition;
     for (const r of this.cfg.slurm?.partitionRules ?? []) {
       if (r.minGpus !== undefined && req.gpus < r.minGpus) continue;

@@ -3,6 +3,7 @@
 // class keeps only the route table and caches.
 import type { Logger } from 'pino';
 import { type AppDefinition, agentSpecOf } from '../apps/types.ts';
+import { hashToken, newShortId, newToken, safeEqual } from '../auth/secrets.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { type FieldError, minutesOf, type SessionRequest, validateRequest } from '../core/request.ts';
 import { queuePosition } from '../core/resources.ts';
@@ -27,8 +28,7 @@ import {
   type SessionRow,
   updateSession,
 } from '../db/sessions.ts';
-import { findUserById, type User, toUser } from '../db/users.ts';
-import { hashToken, newShortId, newToken, safeEqual } from '../auth/secrets.ts';
+import { findUserById, toUser, type User } from '../db/users.ts';
 import type { RouteTable } from '../proxy/routes.ts';
 import { sessionPrefix } from '../proxy/routes.ts';
 import { FINISHED_JOB_STATES, type JobInfo, type PollSnapshot, SchedulerError } from '../scheduler/types.ts';
@@ -124,7 +124,8 @@ export class SessionService {
     const username = await this.usernameOf(row.user_id);
     const cluster = this.d.clusters.get(row.cluster);
     const state = row.state as SessionState;
-    const unknown = isActive(state) && state !== 'requested' && cluster !== undefined && !cluster.poller.reachable;
+    const unknown =
+      isActive(state) && state !== 'requested' && cluster !== undefined && !cluster.poller.reachable;
     const prefix = sessionPrefix(username, row.id);
     const app = this.app(row.app);
     return {
@@ -169,7 +170,11 @@ export class SessionService {
   }
 
   /** Applies a state-machine event; persists with a compare-and-set so concurrent writers cannot clash. */
-  private async apply(row: SessionRow, event: SessionEvent, patch: Partial<SessionRow> = {}): Promise<SessionRow> {
+  private async apply(
+    row: SessionRow,
+    event: SessionEvent,
+    patch: Partial<SessionRow> = {},
+  ): Promise<SessionRow> {
     const from = row.state as SessionState;
     const t = next(from, event);
     if (!t) {
@@ -207,10 +212,17 @@ export class SessionService {
   async create(user: User, req: SessionRequest, ip?: string): Promise<SessionView> {
     const cluster = this.d.clusters.get(req.cluster);
     if (!cluster || !cluster.userMayUse(user)) {
-      throw new RequestError(400, [{ field: 'cluster', message: `Cluster: "${String(req.cluster).slice(0, 40)}" is not available to you` }]);
+      throw new RequestError(400, [
+        {
+          field: 'cluster',
+          message: `Cluster: "${String(req.cluster).slice(0, 40)}" is not available to you`,
+        },
+      ]);
     }
     if (cluster.cfg.drained) {
-      throw new RequestError(409, [{ field: 'cluster', message: `Cluster: ${cluster.title} is closed for new sessions at the moment` }]);
+      throw new RequestError(409, [
+        { field: 'cluster', message: `Cluster: ${cluster.title} is closed for new sessions at the moment` },
+      ]);
     }
     const limits = await cluster.limitsFor(user, this.d.cfg.appCatalogue, this.d.cfg.environments);
     const errors = validateRequest(req, limits);
@@ -219,18 +231,29 @@ export class SessionService {
     const missing = await missingExecutables(app, cluster);
     if (missing.length > 0) {
       throw new RequestError(400, [
-        { field: 'app', message: `User interface: ${app.name} is not installed on ${cluster.title} (missing ${missing.join(', ')})` },
+        {
+          field: 'app',
+          message: `User interface: ${app.name} is not installed on ${cluster.title} (missing ${missing.join(', ')})`,
+        },
       ]);
     }
     const active = (await listSessionsOfUser(this.d.db, user.id, false)).length;
     if (active >= this.d.cfg.sessions.maxPerUser) {
       throw new RequestError(409, [
-        { field: 'cluster', message: `Cluster: you already have ${active} sessions; stop one first (at most ${this.d.cfg.sessions.maxPerUser})` },
+        {
+          field: 'cluster',
+          message: `Cluster: you already have ${active} sessions; stop one first (at most ${this.d.cfg.sessions.maxPerUser})`,
+        },
       ]);
     }
     const identity = await lookupUnixUser(user.unixUser);
     if (!identity) {
-      throw new RequestError(400, [{ field: 'cluster', message: `Cluster: your account has no Unix user "${user.unixUser}" here; ask an administrator` }]);
+      throw new RequestError(400, [
+        {
+          field: 'cluster',
+          message: `Cluster: your account has no Unix user "${user.unixUser}" here; ask an administrator`,
+        },
+      ]);
     }
     const env = req.environment
       ? this.d.cfg.environments.find((e) => e.id === req.environment)
@@ -252,7 +275,15 @@ export class SessionService {
     });
     this.usernames.set(user.id, user.username);
     await addSessionEvent(this.d.db, id, 'requested', `requested ${app.name} on ${cluster.title}`);
-    await this.d.audit.record({ actorUserId: user.id, actor: user.username, action: 'session.start', target: id, ip, ok: true, details: { cluster: req.cluster, app: req.app } });
+    await this.d.audit.record({
+      actorUserId: user.id,
+      actor: user.username,
+      action: 'session.start',
+      target: id,
+      ip,
+      ok: true,
+      details: { cluster: req.cluster, app: req.app },
+    });
 
     const agentEnv: Record<string, string> = {
       ATRIUM_HUB_URL: this.d.hubUrl(),
@@ -280,9 +311,16 @@ export class SessionService {
         agentEnv,
         setup: env?.setup,
       });
-      row = await this.apply(row, { type: 'submitted', jobId: result.jobId }, { job_id: result.jobId, submitted_at: Date.now() });
+      row = await this.apply(
+        row,
+        { type: 'submitted', jobId: result.jobId },
+        { job_id: result.jobId, submitted_at: Date.now() },
+      );
     } catch (e) {
-      const msg = e instanceof SchedulerError ? e.message : `the scheduler refused the session: ${(e as Error).message}`;
+      const msg =
+        e instanceof SchedulerError
+          ? e.message
+          : `the scheduler refused the session: ${(e as Error).message}`;
       await this.apply(row, { type: 'submit_failed', reason: msg });
       if (e instanceof SchedulerError && e.field) {
         throw new RequestError(400, [{ field: e.field, message: msg }]);
@@ -318,7 +356,10 @@ export class SessionService {
       try {
         await cluster.adapter.cancel(identity, row.job_id);
       } catch (e) {
-        this.d.log.warn({ session: row.id, err: (e as Error).message }, 'cancel failed; will retry on the next poll');
+        this.d.log.warn(
+          { session: row.id, err: (e as Error).message },
+          'cancel failed; will retry on the next poll',
+        );
       }
       cluster.poller.wake();
     }
@@ -334,25 +375,38 @@ export class SessionService {
     ip?: string,
   ): Promise<string> {
     const refuse = async (status: number, why: string): Promise<never> => {
-      await this.d.audit.record({ action: 'agent.callback', target: String(sessionId).slice(0, 40), ip, ok: false, details: { why } });
+      await this.d.audit.record({
+        action: 'agent.callback',
+        target: String(sessionId).slice(0, 40),
+        ip,
+        ok: false,
+        details: { why },
+      });
       throw new AgentRefused(status, why);
     };
     const row = typeof sessionId === 'string' ? await getSession(this.d.db, sessionId) : undefined;
     if (!row || !row.agent_secret_hash || !secret || !safeEqual(hashToken(secret), row.agent_secret_hash)) {
       return refuse(403, 'unknown session or wrong secret');
     }
-    if (!['requested', 'queued', 'starting'].includes(row.state)) return refuse(409, `session is ${row.state}`);
+    if (!['requested', 'queued', 'starting'].includes(row.state))
+      return refuse(409, `session is ${row.state}`);
     if (!validHost(report.host) || !Number.isInteger(report.port) || report.port < 0 || report.port > 65535) {
       return refuse(400, 'invalid host or port');
     }
-    if (report.socket !== undefined && !validSocketPath(report.socket, row.id)) return refuse(400, 'invalid socket path');
+    if (report.socket !== undefined && !validSocketPath(report.socket, row.id))
+      return refuse(400, 'invalid socket path');
     if (!report.socket && report.port === 0) return refuse(400, 'invalid port');
     // The app must be where the scheduler put the job: an agent cannot point the proxy anywhere else (SSRF).
     const cluster = this.d.clusters.get(row.cluster);
     if (cluster && row.job_id) {
       let job = findJob(cluster.poller.latestGood, row);
-      if (!job || job.state !== 'running' || !job.nodeAddress) job = findJob(await cluster.poller.pollNow(), row);
-      if (job?.nodeAddress && job.nodeAddress !== report.host && !(isLoopback(job.nodeAddress) && isLoopback(report.host))) {
+      if (!job || job.state !== 'running' || !job.nodeAddress)
+        job = findJob(await cluster.poller.pollNow(), row);
+      if (
+        job?.nodeAddress &&
+        job.nodeAddress !== report.host &&
+        !(isLoopback(job.nodeAddress) && isLoopback(report.host))
+      ) {
         return refuse(403, `host ${report.host} is not the job's node (${job.nodeAddress})`);
       }
     }
@@ -381,24 +435,33 @@ export class SessionService {
     }
     const updated = await this.apply(cur, { type: 'agent_ready' }, patch);
     this.addRoute(updated, await this.usernameOf(updated.user_id));
-    await this.d.audit.record({ action: 'agent.callback', target: row.id, ip, ok: true, details: { host: report.host, port: report.port } });
+    await this.d.audit.record({
+      action: 'agent.callback',
+      target: row.id,
+      ip,
+      ok: true,
+      details: { host: report.host, port: report.port },
+    });
     return heartbeat;
   }
 
   /** Returns false when the session is over (the agent then stops its app). */
   async agentHeartbeat(sessionId: string, token: string): Promise<'ok' | 'gone' | 'refused'> {
     const row = typeof sessionId === 'string' ? await getSession(this.d.db, sessionId) : undefined;
-    if (!row || !row.heartbeat_token_hash) return row && isTerminal(row.state as SessionState) ? 'gone' : 'refused';
+    if (!row || !row.heartbeat_token_hash)
+      return row && isTerminal(row.state as SessionState) ? 'gone' : 'refused';
     if (!token || !safeEqual(hashToken(token), row.heartbeat_token_hash)) return 'refused';
     if (!isActive(row.state as SessionState) || row.state === 'ending') return 'gone';
     await updateSession(this.d.db, row.id, { last_heartbeat_at: Date.now() });
-    if (row.state === 'running' && !this.d.routes.get(row.id)) this.addRoute(row, await this.usernameOf(row.user_id));
+    if (row.state === 'running' && !this.d.routes.get(row.id))
+      this.addRoute(row, await this.usernameOf(row.user_id));
     return 'ok';
   }
 
   async agentExit(sessionId: string, token: string, code: number | null): Promise<boolean> {
     const row = typeof sessionId === 'string' ? await getSession(this.d.db, sessionId) : undefined;
-    if (!row || !row.heartbeat_token_hash || !token || !safeEqual(hashToken(token), row.heartbeat_token_hash)) return false;
+    if (!row || !row.heartbeat_token_hash || !token || !safeEqual(hashToken(token), row.heartbeat_token_hash))
+      return false;
     this.d.log.info({ session: row.id, code }, 'agent reports the app exited');
     await this.apply(row, { type: 'job_finished', reason: REASONS.appExited });
     return true;
@@ -406,7 +469,8 @@ export class SessionService {
 
   async agentFailed(sessionId: string, secret: string, reason: string): Promise<boolean> {
     const row = typeof sessionId === 'string' ? await getSession(this.d.db, sessionId) : undefined;
-    if (!row || !row.agent_secret_hash || !secret || !safeEqual(hashToken(secret), row.agent_secret_hash)) return false;
+    if (!row || !row.agent_secret_hash || !secret || !safeEqual(hashToken(secret), row.agent_secret_hash))
+      return false;
     await this.apply(row, { type: 'error', reason: String(reason).slice(0, 300) });
     return true;
   }
@@ -415,7 +479,8 @@ export class SessionService {
     const app = this.app(row.app);
     if (!app || !row.host || (!row.port && !row.socket_path)) return;
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(app.upstreamHeaders ?? {})) headers[k] = v.replace('{token}', row.app_token);
+    for (const [k, v] of Object.entries(app.upstreamHeaders ?? {}))
+      headers[k] = v.replace('{token}', row.app_token);
     this.d.routes.set({
       sessionId: row.id,
       userId: row.user_id,
@@ -464,16 +529,26 @@ export class SessionService {
     if (row.state === 'requested') {
       if (job && !row.job_id) {
         // A submit that was interrupted (gateway stopped, sbatch timed out) but did create a job: adopt it.
-        await this.apply(row, { type: 'submitted', jobId: job.jobId }, { job_id: job.jobId, submitted_at: now });
+        await this.apply(
+          row,
+          { type: 'submitted', jobId: job.jobId },
+          { job_id: job.jobId, submitted_at: now },
+        );
       } else if (!job && now - row.created_at > 120_000) {
-        await this.apply(row, { type: 'error', reason: 'the submission was interrupted and no job was created' });
+        await this.apply(row, {
+          type: 'error',
+          reason: 'the submission was interrupted and no job was created',
+        });
       }
       return;
     }
     if (!job) {
       // Freshly submitted jobs may miss the poll that was already under way.
       if (row.submitted_at && snap.at - row.submitted_at < UNKNOWN_GRACE_MS) return;
-      await this.apply(row, { type: 'job_finished', reason: row.state === 'ending' ? (row.reason ?? REASONS.stoppedByUser) : REASONS.jobVanished });
+      await this.apply(row, {
+        type: 'job_finished',
+        reason: row.state === 'ending' ? (row.reason ?? REASONS.stoppedByUser) : REASONS.jobVanished,
+      });
       return;
     }
     if (FINISHED_JOB_STATES.has(job.state)) {
@@ -518,7 +593,11 @@ export class SessionService {
         );
         return;
       }
-      if (row.state === 'starting' && row.started_at && now - row.started_at > this.d.cfg.sessions.startTimeoutSeconds * 1000) {
+      if (
+        row.state === 'starting' &&
+        row.started_at &&
+        now - row.started_at > this.d.cfg.sessions.startTimeoutSeconds * 1000
+      ) {
         await this.stop(row, REASONS.startTimeout);
         return;
       }
@@ -533,7 +612,10 @@ export class SessionService {
     if (!row.warned_at && left <= warnMs && left > 0) {
       await updateSession(this.d.db, row.id, { warned_at: now });
       this.d.onWarning?.(row, Math.max(1, Math.round(left / 60_000)));
-      this.d.bus.publish({ userId: row.user_id }, { type: 'session.warning', data: { id: row.id, minutesLeft: Math.round(left / 60_000) } });
+      this.d.bus.publish(
+        { userId: row.user_id },
+        { type: 'session.warning', data: { id: row.id, minutesLeft: Math.round(left / 60_000) } },
+      );
     }
     // The scheduler (or the local agent) enforces the limit; this covers a scheduler that is late.
     if (left < -90_000) await this.stop(row, REASONS.timeLimit);
@@ -582,7 +664,8 @@ function finishedReason(job: JobInfo, row: SessionRow): string {
   }
 }
 
-const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*|\d{1,3}(?:\.\d{1,3}){3}|\[?[0-9a-fA-F:]+\]?)$/;
+const HOST_RE =
+  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*|\d{1,3}(?:\.\d{1,3}){3}|\[?[0-9a-fA-F:]+\]?)$/;
 
 function validHost(h: unknown): h is string {
   return typeof h === 'string' && h.length <= 253 && HOST_RE.test(h);
@@ -593,7 +676,12 @@ function isLoopback(h: string): boolean {
 }
 
 function validSocketPath(p: unknown, sessionId: string): boolean {
-  return typeof p === 'string' && p.startsWith('/') && !p.includes('..') && p.endsWith(`/.atrium/sessions/${sessionId}/app.sock`);
+  return (
+    typeof p === 'string' &&
+    p.startsWith('/') &&
+    !p.includes('..') &&
+    p.endsWith(`/.atrium/sessions/${sessionId}/app.sock`)
+  );
 }
 
 async function missingExecutables(app: AppDefinition, cluster: Cluster): Promise<string[]> {

@@ -32,11 +32,19 @@ export function ensurePackages(needs: PackageNeed[], print: (line: string) => vo
   print(`atrium: installing ${pkgs.join(' ')} (needed by ${why}); this takes about a minute...`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const opts = { stdio: ['ignore', 'ignore', 'inherit'] as ('ignore' | 'inherit')[], env };
-  let r = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=900', 'install', '-y', '--no-install-recommends', ...pkgs], opts);
+  let r = spawnSync(
+    'apt-get',
+    ['-o', 'DPkg::Lock::Timeout=900', 'install', '-y', '--no-install-recommends', ...pkgs],
+    opts,
+  );
   if (r.status !== 0) {
     print('atrium: updating the package lists first...');
     spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=900', 'update', '-q'], opts);
-    r = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=900', 'install', '-y', '--no-install-recommends', ...pkgs], opts);
+    r = spawnSync(
+      'apt-get',
+      ['-o', 'DPkg::Lock::Timeout=900', 'install', '-y', '--no-install-recommends', ...pkgs],
+      opts,
+    );
   }
   if (r.status !== 0) {
     print(`atrium: could not install ${pkgs.join(' ')}; install them by hand and start again`);

@@ -31,7 +31,10 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void
       return { heartbeatToken, heartbeatSeconds: ctx.cfg.sessions.heartbeatSeconds };
     } catch (e) {
       if (e instanceof AgentRefused) {
-        ctx.log.warn({ session: String(b.sessionId ?? '').slice(0, 40), ip: clientIp(req), why: e.message }, 'agent callback refused');
+        ctx.log.warn(
+          { session: String(b.sessionId ?? '').slice(0, 40), ip: clientIp(req), why: e.message },
+          'agent callback refused',
+        );
         return reply.code(e.status).send({ error: 'refused' });
       }
       throw e;
@@ -49,13 +52,21 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void
 
   app.post('/api/agent/exit', { bodyLimit }, async (req, reply) => {
     const b = (req.body ?? {}) as Record<string, unknown>;
-    const ok = await ctx.sessions.agentExit(String(b.sessionId ?? ''), bearer(req), typeof b.code === 'number' ? b.code : null);
+    const ok = await ctx.sessions.agentExit(
+      String(b.sessionId ?? ''),
+      bearer(req),
+      typeof b.code === 'number' ? b.code : null,
+    );
     return ok ? { ok: true } : reply.code(403).send({ error: 'refused' });
   });
 
   app.post('/api/agent/failed', { bodyLimit }, async (req, reply) => {
     const b = (req.body ?? {}) as Record<string, unknown>;
-    const ok = await ctx.sessions.agentFailed(String(b.sessionId ?? ''), bearer(req), String(b.reason ?? 'the app failed to start'));
+    const ok = await ctx.sessions.agentFailed(
+      String(b.sessionId ?? ''),
+      bearer(req),
+      String(b.reason ?? 'the app failed to start'),
+    );
     return ok ? { ok: true } : reply.code(403).send({ error: 'refused' });
   });
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { decideAccess } from '../../auth/access.ts';
-import { findUserByName, type User, toUser, updateUser, upsertExternalUser } from '../../db/users.ts';
+import { findUserByName, toUser, type User, updateUser, upsertExternalUser } from '../../db/users.ts';
 import { clientIp, requireUser } from '../auth.ts';
 import { type AppContext, SESSION_COOKIE } from '../context.ts';
 
@@ -58,7 +58,10 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: AppContext): void 
     const password = typeof body.password === 'string' ? body.password : '';
     if (req.headers.origin) {
       try {
-        if (new URL(req.headers.origin).host !== req.headers.host && new URL(req.headers.origin).host !== new URL(ctx.publicUrl()).host) {
+        if (
+          new URL(req.headers.origin).host !== req.headers.host &&
+          new URL(req.headers.origin).host !== new URL(ctx.publicUrl()).host
+        ) {
           return reply.code(403).send({ error: 'cross-origin sign-in refused' });
         }
       } catch {
@@ -66,14 +69,22 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: AppContext): void 
       }
     }
     if (!username || !password || username.length > 100 || password.length > 1000) {
-      return reply.code(400).send({ error: 'enter a user name and a password', field: username ? 'password' : 'username' });
+      return reply
+        .code(400)
+        .send({ error: 'enter a user name and a password', field: username ? 'password' : 'username' });
     }
     const waitIp = ctx.loginLimiter.hit(`ip:${ip}`);
     const waitUser = ctx.loginLimiter.hit(`user:${username.toLowerCase()}`);
     const wait = Math.max(waitIp, waitUser);
     if (wait > 0) {
       ctx.metrics.signIns.inc({ method: 'password', result: 'rate_limited' });
-      await ctx.audit.record({ actor: username, action: 'signin', ip, ok: false, details: { why: 'rate limited' } });
+      await ctx.audit.record({
+        actor: username,
+        action: 'signin',
+        ip,
+        ok: false,
+        details: { why: 'rate limited' },
+      });
       reply.header('retry-after', String(wait));
       return reply.code(429).send({ error: `too many sign-in attempts; try again in ${wait} s` });
     }
@@ -84,7 +95,13 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: AppContext): void 
       const decision = decideAccess(id.username, id.groups, ctx.cfg.auth, row?.is_admin === 1);
       if (!decision.allowed) {
         ctx.metrics.signIns.inc({ method: provider.name, result: 'refused' });
-        await ctx.audit.record({ actor: id.username, action: 'signin', ip, ok: false, details: { why: decision.reason } });
+        await ctx.audit.record({
+          actor: id.username,
+          action: 'signin',
+          ip,
+          ok: false,
+          details: { why: decision.reason },
+        });
         return reply.code(403).send({ error: `Sign-in refused: ${decision.reason}` });
       }
       if (id.source !== 'local' || !row) {
@@ -105,11 +122,24 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: AppContext): void 
       const { csrfToken } = await signIn(req, reply, ctx, user);
       ctx.loginLimiter.reset(`user:${username.toLowerCase()}`);
       ctx.metrics.signIns.inc({ method: provider.name, result: 'ok' });
-      await ctx.audit.record({ actorUserId: user.id, actor: user.username, action: 'signin', ip, ok: true, details: { method: provider.name } });
+      await ctx.audit.record({
+        actorUserId: user.id,
+        actor: user.username,
+        action: 'signin',
+        ip,
+        ok: true,
+        details: { method: provider.name },
+      });
       return { user: meView(user), csrfToken };
     }
     ctx.metrics.signIns.inc({ method: 'password', result: 'failed' });
-    await ctx.audit.record({ actor: username, action: 'signin', ip, ok: false, details: { why: 'wrong user name or password' } });
+    await ctx.audit.record({
+      actor: username,
+      action: 'signin',
+      ip,
+      ok: false,
+      details: { why: 'wrong user name or password' },
+    });
     return reply.code(401).send({ error: 'wrong user name or password' });
   });
 
@@ -118,10 +148,19 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: AppContext): void 
     if (req.webSession) {
       if (everywhere) await ctx.webSessions.destroyAllFor(req.webSession.user.id);
       else await ctx.webSessions.destroy(req.webSession.id);
-      await ctx.audit.record({ actorUserId: req.webSession.user.id, actor: req.webSession.user.username, action: 'signout', ip: clientIp(req), ok: true, details: { everywhere } });
+      await ctx.audit.record({
+        actorUserId: req.webSession.user.id,
+        actor: req.webSession.user.username,
+        action: 'signout',
+        ip: clientIp(req),
+        ok: true,
+        details: { everywhere },
+      });
     }
     clearSessionCookie(reply, ctx);
-    const logoutUrl = (ctx.services.get('oidc.logoutUrl') as ((req: FastifyRequest) => string | null) | undefined)?.(req) ?? null;
+    const logoutUrl =
+      (ctx.services.get('oidc.logoutUrl') as ((req: FastifyRequest) => string | null) | undefined)?.(req) ??
+      null;
     return { ok: true, logoutUrl };
   });
 

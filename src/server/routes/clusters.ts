@@ -19,8 +19,12 @@ export function registerClusterRoutes(app: FastifyInstance, ctx: AppContext): vo
         defaultHours: Math.min(c.cfg.defaultHours, c.cfg.maxHours),
         limits,
         defaultPartition: c.cfg.slurm?.partition ?? null,
-        apps: c.appsFor(ctx.cfg.appCatalogue).map((a) => ({ id: a.id, name: a.name, description: a.description, icon: a.icon ?? null })),
-        environments: c.environmentsFor(ctx.cfg.environments).map((e) => ({ id: e.id, name: e.name, description: e.description })),
+        apps: c
+          .appsFor(ctx.cfg.appCatalogue)
+          .map((a) => ({ id: a.id, name: a.name, description: a.description, icon: a.icon ?? null })),
+        environments: c
+          .environmentsFor(ctx.cfg.environments)
+          .map((e) => ({ id: e.id, name: e.name, description: e.description })),
         free: c.freeTable(),
       });
     }

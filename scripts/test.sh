@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The test command: sets up everything the tests need (Debian packages, npm modules, the build, a
+# throwaway Slurm cluster), then runs type-check, lint, unit and end-to-end tests, and prints
+# "N passed, N failed". Run as root on Debian 12. Leaves nothing running.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+t0=$(date +%s)
+step() { echo "== $* ($(( $(date +%s) - t0 )) s)"; }
+
+step "system packages"
+bash scripts/deps.sh test || exit 1
+step "npm modules"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error || exit 1
+fi
+step "build"
+npm run --silent build || exit 1
+
+passed=0; failed=0
+check() {
+  local name=$1; shift
+  step "$name"
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $name"; fi
+}
+check "type-check" npx tsc -p tsconfig.json --noEmit
+check "lint" npx biome check src test bench scripts
+
+step "test cluster"
+export CLUSTER_NAME=atrium CLUSTER_BASE="${ATRIUM_TEST_CLUSTER_BASE:-/tmp/atrium-slurm-atrium}"
+export ATRIUM_TEST_CLUSTER_BASE="$CLUSTER_BASE"
+cleanup() { bash "$root/scripts/cluster.sh" down >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+bash scripts/cluster.sh up || { echo "FAILED: the test cluster did not start"; failed=$((failed + 1)); }
+
+step "unit and end-to-end tests"
+report=$(mktemp /tmp/atrium-vitest-XXXX.json)
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report"
+vitest_rc=$?
+read -r vp vf < <(node -e '
+  const fs = require("fs");
+  try { const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+        console.log(r.numPassedTests, r.numFailedTests + (r.numRuntimeErrorCount || 0)); }
+  catch { console.log(0, 1); }' "$report")
+passed=$((passed + vp)); failed=$((failed + vf))
+if [ "$vitest_rc" -ne 0 ] && [ "$vf" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: vitest exited $vitest_rc"; fi
+rm -f "$report"
+
+step "done"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
