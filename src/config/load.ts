@@ -88,7 +88,7 @@ export function parseConfig(text: string, file = '(inline)', baseDir = process.c
       file,
       doc.errors.map((e) => ({
         key: '',
-        line: e.linePos?.[0]?.line,
+        line: lc.linePos(e.pos[0]).line,
         message: e.message.split('\n')[0] ?? 'YAML error',
       })),
     );
