@@ -23,6 +23,8 @@ export interface SessionSubmission {
   partition?: string;
   account?: string;
   reservation?: string;
+  /** Restrict the job to these nodes (Slurm --nodelist). Admin-defined or tests; never user input. */
+  nodelist?: string;
   /** argv of the agent, e.g. [node, /opt/atrium/agent.mjs]. */
   agentArgv: string[];
   /** Environment handed to the agent. Contains secrets: never put it on a command line. */

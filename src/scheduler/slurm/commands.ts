@@ -1,0 +1,179 @@
+// argv builders for the Slurm commands the adapter runs, and the batch script of a session.
+// Everything is argv (no shell); nothing secret goes into argv: agentEnv travels in the script on stdin.
+import path from 'node:path';
+import type { SessionSubmission, UnixIdentity } from '../types.ts';
+import { SACCT_FIELDS, type Separators, SINFO_FIELDS, SQUEUE_FIELDS } from './parse.ts';
+
+export type RunAs = 'runuser' | 'sudo' | 'none';
+
+/** Path of a Slurm command: `${binDir}/${name}` or the bare name (looked up in PATH). */
+export function slurmBin(name: string, binDir?: string): string {
+  return binDir ? path.join(binDir, name) : name;
+}
+
+function formatSpec(fields: readonly string[], sep: Separators): string {
+  return fields.map((f, i) => `${f}:${i === fields.length - 1 ? sep.record : sep.field}`).join(',');
+}
+
+/**
+ * squeue listing every job of every user in every state still held by slurmctld (finished ones until
+ * MinJobAge). Optional filters are for the adopt-by-tag lookup only.
+ */
+export function squeueArgv(
+  sep: Separators,
+  opts: { binDir?: string; user?: string; name?: string } = {},
+): string[] {
+  const argv = [slurmBin('squeue', opts.binDir), '-h', '-a', '-t', 'all'];
+  if (opts.user) argv.push(`--user=${opts.user}`);
+  if (opts.name) argv.push(`--name=${opts.name}`);
+  argv.push('-O', formatSpec(SQUEUE_FIELDS, sep));
+  return argv;
+}
+
+/** sinfo, one line per node and partition, with NodeAddr, CPU and memory use and GRES in use. */
+export function sinfoNodesArgv(sep: Separators, opts: { binDir?: string } = {}): string[] {
+  return [slurmBin('sinfo', opts.binDir), '-h', '-a', '-N', '-O', formatSpec(SINFO_FIELDS, sep)];
+}
+
+export function partitionsArgv(opts: { binDir?: string } = {}): string[] {
+  return [slurmBin('scontrol', opts.binDir), '-o', 'show', 'partition'];
+}
+
+export function reservationsArgv(opts: { binDir?: string } = {}): string[] {
+  return [slurmBin('scontrol', opts.binDir), '-o', 'show', 'reservation'];
+}
+
+export function associationsArgv(opts: { binDir?: string; clusterName?: string } = {}): string[] {
+  const argv = [slurmBin('sacctmgr', opts.binDir), '-nP', 'show', 'assoc'];
+  if (opts.clusterName) argv.push(`where`, `cluster=${opts.clusterName}`);
+  argv.push('format=User,Account');
+  return argv;
+}
+
+/** sacct for exit codes of the given jobs (one call). sacct --json's exit codes are wrong in 22.05. */
+export function sacctArgv(jobIds: readonly string[], opts: { binDir?: string } = {}): string[] {
+  return [
+    slurmBin('sacct', opts.binDir),
+    '-a',
+    '-X',
+    '-P',
+    '-n',
+    '-j',
+    jobIds.join(','),
+    '-o',
+    SACCT_FIELDS.join(','),
+  ];
+}
+
+export function scancelArgv(jobId: string, opts: { binDir?: string } = {}): string[] {
+  return [slurmBin('scancel', opts.binDir), jobId];
+}
+
+/** Job name of a session: lets the adopt lookup filter squeue by --name. */
+export function sessionJobName(sessionId: string): string {
+  return `atrium-${sessionId}`;
+}
+
+/** Where the session's output goes (the batch script redirects itself there, see buildBatchScript). */
+export function sessionLogPath(home: string, sessionId: string, logDir = '.atrium/logs'): string {
+  return path.posix.join(home, logDir, `session-${sessionId}.log`);
+}
+
+export interface SbatchOptions {
+  binDir?: string;
+  /** Partition when the submission names none. */
+  defaultPartition?: string;
+  /** Restrict to these nodes (sbatch --nodelist), e.g. for tests or admin-pinned profiles. */
+  nodelist?: string;
+}
+
+/** sbatch argv for a session; the script itself goes to stdin (buildBatchScript). */
+export function sbatchArgv(sub: SessionSubmission, opts: SbatchOptions = {}): string[] {
+  const argv = [
+    slurmBin('sbatch', opts.binDir),
+    '--parsable',
+    '--export=NONE',
+    `--job-name=${sessionJobName(sub.sessionId)}`,
+    `--comment=${sub.tag}`,
+    '--nodes=1',
+    '--ntasks=1',
+    `--cpus-per-task=${sub.cores}`,
+    `--mem=${sub.memoryMb}M`,
+    `--time=${sub.minutes}`,
+    `--chdir=${sub.identity.home}`,
+    // Slurm opens -o/-e before the script runs and fails the job if the directory is missing; the
+    // script creates ~/.atrium/logs and redirects itself there (see docs/slurm.md).
+    '--output=/dev/null',
+    '--error=/dev/null',
+  ];
+  const partition = sub.partition ?? opts.defaultPartition;
+  if (partition) argv.push(`--partition=${partition}`);
+  if (sub.account) argv.push(`--account=${sub.account}`);
+  if (sub.reservation) argv.push(`--reservation=${sub.reservation}`);
+  if (sub.gpus > 0) argv.push(`--gres=gpu:${sub.gpus}`);
+  const nodelist = sub.nodelist ?? opts.nodelist;
+  if (nodelist) argv.push(`--nodelist=${nodelist}`);
+  return argv;
+}
+
+/** Quote for bash: the value between single quotes, each ' written as '\''. Any byte but NUL is safe. */
+export function shellQuote(s: string): string {
+  if (s.includes('\0')) throw new Error('NUL byte in a shell word');
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+export interface ScriptOptions {
+  /** PATH of the session before `setup` runs. */
+  path?: string;
+  lang?: string;
+  /** Log directory relative to HOME. Default .atrium/logs */
+  logDir?: string;
+}
+
+/**
+ * The batch script (sent on sbatch's stdin, never a file and never a command line):
+ * identity environment (--export=NONE gives the job only SLURM_* variables), the log redirect, the
+ * agent's environment, the admin's setup lines, then `exec` of the agent argv.
+ */
+export function buildBatchScript(sub: SessionSubmission, opts: ScriptOptions = {}): string {
+  const id: UnixIdentity = sub.identity;
+  const logDir = opts.logDir ?? '.atrium/logs';
+  const q = shellQuote;
+  const lines: string[] = [
+    '#!/bin/bash',
+    `# Atrium session ${sub.sessionId} (generated)`,
+    'umask 077',
+    `export HOME=${q(id.home)} USER=${q(id.user)} LOGNAME=${q(id.user)} SHELL=${q(id.shell)}`,
+    `export PATH=${q(opts.path ?? '/usr/local/bin:/usr/bin:/bin')} LANG=${q(opts.lang ?? 'C.UTF-8')}`,
+    `export ATRIUM_SESSION_ID=${q(sub.sessionId)}`,
+    // Output: ~/.atrium/logs/session-<id>.log, made by the job (as the user, on the node) with mode 700.
+    `__atrium_logdir="$HOME"/${q(logDir)}`,
+    'mkdir -p -m 700 "$__atrium_logdir" &&',
+    `  exec >>"$__atrium_logdir"/${q(`session-${sub.sessionId}.log`)} 2>&1`,
+    'unset __atrium_logdir',
+    `echo "atrium: job $SLURM_JOB_ID on \${SLURMD_NODENAME:-?} at $(date -u +%Y-%m-%dT%H:%M:%SZ)"`,
+    'cd "$HOME" || exit 1',
+  ];
+  for (const [k, v] of Object.entries(sub.agentEnv)) {
+    lines.push(`export ${k}=${q(v)}`);
+  }
+  for (const line of sub.setup ?? []) lines.push(line);
+  lines.push(`exec ${sub.agentArgv.map(q).join(' ')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Run a command as `user`. runuser (gateway is root) keeps the runner's clean environment, so
+ * SLURM_CONF reaches the command; sudo resets the environment, so SLURM_CONF goes on its command
+ * line (needs SETENV in sudoers or env_keep, see docs/slurm.md). 'none' runs the command directly.
+ */
+export function asUser(argv: readonly string[], user: string, runAs: RunAs, slurmConf?: string): string[] {
+  switch (runAs) {
+    case 'runuser':
+      return ['runuser', '-u', user, '--', ...argv];
+    case 'sudo':
+      return ['sudo', '-n', '-u', user, ...(slurmConf ? [`SLURM_CONF=${slurmConf}`] : []), '--', ...argv];
+    case 'none':
+      return [...argv];
+  }
+}
