@@ -1,0 +1,15 @@
+// Registers the backends beyond `local` with the cluster registry (config → adapter).
+import { registerBackend } from '../sessions/clusters.ts';
+import { SlurmAdapter } from './slurm/adapter.ts';
+
+registerBackend('slurm', (cfg) => {
+  const s = cfg.slurm!;
+  return new SlurmAdapter({
+    name: cfg.name,
+    slurmConf: s.conf,
+    runAs: s.runAs,
+    binDir: s.binDir,
+    commandTimeoutMs: s.commandTimeoutSeconds * 1000,
+    partition: s.partition,
+  });
+});
