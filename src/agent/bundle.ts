@@ -25,12 +25,21 @@ export async function buildAgent(out = AGENT_BUNDLE): Promise<string> {
   return out;
 }
 
+/** Newest modification time of the agent's sources (src/agent and src/apps, which it imports). */
+function sourcesMtime(): number {
+  let newest = 0;
+  for (const dir of [path.join(root, 'src', 'agent'), path.join(root, 'src', 'apps')]) {
+    if (!fs.existsSync(dir)) continue;
+    for (const f of fs.readdirSync(dir, { recursive: true }) as string[]) {
+      if (f.endsWith('.ts')) newest = Math.max(newest, fs.statSync(path.join(dir, f)).mtimeMs);
+    }
+  }
+  return newest;
+}
+
 /** The bundle, built when missing or older than its sources. */
 export async function ensureAgent(): Promise<string> {
-  const src = path.join(root, 'src', 'agent', 'main.ts');
-  const stale =
-    !fs.existsSync(AGENT_BUNDLE) ||
-    (fs.existsSync(src) && fs.statSync(src).mtimeMs > fs.statSync(AGENT_BUNDLE).mtimeMs);
+  const stale = !fs.existsSync(AGENT_BUNDLE) || sourcesMtime() > fs.statSync(AGENT_BUNDLE).mtimeMs;
   if (stale) await buildAgent();
   return AGENT_BUNDLE;
 }

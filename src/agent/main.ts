@@ -1,21 +1,25 @@
-// The agent: the program a session's job runs, as the user, on the node. It starts the app on a free
-// port, waits until it answers, tells the gateway where it is (with a one-time secret), then keeps a
-// heartbeat. It stops the app's whole process group when the job is stopped.
+// The agent: the program a session's job runs, as the user, on the node. It starts the session's app
+// (and its extra apps) on free ports or private sockets, waits until they answer, tells the gateway
+// where they are (with a one-time secret), then keeps a heartbeat. It stops every app's whole process
+// group when the job is stopped.
 // Node built-ins only: it is bundled into one file that runs wherever Node runs.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AgentAppSpec } from '../apps/types.ts';
+import { relaySecretFor } from '../apps/secrets.ts';
+import { type AgentAppSpec, type ContainerSpec, extraAppBase } from '../apps/types.ts';
+import { AppProcess } from './apps.ts';
+import { type Relay, startRelay } from './relay.ts';
 
 interface AgentInput {
   hubUrl: string;
   sessionId: string;
   secret: string;
   app: AgentAppSpec;
+  /** More apps on the same allocation, each at <base>.<id>/. */
+  extraApps: AgentAppSpec[];
   baseUrl: string;
   appToken: string;
   bindHost: string;
@@ -24,6 +28,14 @@ interface AgentInput {
   deadline?: number;
   /** Atrium's share/ directory (helpers for apps, e.g. Jupyter's sign-in module). */
   shareDir: string;
+  /** Atrium's dist/ directory (built programs, e.g. the terminal server). */
+  distDir: string;
+  /** Serve Unix-socket apps through the relay (the gateway cannot reach sockets on this node). */
+  relay: boolean;
+  /** The environment's container: every app runs in it. */
+  container?: ContainerSpec;
+  /** Keep the user's identity-provider access token in <session dir>/access_token. */
+  fetchAccessToken: boolean;
 }
 
 function readInput(env: NodeJS.ProcessEnv): AgentInput {
@@ -37,6 +49,7 @@ function readInput(env: NodeJS.ProcessEnv): AgentInput {
     sessionId: need('ATRIUM_SESSION_ID'),
     secret: need('ATRIUM_AGENT_SECRET'),
     app: JSON.parse(need('ATRIUM_APP')) as AgentAppSpec,
+    extraApps: env.ATRIUM_EXTRA_APPS ? (JSON.parse(env.ATRIUM_EXTRA_APPS) as AgentAppSpec[]) : [],
     baseUrl: need('ATRIUM_BASE_URL'),
     appToken: env.ATRIUM_APP_TOKEN ?? '',
     bindHost: env.ATRIUM_BIND_HOST || '127.0.0.1',
@@ -46,6 +59,10 @@ function readInput(env: NodeJS.ProcessEnv): AgentInput {
     // The bundle lives in <root>/dist/agent/, the share dir in <root>/share/.
     shareDir:
       env.ATRIUM_SHARE_DIR || path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../share'),
+    distDir: env.ATRIUM_DIST_DIR || path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist'),
+    relay: env.ATRIUM_RELAY === '1',
+    container: env.ATRIUM_CONTAINER ? (JSON.parse(env.ATRIUM_CONTAINER) as ContainerSpec) : undefined,
+    fetchAccessToken: env.ATRIUM_FETCH_ACCESS_TOKEN === '1',
   };
   // Secrets stay in this process only: the app and its children must not inherit them.
   for (const k of Object.keys(env)) if (k.startsWith('ATRIUM_')) delete env[k];
@@ -57,66 +74,6 @@ function log(msg: string): void {
   const line = `${new Date().toISOString()} atrium-agent: ${msg}\n`;
   if (logStream) logStream.write(line);
   else process.stderr.write(line);
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen({ host, port: 0 }, () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function fill(template: string, vars: Record<string, string>): string {
-  return template.replace(/\{([a-z_]+)\}/g, (m, k: string) => (k in vars ? vars[k]! : m));
-}
-
-function httpStatus(opts: http.RequestOptions, timeoutMs = 2000): Promise<number> {
-  return new Promise((resolve) => {
-    const req = http.request({ ...opts, method: 'GET', timeout: timeoutMs, agent: false }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(0));
-    req.end();
-  });
-}
-
-function rfbGreeting(opts: { host?: string; port?: number; path?: string }): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = opts.path ? net.connect(opts.path) : net.connect(opts.port!, opts.host!);
-    let buf = '';
-    const done = (ok: boolean) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(2000, () => done(false));
-    sock.on('data', (d) => {
-      buf += d.toString('latin1');
-      if (buf.length >= 12) done(buf.startsWith('RFB '));
-    });
-    sock.on('error', () => done(false));
-  });
-}
-
-function tcpOpen(opts: { host?: string; port?: number; path?: string }): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = opts.path ? net.connect(opts.path) : net.connect(opts.port!, opts.host!);
-    sock.setTimeout(2000, () => {
-      sock.destroy();
-      resolve(false);
-    });
-    sock.on('connect', () => {
-      sock.destroy();
-      resolve(true);
-    });
-    sock.on('error', () => resolve(false));
-  });
 }
 
 async function postJson(
@@ -157,6 +114,60 @@ async function nodeAddress(bindHost: string): Promise<string> {
   return os.hostname();
 }
 
+/** Replaces a file atomically, readable by the user only: readers see the old token or the new one. */
+function writePrivateFile(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.rmSync(tmp, { force: true });
+  fs.writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+  fs.renameSync(tmp, file);
+}
+
+/**
+ * Keeps <session dir>/access_token fresh: asks the gateway (with the heartbeat token) for the user's
+ * current access token whenever the gateway says the next one is due. The file goes away when the user
+ * has signed out (the gateway then has no token to give).
+ */
+function keepAccessToken(input: AgentInput, heartbeatToken: string, file: string): { stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let current = '';
+  const fetchToken = async () => {
+    let nextSeconds = input.heartbeatSeconds;
+    try {
+      const r = await postJson(`${input.hubUrl}/api/agent/token`, heartbeatToken, {
+        sessionId: input.sessionId,
+      });
+      if (r.status === 200 && typeof r.json.accessToken === 'string') {
+        if (r.json.accessToken !== current) {
+          writePrivateFile(file, r.json.accessToken);
+          current = r.json.accessToken;
+          log('access token written');
+        }
+        const due = Number(r.json.refreshInSeconds);
+        nextSeconds = Number.isFinite(due) ? Math.min(3600, Math.max(2, due)) : 60;
+      } else if (r.status === 404) {
+        if (current) log('no access token any more (signed out); removing it');
+        fs.rmSync(file, { force: true });
+        current = '';
+        nextSeconds = Math.max(input.heartbeatSeconds, 30);
+      } else if (r.status === 410) {
+        return;
+      }
+    } catch {
+      // The gateway may be restarting: try again soon.
+    }
+    if (!stopped) timer = setTimeout(() => void fetchToken(), nextSeconds * 1000);
+  };
+  void fetchToken();
+  return {
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      fs.rmSync(file, { force: true });
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const input = readInput(process.env);
   const home = process.env.HOME || os.homedir();
@@ -166,71 +177,57 @@ async function main(): Promise<void> {
   logStream = fs.createWriteStream(path.join(sessionDir, 'app.log'), { flags: 'a', mode: 0o600 });
   await new Promise((r) => logStream!.once('open', r));
   const logFd = (logStream as unknown as { fd: number }).fd;
-  log(`session ${input.sessionId}: starting app ${input.app.id}`);
-
-  const spec = input.app;
-  const socketPath = spec.unixSocket ? path.join(sessionDir, 'app.sock') : '';
-  const port = spec.unixSocket ? 0 : await freePort(input.bindHost);
-  const vars: Record<string, string> = {
-    port: String(port),
-    bind_host: input.bindHost,
-    base_url: input.baseUrl,
+  const user = process.env.USER ?? os.userInfo().username;
+  const tokenFile = path.join(sessionDir, 'access_token');
+  const baseEnv: NodeJS.ProcessEnv = { ...process.env };
+  if (input.fetchAccessToken) baseEnv.ATRIUM_ACCESS_TOKEN_FILE = tokenFile;
+  // The `atrium` command (e.g. `atrium kernel add`) is at hand in sessions, after everything else.
+  const atriumBin = path.resolve(input.distDir, '..', 'bin');
+  if (fs.existsSync(path.join(atriumBin, 'atrium')))
+    baseEnv.PATH = `${baseEnv.PATH ?? '/usr/bin:/bin'}:${atriumBin}`;
+  const ctx = {
     home,
-    session_dir: sessionDir,
-    socket: socketPath,
-    user: process.env.USER ?? os.userInfo().username,
-    share: input.shareDir,
+    user,
+    sessionDir,
+    bindHost: input.bindHost,
+    appToken: input.appToken,
+    shareDir: input.shareDir,
+    distDir: input.distDir,
+    container: input.container,
+    baseEnv,
+    log,
   };
-  const argv = spec.command.map((a) => fill(a, vars));
-  const appEnv: NodeJS.ProcessEnv = { ...process.env, TMPDIR: sessionDir };
-  for (const [k, v] of Object.entries(spec.env)) appEnv[k] = fill(v, { ...vars, token: input.appToken });
+  const mainApp = new AppProcess(input.app, true, input.baseUrl, ctx);
+  const apps = [
+    mainApp,
+    ...input.extraApps.map((s) => new AppProcess(s, false, extraAppBase(input.baseUrl, s.id), ctx)),
+  ];
+  log(`session ${input.sessionId}: starting ${apps.map((a) => a.spec.id).join(', ')}`);
 
-  let app: ChildProcess | null = null;
+  const relays: Relay[] = [];
   let stopping = false;
-  let appExit: { code: number | null; signal: string | null } | null = null;
-  const exited = new Promise<void>((resolve) => {
-    app = spawn(argv[0]!, argv.slice(1), {
-      cwd: home,
-      env: appEnv,
-      detached: true, // own process group: stopping it reaches every child
-      stdio: ['ignore', logFd, logFd],
-    });
-    app.on('error', (e) => {
-      log(`cannot start ${argv[0]}: ${e.message}`);
-      appExit = { code: 127, signal: null };
-      resolve();
-    });
-    app.on('exit', (code, signal) => {
-      appExit = { code, signal };
-      log(`app exited (code ${code}, signal ${signal})`);
-      resolve();
-    });
-  });
-
   const stopApp = async (why: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    log(`stopping app: ${why}`);
-    const pid = (app as ChildProcess | null)?.pid;
-    if (pid && !appExit) {
-      try {
-        process.kill(-pid, spec.stopSignal);
-      } catch {
-        // already gone
-      }
-      const grace = sleep(spec.graceSeconds * 1000).then(() => 'timeout');
-      if ((await Promise.race([exited.then(() => 'exited'), grace])) === 'timeout') {
-        log('app did not stop in time; killing its process group');
-      }
+    log(`stopping: ${why}`);
+    // The token must not outlive the session.
+    if (input.fetchAccessToken) fs.rmSync(tokenFile, { force: true });
+    for (const r of relays) r.close();
+    await Promise.all(apps.map((a) => a.stop()));
+  };
+
+  const fail = async (why: string): Promise<never> => {
+    log(why);
+    await stopApp(why);
+    try {
+      await postJson(`${input.hubUrl}/api/agent/failed`, input.secret, {
+        sessionId: input.sessionId,
+        reason: why,
+      });
+    } catch (e) {
+      log(`could not report the failure: ${(e as Error).message}`);
     }
-    // Whatever is left of the group (children that outlived the leader) goes too.
-    if (pid) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // nothing left
-      }
-    }
+    process.exit(1);
   };
 
   const shutdown = (sig: string) => {
@@ -244,55 +241,65 @@ async function main(): Promise<void> {
     setTimeout(() => void stopApp('time limit reached').then(() => process.exit(0)), Math.max(0, ms)).unref();
   }
 
-  // Wait until the app answers.
-  const probeHost =
-    input.bindHost === '0.0.0.0' ? '127.0.0.1' : input.bindHost === '::' ? '::1' : input.bindHost;
-  const readyBy = Date.now() + spec.ready.timeoutSeconds * 1000;
-  let ready = false;
-  while (!ready && !appExit && Date.now() < readyBy) {
-    const target = socketPath ? { path: socketPath } : { host: probeHost, port };
-    if (spec.ready.http) {
-      const p = fill(spec.ready.http, vars);
-      const status = await httpStatus(
-        socketPath ? { socketPath, path: p } : { host: probeHost, port, path: p },
-      );
-      ready = status >= 200 && status < 400;
-    } else if (spec.ready.rfb) {
-      ready = await rfbGreeting(target);
-    } else {
-      ready = await tcpOpen(target);
-    }
-    if (!ready) await sleep(200);
+  // An app that is not installed here says so (the gateway may not have been able to tell).
+  for (const a of apps) {
+    const missing = a.missing(baseEnv.PATH);
+    if (missing.length > 0 && !input.container)
+      await fail(`${a.spec.id} is not installed on this node (missing ${missing.join(', ')})`);
   }
-  if (!ready) {
-    const why = appExit
-      ? 'the app exited before it was ready (see ~/.atrium/sessions/*/app.log)'
-      : 'the app did not become ready in time';
-    log(why);
-    await stopApp(why);
-    try {
-      await postJson(`${input.hubUrl}/api/agent/failed`, input.secret, {
-        sessionId: input.sessionId,
-        reason: why,
-      });
-    } catch (e) {
-      log(`could not report the failure: ${(e as Error).message}`);
-    }
-    process.exit(1);
+
+  for (const a of apps) {
+    let fd = logFd;
+    if (!a.main) fd = fs.openSync(a.logFile, 'a', 0o600);
+    await a.start(fd);
+    if (!a.main) fs.closeSync(fd);
   }
+  // Wait until every app answers.
+  const ready = await Promise.all(apps.map((a) => a.waitReady()));
+  const notReady = apps.find((_, i) => !ready[i]);
+  if (notReady) {
+    const where = `see ~/.atrium/sessions/${input.sessionId}/${path.basename(notReady.logFile)}`;
+    await fail(
+      notReady.exit
+        ? `${notReady.label} exited before it was ready (${where})`
+        : `${notReady.label} did not become ready in time (${where})`,
+    );
+  }
+  // Remote nodes: the gateway reaches socket apps through a relay that wants the session's secret.
+  if (input.relay) {
+    for (const a of apps) {
+      if (!a.socketPath) continue;
+      const secret = relaySecretFor(input.appToken, a.spec.id);
+      const r = await startRelay({ socketPath: a.socketPath, host: input.bindHost, secret, log });
+      relays.push(r);
+      a.relayPort = r.port;
+    }
+  }
+  const where = (a: AppProcess) =>
+    a.relayPort
+      ? { port: a.relayPort, socket: undefined }
+      : { port: a.port, socket: a.socketPath || undefined };
 
   const host = input.advertiseHost ?? (await nodeAddress(input.bindHost));
-  log(`app ready on ${socketPath || `${host}:${port}`}; reporting to the gateway`);
+  log(
+    `ready: ${apps.map((a) => `${a.spec.id} on ${a.socketPath && !a.relayPort ? a.socketPath : `${host}:${where(a).port}`}`).join(', ')}; reporting to the gateway`,
+  );
+  for (const a of apps.slice(1)) {
+    void a.exited.then(() => {
+      if (!stopping) log(`${a.label} stopped; the session goes on with the others`);
+    });
+  }
 
   // Report once; retry while the gateway is unreachable (it may be restarting).
+  const readyAt = Date.now();
   let heartbeatToken = '';
   for (let attempt = 0; ; attempt++) {
     try {
       const r = await postJson(`${input.hubUrl}/api/agent/ready`, input.secret, {
         sessionId: input.sessionId,
         host,
-        port,
-        socket: socketPath || undefined,
+        ...where(mainApp),
+        apps: apps.slice(1).map((a) => ({ id: a.spec.id, ...where(a) })),
       });
       if (r.status === 200 && typeof r.json.heartbeatToken === 'string') {
         heartbeatToken = r.json.heartbeatToken;
@@ -302,7 +309,7 @@ async function main(): Promise<void> {
       await stopApp('refused by the gateway');
       process.exit(1);
     } catch (e) {
-      if (appExit || Date.now() > readyBy + 600_000) {
+      if (mainApp.exit || Date.now() > readyAt + 600_000) {
         await stopApp('gateway unreachable');
         process.exit(1);
       }
@@ -326,20 +333,24 @@ async function main(): Promise<void> {
     }
   };
   const timer = setInterval(() => void beat(), input.heartbeatSeconds * 1000);
-  await exited;
+  const tokens = input.fetchAccessToken
+    ? keepAccessToken(input, heartbeatToken, tokenFile)
+    : { stop: () => undefined };
+  await mainApp.exited;
   clearInterval(timer);
+  tokens.stop();
   if (!stopping) {
     try {
       await postJson(`${input.hubUrl}/api/agent/exit`, heartbeatToken, {
         sessionId: input.sessionId,
-        code: (appExit as { code: number | null } | null)?.code ?? null,
+        code: mainApp.exit?.code ?? null,
       });
     } catch {
       // nothing more to do
     }
     await stopApp('app exited');
   }
-  process.exit((appExit as { code: number | null } | null)?.code ?? 0);
+  process.exit(mainApp.exit?.code ?? 0);
 }
 
 main().catch((e: Error) => {

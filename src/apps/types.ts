@@ -18,8 +18,9 @@ export interface AppDefinition {
   /** Name of an icon shipped with the UI, or a data: URL. */
   icon?: string;
   /**
-   * argv of the app. Placeholders: {port} {bind_host} {base_url} {home} {session_dir} {socket} {user} {share}
-   * ({share} is Atrium's share/ directory on the node).
+   * argv of the app. Placeholders: {port} {bind_host} {base_url} {home} {session_dir} {socket} {user}
+   * {share} {tmp} {node} {dist} ({share} is Atrium's share/ directory on the node, {dist} its dist/
+   * directory, {node} the Node.js running the agent, {tmp} the app's own TMPDIR).
    * Never {token}: secrets go through `env`, so they do not show in `ps`.
    */
   command: string[];
@@ -35,12 +36,19 @@ export interface AppDefinition {
   /** Listen on a Unix socket in the session dir instead of a TCP port ({socket} in command). */
   unixSocket?: boolean;
   stop?: { signal?: 'SIGTERM' | 'SIGINT' | 'SIGHUP'; graceSeconds?: number };
-  /** Executables that must exist for the app to be offered; the form says what is missing. */
+  /**
+   * Executables that must exist for the app to be offered; the form says what is missing. An entry is
+   * an absolute path or a command name looked up on the sessions' PATH; "a|b" means either.
+   */
   requires?: string[];
   /** Clusters that offer it; all when absent. */
   clusters?: string[];
   /** Page to open after start, relative to the session root (e.g. "tree" for Jupyter). */
   openPath?: string;
+  /** false: the app cannot be added to another app's session as an extra app. Default true. */
+  extra?: boolean;
+  /** Removes a built-in app of the same id from the catalogue. */
+  disabled?: boolean;
 }
 
 /** What the agent receives (JSON in ATRIUM_APP): the definition with the fields the agent needs. */
@@ -54,6 +62,8 @@ export interface AgentAppSpec {
   unixSocket: boolean;
   stopSignal: 'SIGTERM' | 'SIGINT' | 'SIGHUP';
   graceSeconds: number;
+  /** Checked again on the node before starting: a clear "not installed" beats an exit code. */
+  requires?: string[];
 }
 
 export function agentSpecOf(app: AppDefinition): AgentAppSpec {
@@ -67,5 +77,35 @@ export function agentSpecOf(app: AppDefinition): AgentAppSpec {
     unixSocket: app.unixSocket ?? false,
     stopSignal: app.stop?.signal ?? 'SIGTERM',
     graceSeconds: app.stop?.graceSeconds ?? 5,
+    requires: app.requires,
   };
 }
+
+/** Container an environment runs its apps in (the app's argv is appended after the image). */
+export interface ContainerSpec {
+  runtime: string;
+  image: string;
+  args: string[];
+}
+
+/** argv of an app run in a container: `<runtime> exec <args...> <image> <argv...>`. */
+export function containerArgv(c: ContainerSpec | undefined, argv: string[]): string[] {
+  if (!c) return argv;
+  return [c.runtime, 'exec', ...c.args, c.image, ...argv];
+}
+
+/**
+ * Address of an extra app of a session: /user/<name>/<session>.<app>/ next to the session's
+ * /user/<name>/<session>/. A dot never occurs in session ids, so the two cannot collide.
+ */
+export function extraAppBase(sessionBase: string, appId: string): string {
+  return `${sessionBase.replace(/\/+$/, '')}.${appId}/`;
+}
+
+/** File name of an app's Unix socket in the session dir: the main app's is app.sock. */
+export function socketName(appId: string, main: boolean): string {
+  return main ? 'app.sock' : `app-${appId}.sock`;
+}
+
+/** Environment variable of one connection's relay preamble (remote nodes; see src/agent/relay.ts). */
+export const RELAY_MAGIC = 'ATRIUM-RELAY';

@@ -14,9 +14,23 @@ export interface VerifiedIdentity {
   source: string;
 }
 
+/** The provider could not check the password (directory down, misconfigured): not a wrong password. */
+export class ProviderUnavailable extends Error {
+  constructor(
+    readonly provider: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ProviderUnavailable';
+  }
+}
+
 export interface PasswordProvider {
   readonly name: string;
-  /** The identity when the password is right, null when it is wrong or the user unknown. */
+  /**
+   * The identity when the password is right, null when it is wrong or the user unknown.
+   * Throws ProviderUnavailable when it cannot tell.
+   */
   verify(username: string, password: string): Promise<VerifiedIdentity | null>;
 }
 

@@ -86,13 +86,41 @@ export class WebSessionStore {
     return hit.s.expiresAt > Date.now() ? hit.s : null;
   }
 
-  async updateData(id: string, data: Record<string, unknown>): Promise<void> {
+  /** Replaces the session's server-side data; `refreshAt` (when given) is when its provider tokens fall due. */
+  async updateData(id: string, data: Record<string, unknown>, refreshAt?: number | null): Promise<void> {
     await this.db
       .updateTable('web_sessions')
-      .set({ data: JSON.stringify(data) })
+      .set(
+        refreshAt === undefined
+          ? { data: JSON.stringify(data) }
+          : { data: JSON.stringify(data), refresh_at: refreshAt },
+      )
       .where('id', '=', id)
       .execute();
     this.cache.delete(id);
+  }
+
+  async setRefreshAt(id: string, refreshAt: number | null): Promise<void> {
+    await this.db.updateTable('web_sessions').set({ refresh_at: refreshAt }).where('id', '=', id).execute();
+  }
+
+  /** Sessions whose provider tokens are due for a refresh. */
+  async dueForRefresh(now = Date.now(), limit = 100): Promise<{ id: string; user_id: number }[]> {
+    return this.db
+      .selectFrom('web_sessions')
+      .select(['id', 'user_id'])
+      .where('refresh_at', '<=', now)
+      .where('expires_at', '>', now)
+      .orderBy('refresh_at')
+      .limit(limit)
+      .execute();
+  }
+
+  /** The raw rows of one session or of all of a user's live sessions (server-side data included). */
+  async rows(where: { id: string } | { userId: number }) {
+    let q = this.db.selectFrom('web_sessions').selectAll().where('expires_at', '>', Date.now());
+    q = 'id' in where ? q.where('id', '=', where.id) : q.where('user_id', '=', where.userId);
+    return q.execute();
   }
 
   async destroy(id: string): Promise<void> {

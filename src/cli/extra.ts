@@ -1,4 +1,7 @@
 // Commands of feature modules (admin tools, kernels...) are added here, one line each.
 import type { Command } from 'commander';
+import { registerKernelCommands } from './kernel.ts';
 
-export function registerExtraCommands(_program: Command): void {}
+export function registerExtraCommands(program: Command): void {
+  registerKernelCommands(program);
+}

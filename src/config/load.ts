@@ -1,10 +1,19 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { TSchema } from 'typebox';
 import Value from 'typebox/value';
 import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 'yaml';
 import { BUILTIN_APPS } from '../apps/builtin.ts';
+import { buildCatalogue, type CatalogueEntry } from '../apps/catalogue.ts';
 import type { AppDefinition } from '../apps/types.ts';
-import { type Config, ConfigSchema } from './schema.ts';
+import {
+  type AppConfig,
+  AppSchema,
+  type Config,
+  ConfigSchema,
+  type EnvironmentConfig,
+  EnvironmentSchema,
+} from './schema.ts';
 
 export interface ConfigProblem {
   /** Dotted key, e.g. clusters[1].slurm.pollSeconds */
@@ -98,29 +107,8 @@ export function parseConfig(text: string, file = '(inline)', baseDir = process.c
     throw new ConfigError(file, [{ key: '', line: 1, message: 'the file must hold a mapping of keys' }]);
   }
   const withDefaults = Value.Default(ConfigSchema, structuredClone(raw)) as unknown;
-  const problems: ConfigProblem[] = [];
-  if (!Value.Check(ConfigSchema, withDefaults)) {
-    const seen = new Set<string>();
-    for (const e of Value.Errors(ConfigSchema, withDefaults)) {
-      if (e.keyword === 'boolean') continue; // repeated by additionalProperties below
-      const parts = pointerToKey(e.instancePath);
-      if (e.keyword === 'additionalProperties') {
-        for (const extra of (e.params as { additionalProperties?: string[] }).additionalProperties ?? []) {
-          const p = [...parts, extra];
-          const k = keyString(p);
-          if (seen.has(k)) continue;
-          seen.add(k);
-          problems.push({ key: k, line: lineOf(doc, lc, p), message: 'unknown key' });
-        }
-        continue;
-      }
-      const k = keyString(parts);
-      if (seen.has(k)) continue;
-      seen.add(k);
-      problems.push({ key: k, line: lineOf(doc, lc, parts), message: describe(e as never) });
-    }
-    throw new ConfigError(file, problems);
-  }
+  const problems: ConfigProblem[] = schemaProblems(ConfigSchema, withDefaults, doc, lc, [], []);
+  if (problems.length > 0) throw new ConfigError(file, problems);
   const cfg = withDefaults as Config;
 
   // Rules a schema cannot say.
@@ -140,17 +128,31 @@ export function parseConfig(text: string, file = '(inline)', baseDir = process.c
       problems.push({ ...at('defaultHours'), message: `must not exceed maxHours (${c.maxHours})` });
     }
   });
-  cfg.apps.forEach((a, i) => {
-    if (a.command.some((arg) => arg.includes('{token}'))) {
-      problems.push({
-        key: `apps[${i}].command`,
-        line: lineOf(doc, lc, ['apps', String(i), 'command']),
-        message: 'must not contain {token}: secrets on a command line show in ps; pass it in env',
-      });
-    }
-  });
   if (!cfg.auth.local.enabled && !cfg.auth.oidc && !cfg.auth.ldap) {
     problems.push({ key: 'auth', line: lineOf(doc, lc, ['auth']), message: 'no sign-in method is enabled' });
+  }
+  const oidc = cfg.auth.oidc;
+  if (oidc && !oidc.allowInsecure && !oidc.issuer.startsWith('https://')) {
+    problems.push({
+      key: 'auth.oidc.issuer',
+      line: lineOf(doc, lc, ['auth', 'oidc', 'issuer']),
+      message: 'must be an https:// URL (allowInsecure: true is for test providers only)',
+    });
+  }
+  const ldap = cfg.auth.ldap;
+  if (ldap && !ldap.userDnTemplate && !ldap.searchBase) {
+    problems.push({
+      key: 'auth.ldap',
+      line: lineOf(doc, lc, ['auth', 'ldap']),
+      message: 'set userDnTemplate, or searchBase (with bindDn and bindPassword)',
+    });
+  }
+  if (ldap?.userDnTemplate && !ldap.userDnTemplate.includes('{username}')) {
+    problems.push({
+      key: 'auth.ldap.userDnTemplate',
+      line: lineOf(doc, lc, ['auth', 'ldap', 'userDnTemplate']),
+      message: 'must contain {username}',
+    });
   }
   if (cfg.server.publicUrl && !/^https?:\/\/[^/]+/.test(cfg.server.publicUrl)) {
     problems.push({
@@ -162,9 +164,153 @@ export function parseConfig(text: string, file = '(inline)', baseDir = process.c
   if (problems.length > 0) throw new ConfigError(file, problems);
 
   cfg.dataDir = path.resolve(baseDir, cfg.dataDir);
-  const byId = new Map<string, AppDefinition>(BUILTIN_APPS.map((a) => [a.id, a]));
-  for (const a of cfg.apps) byId.set(a.id, a as AppDefinition);
-  return { ...cfg, source: file, appCatalogue: [...byId.values()] };
+
+  // The catalogue: built-ins, then the apps file, then inline entries (later ones win).
+  const entries: CatalogueEntry[] = [];
+  if (cfg.appsFile) {
+    const side = readListFile<AppConfig>(path.resolve(baseDir, cfg.appsFile), 'apps', AppSchema);
+    side.items.forEach((app, i) => {
+      entries.push({ app, key: `apps[${i}]`, lineOf: (k) => side.lineOf(i, k), file: side.file });
+    });
+  }
+  cfg.apps.forEach((app, i) => {
+    const at = ['apps', String(i)];
+    entries.push({ app, key: `apps[${i}]`, lineOf: (k) => lineOf(doc, lc, k ? [...at, k] : at), file });
+  });
+  const catalogue = buildCatalogue(BUILTIN_APPS, entries);
+  if (cfg.environmentsFile) {
+    const side = readListFile<EnvironmentConfig>(
+      path.resolve(baseDir, cfg.environmentsFile),
+      'environments',
+      EnvironmentSchema,
+    );
+    // Without an inline `environments:`, the file's list replaces the default one.
+    if ((raw as Record<string, unknown>).environments === undefined) cfg.environments = [];
+    const seen = new Set(cfg.environments.map((e) => e.id));
+    side.items.forEach((env, i) => {
+      if (seen.has(env.id)) {
+        catalogue.problems.push({
+          file: side.file,
+          key: `environments[${i}].id`,
+          line: side.lineOf(i, 'id'),
+          message: `duplicate environment id "${env.id}"`,
+        });
+      }
+      seen.add(env.id);
+      cfg.environments.push(env);
+    });
+  }
+  const clusterNames = new Set(cfg.clusters.map((c) => c.name));
+  for (const e of entries) {
+    for (const c of e.app.clusters ?? []) {
+      if (!clusterNames.has(c)) {
+        catalogue.problems.push({
+          file: e.file,
+          key: `${e.key}.clusters`,
+          line: e.lineOf('clusters'),
+          message: `unknown cluster "${c}"`,
+        });
+      }
+    }
+  }
+  if (catalogue.problems.length > 0) {
+    const first = catalogue.problems[0]!.file;
+    throw new ConfigError(
+      first,
+      catalogue.problems
+        .filter((p) => p.file === first)
+        .map(({ key, line, message }) => ({ key, line, message })),
+    );
+  }
+  return { ...cfg, source: file, appCatalogue: catalogue.apps };
+}
+
+/** Problems of a value against a schema, each with its dotted key and its line in `doc`. */
+function schemaProblems(
+  schema: TSchema,
+  value: unknown,
+  doc: ReturnType<typeof parseDocument>,
+  lc: LineCounter,
+  keyBase: string[],
+  docBase: string[],
+): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  if (Value.Check(schema, value)) return problems;
+  const seen = new Set<string>();
+  for (const e of Value.Errors(schema, value)) {
+    if (e.keyword === 'boolean') continue; // repeated by additionalProperties below
+    const parts = pointerToKey(e.instancePath);
+    if (e.keyword === 'additionalProperties') {
+      for (const extra of (e.params as { additionalProperties?: string[] }).additionalProperties ?? []) {
+        const p = [...parts, extra];
+        const k = keyString([...keyBase, ...p]);
+        if (seen.has(k)) continue;
+        seen.add(k);
+        problems.push({ key: k, line: lineOf(doc, lc, [...docBase, ...p]), message: 'unknown key' });
+      }
+      continue;
+    }
+    const k = keyString([...keyBase, ...parts]);
+    if (seen.has(k)) continue;
+    seen.add(k);
+    problems.push({ key: k, line: lineOf(doc, lc, [...docBase, ...parts]), message: describe(e as never) });
+  }
+  return problems;
+}
+
+/**
+ * A side file of list entries (apps, environments): a YAML list, or a mapping with that one key
+ * holding the list. Each entry is validated; problems name the key and line in that file.
+ */
+export function readListFile<T>(
+  abs: string,
+  key: string,
+  itemSchema: TSchema,
+): { file: string; items: T[]; lineOf: (index: number, subKey?: string) => number | undefined } {
+  let text: string;
+  try {
+    text = fs.readFileSync(abs, 'utf8');
+  } catch (e) {
+    throw new ConfigError(abs, [{ key: '', message: `cannot read the file: ${(e as Error).message}` }]);
+  }
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      abs,
+      doc.errors.map((e) => ({
+        key: '',
+        line: e.linePos?.[0]?.line,
+        message: e.message.split('\n')[0] ?? 'YAML error',
+      })),
+    );
+  }
+  const raw = (doc.toJS() ?? []) as unknown;
+  let list: unknown;
+  let docBase: string[] = [];
+  if (Array.isArray(raw)) list = raw;
+  else if (typeof raw === 'object' && raw !== null && Object.keys(raw).every((k) => k === key)) {
+    list = (raw as Record<string, unknown>)[key] ?? [];
+    docBase = [key];
+  }
+  if (!Array.isArray(list)) {
+    throw new ConfigError(abs, [
+      { key: '', line: 1, message: `the file must hold a list of ${key}, or "${key}:" with that list` },
+    ]);
+  }
+  const problems: ConfigProblem[] = [];
+  const items: T[] = [];
+  list.forEach((item, i) => {
+    const v = Value.Default(itemSchema, structuredClone(item)) as unknown;
+    problems.push(...schemaProblems(itemSchema, v, doc, lc, [`${key}[${i}]`], [...docBase, String(i)]));
+    items.push(v as T);
+  });
+  if (problems.length > 0) throw new ConfigError(abs, problems);
+  return {
+    file: abs,
+    items,
+    lineOf: (i, k) => lineOf(doc, lc, k ? [...docBase, String(i), k] : [...docBase, String(i)]),
+  };
 }
 
 export function loadConfig(file?: string): LoadedConfig {

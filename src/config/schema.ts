@@ -9,21 +9,28 @@ const AppReadiness = Type.Object(
     http: Type.Optional(Type.String()),
     rfb: Type.Optional(Type.Boolean()),
     tcp: Type.Optional(Type.Boolean()),
-    timeoutSeconds: Type.Number({ minimum: 1, default: 120 }),
+    /** 120 when absent (applied after merging with a built-in app). */
+    timeoutSeconds: Type.Optional(Type.Number({ minimum: 1 })),
   },
   { additionalProperties: false },
 );
 
+/**
+ * One catalogue entry (inline `apps:` or the `appsFile:`). An entry whose id is a built-in app's is
+ * merged onto it (only the keys given change; `disabled: true` removes it); a new id needs name,
+ * command and ready. No schema defaults here, so a partial entry cannot reset a built-in's values:
+ * src/apps/catalogue.ts applies the defaults after merging.
+ */
 export const AppSchema = Type.Object(
   {
     id: Name,
-    name: Type.String({ minLength: 1 }),
-    description: Type.String({ default: '' }),
+    name: Type.Optional(Type.String({ minLength: 1 })),
+    description: Type.Optional(Type.String()),
     icon: Type.Optional(Type.String()),
-    command: Type.Array(Type.String(), { minItems: 1 }),
+    command: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
     env: Type.Optional(Type.Record(Type.String(), Type.String())),
-    prefix: Type.Union([Type.Literal('keep'), Type.Literal('strip')], { default: 'keep' }),
-    ready: AppReadiness,
+    prefix: Type.Optional(Type.Union([Type.Literal('keep'), Type.Literal('strip')])),
+    ready: Type.Optional(AppReadiness),
     upstreamHeaders: Type.Optional(Type.Record(Type.String(), Type.String())),
     transport: Type.Optional(Type.Union([Type.Literal('http'), Type.Literal('rfb')])),
     unixSocket: Type.Optional(Type.Boolean()),
@@ -41,6 +48,10 @@ export const AppSchema = Type.Object(
     requires: Type.Optional(Type.Array(Type.String())),
     clusters: Type.Optional(Type.Array(Name)),
     openPath: Type.Optional(Type.String()),
+    /** false: not offered as an extra app next to another app in one session. */
+    extra: Type.Optional(Type.Boolean()),
+    /** true: removes the built-in app of this id. */
+    disabled: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -52,6 +63,19 @@ export const EnvironmentSchema = Type.Object(
     description: Type.String({ default: '' }),
     /** Shell lines run in the session before the app starts (module load, source venv/bin/activate...). */
     setup: Type.Array(Type.String(), { default: [] }),
+    /** Run every app of the session in this container image (after the setup lines). */
+    container: Type.Optional(
+      Type.Object(
+        {
+          image: Type.String({ minLength: 1 }),
+          /** apptainer, singularity, or another runtime with `<runtime> exec <args> <image> <argv>`. */
+          runtime: Type.String({ minLength: 1, default: 'apptainer' }),
+          /** e.g. ["--nv", "--bind", "/opt/atrium"]; placeholders as in app commands. */
+          args: Type.Array(Type.String(), { default: [] }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     clusters: Type.Optional(Type.Array(Name)),
   },
   { additionalProperties: false },
@@ -97,8 +121,16 @@ const SlurmSettings = Type.Object(
     partitionRules: Type.Optional(Type.Array(PartitionRule)),
     /** Accounts offered when the cluster has no accounting database. */
     accounts: Type.Optional(Type.Array(Name)),
+    /**
+     * Admin only: run this cluster's sessions on these nodes only (a Slurm hostlist such as
+     * "node[1-4]", passed as --nodelist; the form's limits and free table then count these nodes only).
+     * Lets one Slurm cluster appear as several gateway clusters, e.g. a set of interactive nodes.
+     */
+    nodelist: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.,\\[\\]-]{0,1023}$' })),
     /** Partitions offered for batch jobs. */
     batchPartitions: Type.Optional(Type.Array(Name)),
+    /** The site delivers Slurm's job mail (MailProg works): users may ask for e-mail via --mail-type. */
+    mail: Type.Boolean({ default: false }),
   },
   { additionalProperties: false },
 );
@@ -107,13 +139,17 @@ const SshSettings = Type.Object(
   {
     host: Type.String({ minLength: 1 }),
     port: Type.Integer({ minimum: 1, maximum: 65535, default: 22 }),
-    /** Private key the gateway uses; the remote account is the user's own (host-based trust or per-user keys). */
+    /** Private key the gateway uses (`{user}`: the user's name, for one key per user); the remote account is the user's own. */
     keyFile: Type.Optional(Type.String()),
     /** Address the gateway uses to reach apps on that host. */
     address: Type.Optional(Type.String()),
     knownHostsFile: Type.Optional(Type.String()),
     /** ssh client binary (OpenSSH). */
     sshCommand: Type.String({ default: '/usr/bin/ssh' }),
+    /** Account the poll logs in as (`ps` lists every user's agents); the gateway's own user when absent. */
+    pollUser: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_.-]{0,31}$' })),
+    pollSeconds: Type.Number({ minimum: 1, default: 10 }),
+    commandTimeoutSeconds: Type.Number({ minimum: 1, default: 30 }),
   },
   { additionalProperties: false },
 );
@@ -133,6 +169,14 @@ export const ClusterSchema = Type.Object(
     allowGroups: Type.Array(Type.String(), { default: [] }),
     /** Admins may stop new sessions here (drain). */
     drained: Type.Boolean({ default: false }),
+    /**
+     * How the gateway reaches apps that listen on a Unix socket: `unix` connects to the socket (the
+     * nodes are this host: local backend, single-host test clusters); `relay` has the agent accept
+     * TCP on the node with a per-session secret and pass it on. Default: unix for local, else relay.
+     */
+    appSockets: Type.Optional(Type.Union([Type.Literal('unix'), Type.Literal('relay')])),
+    /** Check apps' `requires` on this host (the nodes have the same software). Default: local only. */
+    checkInstalled: Type.Optional(Type.Boolean()),
     slurm: Type.Optional(SlurmSettings),
     ssh: Type.Optional(SshSettings),
   },
@@ -168,6 +212,13 @@ const LdapSettings = Type.Object(
     groupSearchBase: Type.Optional(Type.String()),
     groupFilter: Type.String({ default: '(|(memberUid={username})(member={dn}))' }),
     usernameAttribute: Type.String({ default: 'uid' }),
+    /** Attribute of a group entry that names the group (used by allowGroups/adminGroups). */
+    groupNameAttribute: Type.String({ default: 'cn' }),
+    /** Upgrade ldap:// connections with StartTLS (ldaps:// URLs use TLS from the start). */
+    startTls: Type.Boolean({ default: false }),
+    /** PEM file of the CA that signed the directory's certificate (the system CAs when absent). */
+    caFile: Type.Optional(Type.String()),
+    timeoutSeconds: Type.Number({ exclusiveMinimum: 0, default: 10 }),
     label: Type.String({ default: 'Sign in with your cluster account' }),
   },
   { additionalProperties: false },
@@ -216,6 +267,10 @@ export const ConfigSchema = Type.Object(
         adminUsers: Type.Array(Type.String(), { default: [] }),
         /** Sign-in attempts per IP and per user name per minute. */
         loginAttemptsPerMinute: Type.Integer({ minimum: 1, default: 10 }),
+        /** API requests per minute per user (browser or API token), or per IP when not signed in. */
+        apiRequestsPerMinute: Type.Integer({ minimum: 1, default: 1200 }),
+        /** Longest lifetime of an API token a user creates, in days. */
+        apiTokenMaxDays: Type.Integer({ minimum: 1, default: 365 }),
         sessionHours: Type.Number({ exclusiveMinimum: 0, default: 12 }),
       },
       { additionalProperties: false, default: {} },
@@ -243,6 +298,10 @@ export const ConfigSchema = Type.Object(
       minItems: 1,
     }),
     apps: Type.Array(AppSchema, { default: [] }),
+    /** YAML file of more catalogue entries (a list, or `apps:` holding one); relative to this file. */
+    appsFile: Type.Optional(Type.String({ minLength: 1 })),
+    /** YAML file of more environments (a list, or `environments:` holding one); relative to this file. */
+    environmentsFile: Type.Optional(Type.String({ minLength: 1 })),
     environments: Type.Array(EnvironmentSchema, {
       default: [
         {
@@ -253,6 +312,14 @@ export const ConfigSchema = Type.Object(
         },
       ],
     }),
+    /** Who may read /metrics: these addresses or networks (CIDR), or a bearer token when set. */
+    metrics: Type.Object(
+      {
+        allowFrom: Type.Array(Type.String(), { default: ['127.0.0.1', '::1'] }),
+        token: Type.Optional(Type.String({ minLength: 16 })),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     /** Install missing system packages (jupyter...) at start when running as root. */
     installPackages: Type.Boolean({ default: true }),
   },
@@ -262,3 +329,4 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema>;
 export type ClusterConfig = Static<typeof ClusterSchema>;
 export type EnvironmentConfig = Static<typeof EnvironmentSchema>;
+export type AppConfig = Static<typeof AppSchema>;

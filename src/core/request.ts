@@ -4,6 +4,8 @@
 export interface SessionRequest {
   cluster: string;
   app: string;
+  /** More apps on the same allocation, each at /user/<name>/<session>.<app>/ (e.g. ["terminal"]). */
+  extraApps?: string[];
   environment?: string;
   cores: number;
   memoryGb: number;
@@ -27,6 +29,8 @@ export interface RequestLimits {
   maxGpus: number;
   maxHours: number;
   apps: readonly string[];
+  /** Apps that may run next to the main app in one session; all of `apps` when absent. */
+  extraApps?: readonly string[];
   environments: readonly string[];
   /** When set, the partition must be one of these. */
   partitions?: readonly string[];
@@ -41,6 +45,9 @@ export interface RequestLimits {
   >;
 }
 
+/** Apps one session may run next to its main app. */
+export const MAX_EXTRA_APPS = 4;
+
 /** Names that reach a scheduler's argv: letters, digits and . _ - only, so no shell or option tricks. */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 /** A label is shown in pages only (escaped there), but we still keep it printable and short. */
@@ -49,6 +56,7 @@ const LABEL_RE = /^[\p{L}\p{N} _.,:()+-]{0,80}$/u;
 export const FIELD_LABELS: Record<string, string> = {
   cluster: 'Cluster',
   app: 'User interface',
+  extraApps: 'Extra apps',
   environment: 'Environment',
   cores: 'Cores',
   memoryGb: 'Memory',
@@ -78,6 +86,21 @@ export function validateRequest(req: SessionRequest, limits: RequestLimits): Fie
   const errors: FieldError[] = [];
   if (!limits.apps.includes(req.app))
     errors.push(err('app', `unknown choice "${String(req.app).slice(0, 40)}"`));
+  if (req.extraApps !== undefined) {
+    const offered = limits.extraApps ?? limits.apps;
+    if (!Array.isArray(req.extraApps) || req.extraApps.some((a) => typeof a !== 'string')) {
+      errors.push(err('extraApps', 'a list of app names'));
+    } else if (req.extraApps.length > MAX_EXTRA_APPS) {
+      errors.push(err('extraApps', `at most ${MAX_EXTRA_APPS}`));
+    } else {
+      const seen = new Set<string>([req.app]);
+      for (const a of req.extraApps) {
+        if (seen.has(a)) errors.push(err('extraApps', `"${a.slice(0, 40)}" is already in the session`));
+        else if (!offered.includes(a)) errors.push(err('extraApps', `unknown choice "${a.slice(0, 40)}"`));
+        seen.add(a);
+      }
+    }
+  }
   if (req.environment && !limits.environments.includes(req.environment)) {
     errors.push(err('environment', `unknown choice "${String(req.environment).slice(0, 40)}"`));
   }

@@ -1,5 +1,20 @@
+import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Db } from './index.ts';
+
+export interface AuditQuery {
+  /** Exact action, or a prefix ending in "*" (e.g. "session.*"). */
+  action?: string;
+  actor?: string;
+  target?: string;
+  ok?: boolean;
+  /** Epoch ms bounds on the time. */
+  since?: number;
+  until?: number;
+  /** Only entries older than this id (paging: pass the last id of the previous page). */
+  before?: number;
+  limit?: number;
+}
 
 export interface AuditEntry {
   actorUserId?: number | null;
@@ -34,6 +49,31 @@ export class AuditLog {
         details: JSON.stringify(e.details ?? {}),
       })
       .execute();
+  }
+
+  /** Newest first, filtered; at most 1000 per call. */
+  async query(f: AuditQuery) {
+    let q = this.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .orderBy('id', 'desc')
+      .limit(Math.min(Math.max(1, f.limit ?? 200), 1000));
+    if (f.action?.endsWith('*')) {
+      const prefix = f.action.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`);
+      q = q.where(sql<boolean>`action like ${`${prefix}%`} escape '\\'`);
+    } else if (f.action) q = q.where('action', '=', f.action);
+    if (f.actor) q = q.where('actor', '=', f.actor);
+    if (f.target) q = q.where('target', '=', f.target);
+    if (f.ok !== undefined) q = q.where('ok', '=', f.ok ? 1 : 0);
+    if (f.since !== undefined) q = q.where('at', '>=', f.since);
+    if (f.until !== undefined) q = q.where('at', '<=', f.until);
+    if (f.before !== undefined) q = q.where('id', '<', f.before);
+    const rows = await q.execute();
+    return rows.map((r) => ({
+      ...r,
+      ok: r.ok === 1,
+      details: JSON.parse(r.details) as Record<string, unknown>,
+    }));
   }
 
   async list(limit = 200, action?: string) {

@@ -174,8 +174,55 @@ const m001: Migration = {
   },
 };
 
+// Sign-in security: single-use OIDC login states, when each browser session's provider tokens are due
+// for refresh, and indexes for the audit filters and token lists.
+const m002: Migration = {
+  async up(db: AnyDb) {
+    await db.schema
+      .createTable('oidc_login_states')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('browser_hash', 'text', (c) => c.notNull())
+      .addColumn('nonce', 'text', (c) => c.notNull())
+      .addColumn('code_verifier', 'text', (c) => c.notNull())
+      .addColumn('next', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'integer', (c) => c.notNull())
+      .addColumn('expires_at', 'integer', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('oidc_login_states_expires')
+      .on('oidc_login_states')
+      .column('expires_at')
+      .execute();
+    await db.schema.alterTable('web_sessions').addColumn('refresh_at', 'integer').execute();
+    await db.schema.createIndex('web_sessions_refresh').on('web_sessions').column('refresh_at').execute();
+    await db.schema.createIndex('audit_log_action').on('audit_log').columns(['action', 'at']).execute();
+    await db.schema.createIndex('api_tokens_user').on('api_tokens').column('user_id').execute();
+  },
+};
+
+/** Endpoints of a session's extra apps (several apps on one allocation), JSON. */
+const m003: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('sessions').addColumn('apps', 'text').execute();
+  },
+};
+
+/** Batch-job history: the job's Unix owner, the last state notified, where the exit code came from. */
+const m004: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('jobs').addColumn('unix_user', 'text').execute();
+    await db.schema.alterTable('jobs').addColumn('notified_state', 'text').execute();
+    await db.schema.alterTable('jobs').addColumn('exit_source', 'text').execute();
+    await db.schema.alterTable('jobs').addColumn('seen_at', 'integer').execute();
+    await db.schema.createIndex('jobs_owner').on('jobs').columns(['unix_user', 'submitted_at']).execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
+  '002_auth_security': m002,
+  '003_session_apps': m003,
+  '004_jobs_history': m004,
 };
 
 class InlineProvider implements MigrationProvider {

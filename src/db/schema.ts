@@ -28,6 +28,22 @@ export interface WebSessionsTable {
   last_seen_at: number;
   /** JSON: provider tokens etc. */
   data: string;
+  /** When the provider tokens in `data` are next due for a refresh (null: nothing to refresh). */
+  refresh_at: number | null;
+}
+
+/** An OpenID Connect sign-in under way: created at the redirect to the provider, deleted at its use. */
+export interface OidcLoginStatesTable {
+  /** sha256 of the `state` parameter. */
+  id: string;
+  /** sha256 of the cookie that binds the attempt to the browser that started it. */
+  browser_hash: string;
+  nonce: string;
+  code_verifier: string;
+  /** Local path to return to after sign-in. */
+  next: string;
+  created_at: number;
+  expires_at: number;
 }
 
 export interface SessionsTable {
@@ -64,6 +80,8 @@ export interface SessionsTable {
   /** JSON: pending reason, queue position, expected start, etc. */
   queue_info: string | null;
   updated_at: number;
+  /** JSON [{id, port, socket?}]: the session's extra apps once they are ready (migration 003). */
+  apps: string | null;
 }
 
 export interface SessionEventsTable {
@@ -99,6 +117,14 @@ export interface JobsTable {
   /** JSON: last seen JobInfo. */
   info: string | null;
   updated_at: number;
+  /** The job's Unix owner as the scheduler reports it (migration 004). */
+  unix_user: string | null;
+  /** Last state a notification was sent for (no repeats across restarts). */
+  notified_state: string | null;
+  /** Where exit_code came from: 'squeue' (last seen) or 'sacct' (accounting). */
+  exit_source: string | null;
+  /** Last poll that saw the job. */
+  seen_at: number | null;
 }
 
 export interface NotificationsTable {
@@ -165,6 +191,7 @@ export interface SettingsTable {
 export interface Database {
   users: UsersTable;
   web_sessions: WebSessionsTable;
+  oidc_login_states: OidcLoginStatesTable;
   sessions: SessionsTable;
   session_events: SessionEventsTable;
   jobs: JobsTable;

@@ -6,11 +6,21 @@ import http from 'node:http';
 import type net from 'node:net';
 import { ProxyServer } from 'http-proxy-3';
 import type { Logger } from 'pino';
-import { type ParsedUserPath, parseUserPath, type Route, type RouteTable } from './routes.ts';
+import { forwardWeb } from './forward-http.ts';
+import {
+  type ParsedUserPath,
+  parseUserPath,
+  type Route,
+  type RouteEndpoint,
+  type RouteTable,
+} from './routes.ts';
+import { agentFor } from './upstream.ts';
 
 export interface ProxyUser {
   id: number;
   username: string;
+  /** Which sign-in (browser session) the request came with: its WebSockets close when it ends. */
+  sessionKey?: string;
 }
 
 export interface ProxyHooks {
@@ -24,7 +34,9 @@ export interface ProxyHooks {
     res: http.ServerResponse,
   ): Promise<boolean>;
   /** Bridges a WebSocket to a raw (non-HTTP) upstream, e.g. VNC. */
-  bridge?(route: Route, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void;
+  bridge?(route: RouteEndpoint, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void;
+  /** Answers HTTP requests for a raw (non-HTTP) upstream, e.g. the noVNC page of a desktop. */
+  rawPage?(route: RouteEndpoint, rest: string, req: http.IncomingMessage, res: http.ServerResponse): void;
   onRequest?(): void;
   onWsOpen?(): void;
   onWsClose?(): void;
@@ -55,17 +67,41 @@ export class GatewayProxy {
   readonly agent: http.Agent;
   private readonly proxy: ProxyServer;
   openWebSockets = 0;
+  /** Open proxied WebSockets and the sign-in each was opened with. */
+  private readonly sockets = new Map<net.Socket, { userId: number; sessionKey?: string }>();
 
   constructor(private readonly opts: ProxyOptions) {
     this.agent = new http.Agent({
       keepAlive: true,
       maxSockets: 512,
-      maxFreeSockets: 64,
+      // Kept idle per app; fewer than its concurrent requests and the surplus is closed and reopened.
+      maxFreeSockets: 256,
       timeout: 60_000,
       scheduling: 'lifo',
     });
     this.proxy = new ProxyServer({ agent: this.agent, ws: true, xfwd: false, proxyTimeout: 0 });
     this.proxy.on('error', (err, req, res) => this.onProxyError(err as Error, req, res));
+    // An app may not set the gateway's own cookies (session swapping or fixation from inside a session).
+    this.proxy.on('proxyRes', (proxyRes) => {
+      const set = proxyRes.headers['set-cookie'];
+      if (!set) return;
+      const kept = set.filter((c) => !this.opts.ownCookies.includes(c.split('=')[0]?.trim() ?? ''));
+      if (kept.length > 0) proxyRes.headers['set-cookie'] = kept;
+      else delete proxyRes.headers['set-cookie'];
+    });
+  }
+
+  /** Closes the proxied WebSockets of a user: all of them, or those opened with one sign-in. */
+  closeWebSockets(userId: number, sessionKey?: string): number {
+    let n = 0;
+    for (const [socket, who] of this.sockets) {
+      if (who.userId === userId && (sessionKey === undefined || who.sessionKey === sessionKey)) {
+        socket.destroy();
+        this.sockets.delete(socket);
+        n++;
+      }
+    }
+    return n;
   }
 
   private onProxyError(err: Error, req: http.IncomingMessage, res: http.ServerResponse | net.Socket): void {
@@ -140,7 +176,14 @@ export class GatewayProxy {
       res.end();
       return;
     }
-    if (!route || route.transport !== 'http') {
+    // An extra app (/user/<name>/<session>.<app>/) is served by the session's route like its main app.
+    const ep = endpointOf(route, p);
+    if (route && p.app && !ep) return notFound(res);
+    if (ep && ep.transport !== 'http' && this.opts.hooks.rawPage) {
+      this.opts.hooks.rawPage(ep, p.rest, req, res);
+      return;
+    }
+    if (!ep || ep.transport !== 'http') {
       this.opts.hooks.placeholder(p.sessionId, user, req, res).then(
         (handled) => {
           if (!handled) notFound(res);
@@ -149,8 +192,8 @@ export class GatewayProxy {
       );
       return;
     }
-    this.prepareUpstream(req, route, p);
-    this.proxy.web(req, res, { target: targetOf(route) });
+    this.prepareUpstream(req, ep, p);
+    forwardWeb(this.proxy, req, res, { target: targetOf(ep), agent: agentFor(ep.target) ?? this.agent });
   }
 
   /** Handles an upgrade under /user/. */
@@ -165,25 +208,29 @@ export class GatewayProxy {
       if (user.username !== parsed.username) return refuse(socket, 404);
       const route = this.opts.routes.get(parsed.sessionId);
       if (!route || route.userId !== user.id) return refuse(socket, 404);
+      const ep = endpointOf(route, parsed);
+      if (!ep) return refuse(socket, 404);
       this.opts.hooks.onWsOpen?.();
       this.openWebSockets++;
+      this.sockets.set(socket, { userId: user.id, sessionKey: user.sessionKey });
       socket.once('close', () => {
         this.openWebSockets--;
+        this.sockets.delete(socket);
         this.opts.hooks.onWsClose?.();
       });
-      if (route.transport === 'rfb') {
+      if (ep.transport === 'rfb') {
         if (!this.opts.hooks.bridge) return refuse(socket, 502);
-        this.opts.hooks.bridge(route, req, socket, head);
+        this.opts.hooks.bridge(ep, req, socket, head);
         return;
       }
-      this.prepareUpstream(req, route, parsed);
-      this.proxy.ws(req, socket, head, { target: targetOf(route) });
+      this.prepareUpstream(req, ep, parsed);
+      this.proxy.ws(req, socket, head, { target: targetOf(ep), agent: agentFor(ep.target) ?? this.agent });
     };
     if (auth instanceof Promise) auth.then(go, () => refuse(socket, 500));
     else go(auth);
   }
 
-  private prepareUpstream(req: http.IncomingMessage, route: Route, p: ParsedUserPath): void {
+  private prepareUpstream(req: http.IncomingMessage, route: RouteEndpoint, p: ParsedUserPath): void {
     const h = req.headers;
     const remote = req.socket.remoteAddress ?? '';
     const forwardedProto = this.opts.trustProxy ? firstValue(h['x-forwarded-proto']) : undefined;
@@ -207,7 +254,13 @@ export class GatewayProxy {
   }
 }
 
-function targetOf(route: Route) {
+/** The main app's route, or the extra app's the path names (undefined when the session has no such app). */
+function endpointOf(route: Route | undefined, p: ParsedUserPath): RouteEndpoint | undefined {
+  if (!route) return undefined;
+  return p.app === undefined ? route : route.subRoutes?.get(p.app);
+}
+
+function targetOf(route: RouteEndpoint) {
   const t = route.target;
   return t.socketPath
     ? { host: 'localhost', port: 0, socketPath: t.socketPath }
@@ -269,6 +322,8 @@ export function sendPage(
     'content-security-policy':
       "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
   });
   res.end(body);
 }

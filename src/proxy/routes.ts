@@ -6,7 +6,14 @@ export interface RouteTarget {
   port: number;
   /** When set, connect to this Unix socket instead of host:port. */
   socketPath?: string;
+  /** Connect to socketPath with this user's credentials (see src/proxy/upstream.ts). */
+  owner?: { uid: number; gid: number };
+  /** host:port is an agent relay: each connection starts with this secret (see src/agent/relay.ts). */
+  relaySecret?: string;
 }
+
+/** Where one app of a session is served: the session's main app, or one of its extra apps. */
+export type RouteEndpoint = Omit<Route, 'subRoutes' | 'sessionId' | 'userId' | 'username'>;
 
 export interface Route {
   sessionId: string;
@@ -19,8 +26,8 @@ export interface Route {
   /** Added to every upstream request (e.g. Jupyter's token); the browser never sees them. */
   headers: Record<string, string>;
   transport: 'http' | 'rfb';
-  /** Extra apps on the same allocation: /user/<name>/<session>/<subapp>/... */
-  subRoutes?: Map<string, Omit<Route, 'subRoutes' | 'sessionId' | 'userId' | 'username'>>;
+  /** Extra apps on the same allocation, by app id: /user/<name>/<session>.<app>/... */
+  subRoutes?: Map<string, RouteEndpoint>;
 }
 
 export function sessionPrefix(username: string, sessionId: string): string {
@@ -54,6 +61,8 @@ export class RouteTable {
 export interface ParsedUserPath {
   username: string;
   sessionId: string;
+  /** The extra app addressed by /user/<name>/<session>.<app>/; undefined for the main app. */
+  app?: string;
   /** The rest after the session prefix, starting with '/', including the query string. */
   rest: string;
   /** true when the URL is exactly /user/<name>/<session> without the trailing slash. */
@@ -75,8 +84,11 @@ export function parseUserPath(url: string): ParsedUserPath | null {
     return null;
   }
   const third = pathPart.indexOf('/', second + 1);
-  const sessionId = third === -1 ? pathPart.slice(second + 1) : pathPart.slice(second + 1, third);
-  if (!/^[a-z0-9]{4,32}$/.test(sessionId) || username.length === 0 || username.includes('/')) return null;
-  if (third === -1) return { username, sessionId, rest: `/${query}`, bare: true };
-  return { username, sessionId, rest: pathPart.slice(third) + query, bare: false };
+  const segment = third === -1 ? pathPart.slice(second + 1) : pathPart.slice(second + 1, third);
+  const m = /^([a-z0-9]{4,32})(?:\.([A-Za-z0-9][A-Za-z0-9_.-]{0,63}))?$/.exec(segment);
+  if (!m || username.length === 0 || username.includes('/')) return null;
+  const sessionId = m[1]!;
+  const app = m[2];
+  if (third === -1) return { username, sessionId, app, rest: `/${query}`, bare: true };
+  return { username, sessionId, app, rest: pathPart.slice(third) + query, bare: false };
 }

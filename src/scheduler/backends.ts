@@ -1,6 +1,7 @@
 // Registers the backends beyond `local` with the cluster registry (config → adapter).
 import { registerBackend } from '../sessions/clusters.ts';
 import { SlurmAdapter } from './slurm/adapter.ts';
+import { sshAdapterFromConfig } from './ssh.ts';
 
 registerBackend('slurm', (cfg) => {
   const s = cfg.slurm!;
@@ -13,3 +14,4 @@ registerBackend('slurm', (cfg) => {
     partition: s.partition,
   });
 });
+registerBackend('ssh', sshAdapterFromConfig);

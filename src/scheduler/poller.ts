@@ -16,6 +16,10 @@ export class ClusterPoller {
   private readonly listeners: SnapshotListener[] = [];
   private consecutiveFailures = 0;
   private wakeRequested = false;
+  private firstDone: () => void = () => undefined;
+  private readonly first = new Promise<void>((resolve) => {
+    this.firstDone = resolve;
+  });
   pollCount = 0;
   callCount = 0;
 
@@ -63,9 +67,37 @@ export class ClusterPoller {
     return this.last?.ok ?? true;
   }
 
-  /** Runs one poll now and waits for listeners (tests and start-up use it). */
-  async pollNow(): Promise<PollSnapshot> {
-    return this.runOnce();
+  /** Resolves when the first poll has ended (reached the scheduler or not), or after `ms` at most. */
+  async whenPolled(ms: number): Promise<void> {
+    if (this.last) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.first, new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
+  }
+
+  private inflight: Promise<PollSnapshot> | null = null;
+  private queued: Promise<PollSnapshot> | null = null;
+
+  /**
+   * A poll that starts now or later, with its listeners done (agent callbacks, tests). Polls never
+   * overlap: while one is under way, every caller shares the single poll that follows it, so a burst
+   * of callers costs at most one extra poll.
+   */
+  pollNow(): Promise<PollSnapshot> {
+    if (!this.inflight) return this.startPoll();
+    this.queued ??= this.inflight.then(() => {
+      this.queued = null;
+      return this.inflight ?? this.startPoll();
+    });
+    return this.queued;
+  }
+
+  private startPoll(): Promise<PollSnapshot> {
+    const p: Promise<PollSnapshot> = this.runOnce().finally(() => {
+      if (this.inflight === p) this.inflight = null;
+    });
+    this.inflight = p;
+    return p;
   }
 
   private async runOnce(): Promise<PollSnapshot> {
@@ -80,6 +112,7 @@ export class ClusterPoller {
     this.pollCount++;
     this.callCount += snap.calls;
     this.last = snap;
+    this.firstDone();
     if (snap.ok) {
       this.lastGood = snap;
       this.consecutiveFailures = 0;
@@ -109,7 +142,7 @@ export class ClusterPoller {
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
-    await this.runOnce();
+    await (this.inflight ?? this.startPoll());
     if (this.stopped) return;
     // Back off while the scheduler is down, and add jitter so many gateways do not poll in step
     // (jupyterhub issue 4646).

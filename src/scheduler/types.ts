@@ -33,6 +33,42 @@ export interface SessionSubmission {
   setup?: string[];
 }
 
+/**
+ * One batch job as the user asked for it: a script on the cluster (by path; sbatch opens it as the user,
+ * so the user's file permissions decide) or a script's text (handed to sbatch on stdin). Options are
+ * passed to sbatch only when given, so the script's own #SBATCH lines apply where the form is silent.
+ */
+export interface BatchSubmission {
+  identity: UnixIdentity;
+  /** Absolute path of the script on the cluster. Exactly one of scriptPath and script. */
+  scriptPath?: string;
+  /** The script's text; must start with "#!". */
+  script?: string;
+  /** --chdir when the user named a working directory. */
+  workDir?: string;
+  /**
+   * Directory sbatch runs in when no workDir is given (the job's default working directory, which a
+   * `#SBATCH --chdir` line still overrides). Default: the script's directory (by path) or the home.
+   */
+  defaultDir?: string;
+  jobName?: string;
+  partition?: string;
+  account?: string;
+  /** --cpus-per-task */
+  cores?: number;
+  /** --mem, MB per node */
+  memoryMb?: number;
+  /** --gres=gpu:N */
+  gpus?: number;
+  /** --time, minutes */
+  minutes?: number;
+  /** Slurm --mail-type values (BEGIN, END, FAIL, ...) and the address; only where the site has mail. */
+  mailTypes?: string[];
+  mailUser?: string;
+  /** Tag put in --comment, so a submit whose outcome is unknown (timeout) can be found again. */
+  tag?: string;
+}
+
 export type JobState =
   | 'pending'
   | 'running'
@@ -163,12 +199,19 @@ export interface ClusterInfo {
   /** Accounts per user where accounting runs; undefined when the cluster has no accounting. */
   accountsByUser?: Record<string, string[]>;
   hasAccounting: boolean;
+  /**
+   * What the scheduler hides from ordinary users (Slurm's PrivateData: "jobs", "nodes", "usage", ...).
+   * Undefined when unknown: callers then treat job lists as private.
+   */
+  privateData?: string[];
 }
 
 export interface SchedulerAdapter {
   readonly kind: 'local' | 'slurm' | 'ssh';
   readonly cluster: string;
   submitSession(sub: SessionSubmission): Promise<SubmitResult>;
+  /** Submit a batch job as the user (backends that run batch jobs). */
+  submitBatch?(sub: BatchSubmission): Promise<SubmitResult>;
   /** Cancel as the job's owner. */
   cancel(identity: UnixIdentity, jobId: string): Promise<void>;
   /** One look at every job and node: one scheduler call serves every user and session. */

@@ -1,6 +1,7 @@
 // Who is calling: a signed-in browser (cookie + CSRF header on writes) or a script (scoped API token).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hashToken, safeEqual } from '../auth/secrets.ts';
+import { type ApiScope, scopeAllows } from '../auth/tokens.ts';
 import type { WebSession } from '../auth/web-sessions.ts';
 import { findUserById, toUser, type User } from '../db/users.ts';
 import { type AppContext, SESSION_COOKIE } from './context.ts';
@@ -14,8 +15,7 @@ declare module 'fastify' {
   }
 }
 
-export const API_SCOPES = ['sessions', 'jobs', 'read'] as const;
-export type ApiScope = (typeof API_SCOPES)[number];
+export { API_SCOPES, type ApiScope } from '../auth/tokens.ts';
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** Routes that authenticate on their own (agent secrets) or come before sign-in. */
@@ -102,10 +102,17 @@ export function registerAuth(app: FastifyInstance, ctx: AppContext): void {
 
 export function requireUser(req: FastifyRequest, scope?: ApiScope): User {
   if (!req.user) throw new HttpError(401, 'sign in first');
-  if (req.tokenScopes && scope && !req.tokenScopes.includes(scope)) {
+  if (!scopeAllows(req.tokenScopes, scope, req.method)) {
     throw new HttpError(403, `this API token lacks the "${scope}" scope`);
   }
   return req.user;
+}
+
+/** Routes that manage credentials (API tokens) need a signed-in browser, not a token. */
+export function requireBrowser(req: FastifyRequest): User {
+  const u = requireUser(req);
+  if (req.tokenScopes || !req.webSession) throw new HttpError(403, 'only a signed-in browser may do this');
+  return u;
 }
 
 export function requireAdmin(req: FastifyRequest): User {

@@ -1,6 +1,9 @@
 // Feature modules register their routes and services here, so the gateway core stays small.
 import type { FastifyInstance } from 'fastify';
+import { appsFeature } from '../apps/feature.ts';
+import { authFeature } from './auth-feature.ts';
 import type { AppContext } from './context.ts';
+import { notificationsFeature } from './routes/notifications.ts';
 
 export type Feature = {
   name: string;
@@ -11,4 +14,4 @@ export type Feature = {
   stop?(ctx: AppContext): void | Promise<void>;
 };
 
-export const FEATURES: Feature[] = [];
+export const FEATURES: Feature[] = [authFeature, notificationsFeature, appsFeature];

@@ -19,7 +19,9 @@ import { AuditLog } from '../db/audit.ts';
 import { type Db, openDb } from '../db/index.ts';
 import { countUsers, createUser } from '../db/users.ts';
 import { GatewayProxy } from '../proxy/proxy.ts';
+import { rfbHooks } from '../proxy/rfb-bridge.ts';
 import { RouteTable } from '../proxy/routes.ts';
+import '../scheduler/backends.ts';
 import { Cluster } from '../sessions/clusters.ts';
 import { SessionService } from '../sessions/service.ts';
 import { lookupUnixUser } from '../system/users.ts';
@@ -130,11 +132,14 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
       authenticate: (req) => {
         const token = cookieOf(req.headers.cookie, SESSION_COOKIE);
         if (!token) return null;
+        const asProxyUser = (s: import('../auth/web-sessions.ts').WebSession | null) =>
+          s ? { id: s.user.id, username: s.user.username, sessionKey: s.id } : null;
         const hit = webSessions.peek(token);
-        if (hit !== undefined) return hit ? hit.user : null;
-        return webSessions.lookup(token).then((s) => (s ? s.user : null));
+        if (hit !== undefined) return asProxyUser(hit);
+        return webSessions.lookup(token).then(asProxyUser);
       },
       placeholder: placeholderHandler(() => ctxRef.ctx!),
+      ...rfbHooks({ log }),
       onRequest: () => metrics.proxyRequests.inc(),
       onWsOpen: () => metrics.openWebSockets.inc(),
       onWsClose: () => metrics.openWebSockets.dec(),
@@ -296,6 +301,7 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
   // Polls start after listening, so agents of running sessions can reach us as soon as we poll.
   for (const c of clusters.values()) {
     c.poller.onSnapshot((name, snap) => {
+      metrics.schedulerPolls.inc({ cluster: name });
       metrics.schedulerCalls.inc({ cluster: name }, snap.calls);
       if (!snap.ok) metrics.pollFailures.inc({ cluster: name });
       bus.publish({ all: true }, { type: 'resources', data: c.freeTable() });

@@ -45,6 +45,12 @@ export class Metrics {
     labelNames: ['cluster'] as const,
     registers: [this.registry],
   });
+  readonly schedulerPolls = new Counter({
+    name: 'atrium_scheduler_polls_total',
+    help: 'Polls of the scheduler (one per interval per cluster, shared by every session and page)',
+    labelNames: ['cluster'] as const,
+    registers: [this.registry],
+  });
   readonly schedulerCalls = new Counter({
     name: 'atrium_scheduler_calls_total',
     help: 'Scheduler commands or API calls made by polls',

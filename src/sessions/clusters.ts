@@ -3,6 +3,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { missingRequirements } from '../apps/requires.ts';
 import type { AppDefinition } from '../apps/types.ts';
 import type { ClusterConfig, EnvironmentConfig } from '../config/schema.ts';
 import type { RequestLimits } from '../core/request.ts';
@@ -10,7 +11,8 @@ import { type FreeTable, freeResources } from '../core/resources.ts';
 import type { User } from '../db/users.ts';
 import { LocalAdapter } from '../scheduler/local.ts';
 import { ClusterPoller } from '../scheduler/poller.ts';
-import type { ClusterInfo, SchedulerAdapter } from '../scheduler/types.ts';
+import { expandHostlist } from '../scheduler/slurm/parse.ts';
+import type { ClusterInfo, NodeInfo, PollSnapshot, SchedulerAdapter } from '../scheduler/types.ts';
 
 export type AdapterFactory = (cfg: ClusterConfig, dataDir: string, log: Logger) => SchedulerAdapter;
 
@@ -32,12 +34,30 @@ function createAdapter(cfg: ClusterConfig, dataDir: string, log: Logger): Schedu
 
 const INFO_TTL_MS = 60_000;
 
+const unixGroupCache = new Map<string, { groups: string[]; at: number }>();
+
+/** A user's Unix groups, cached for a minute (cluster access is checked on every form load). */
+async function unixGroupsOf(unixUser: string): Promise<string[]> {
+  const hit = unixGroupCache.get(unixUser);
+  if (hit && Date.now() - hit.at < 60_000) return hit.groups;
+  const groups = await groupsOf(unixUser);
+  if (unixGroupCache.size > 10_000) unixGroupCache.clear();
+  unixGroupCache.set(unixUser, { groups, at: Date.now() });
+  return groups;
+}
+/** How long a form waits for the first poll after a start (the live limits come from it). */
+const FIRST_POLL_WAIT_MS = 5_000;
+
 export class Cluster {
   readonly adapter: SchedulerAdapter;
   readonly poller: ClusterPoller;
   private info: ClusterInfo | null = null;
   private infoAt = 0;
   private infoPending: Promise<ClusterInfo> | null = null;
+  /** The free table of the latest poll: built once per poll, whatever the number of pages asking. */
+  private free: { snap: PollSnapshot; fresh: boolean; table: FreeTable } | null = null;
+  /** Nodes this cluster's sessions may use (slurm.nodelist); undefined: all. */
+  private readonly nodeSet: ReadonlySet<string> | undefined;
 
   constructor(
     readonly cfg: ClusterConfig,
@@ -46,8 +66,17 @@ export class Cluster {
     adapter?: SchedulerAdapter,
   ) {
     this.adapter = adapter ?? createAdapter(cfg, dataDir, log);
-    const seconds = cfg.backend === 'local' ? 2 : (cfg.slurm?.pollSeconds ?? 10);
+    const seconds = cfg.backend === 'local' ? 2 : (cfg.slurm?.pollSeconds ?? cfg.ssh?.pollSeconds ?? 10);
     this.poller = new ClusterPoller(this.adapter, seconds * 1000, log);
+    const list = cfg.slurm?.nodelist;
+    this.nodeSet = list ? new Set(expandHostlist(list)) : undefined;
+  }
+
+  /** The nodes of a poll that sessions here may run on. */
+  nodesOf(snap: PollSnapshot | null): NodeInfo[] {
+    const nodes = snap?.nodes ?? [];
+    const set = this.nodeSet;
+    return set ? nodes.filter((n) => set.has(n.name)) : nodes;
   }
 
   get name(): string {
@@ -84,16 +113,46 @@ export class Cluster {
     return this.cfg.allowGroups.length === 0 || this.cfg.allowGroups.some((g) => user.groups.includes(g));
   }
 
-  freeTable(partition?: string): FreeTable {
+  /** userMayUse, also counting the Unix groups of the user's account (local accounts have no others). */
+  async mayUse(user: User): Promise<boolean> {
+    if (this.userMayUse(user)) return true;
+    const groups = await unixGroupsOf(user.unixUser);
+    return this.cfg.allowGroups.some((g) => groups.includes(g));
+  }
+
+  /** Set by administrators at run time (persisted by the admin feature); null: the config decides. */
+  drainedOverride: boolean | null = null;
+
+  /** Closed for new sessions (running ones continue). */
+  get drained(): boolean {
+    return this.drainedOverride ?? this.cfg.drained;
+  }
+
+  /** Free resources of the default partition, from the latest good poll (cached per poll). */
+  freeTable(): FreeTable {
     const snap = this.poller.latestGood;
     const fresh = this.poller.latest?.ok ?? false;
     if (!snap) return { cluster: this.name, at: 0, rows: [], fresh: false };
-    const part = partition ?? this.cfg.slurm?.partition;
-    return { cluster: this.name, at: snap.at, rows: freeResources(snap.nodes, part), fresh };
+    if (this.free?.snap === snap && this.free.fresh === fresh) return this.free.table;
+    const rows = freeResources(this.nodesOf(snap), this.cfg.slurm?.partition);
+    const table: FreeTable = { cluster: this.name, at: snap.at, rows, fresh };
+    this.free = { snap, fresh, table };
+    return table;
   }
 
   appsFor(catalogue: AppDefinition[]): AppDefinition[] {
     return catalogue.filter((a) => !a.clusters || a.clusters.includes(this.name));
+  }
+
+  /** How the gateway reaches apps on Unix sockets: directly (nodes are this host) or via the agent's relay. */
+  get appSockets(): 'unix' | 'relay' {
+    return this.cfg.appSockets ?? (this.cfg.backend === 'local' ? 'unix' : 'relay');
+  }
+
+  /** What an app lacks to run here ([] when it is installed, or when this host cannot tell). */
+  missingFor(app: AppDefinition): string[] {
+    const check = this.cfg.checkInstalled ?? this.cfg.backend === 'local';
+    return check ? missingRequirements(app.requires) : [];
   }
 
   environmentsFor(envs: EnvironmentConfig[]): EnvironmentConfig[] {
@@ -102,7 +161,9 @@ export class Cluster {
 
   /** What this user may ask for here; for Slurm from the live nodes, for `local` from config and the machine. */
   async limitsFor(user: User, catalogue: AppDefinition[], envs: EnvironmentConfig[]): Promise<RequestLimits> {
-    const apps = this.appsFor(catalogue).map((a) => a.id);
+    const appDefs = this.appsFor(catalogue);
+    const apps = appDefs.map((a) => a.id);
+    const extraApps = appDefs.filter((a) => a.extra !== false).map((a) => a.id);
     const environments = this.environmentsFor(envs).map((e) => e.id);
     const maxHours = this.cfg.maxHours;
     const l = this.cfg.limits ?? {};
@@ -113,17 +174,21 @@ export class Cluster {
         maxGpus: l.maxGpus ?? 0,
         maxHours,
         apps,
+        extraApps,
         environments,
       };
     }
-    const nodes = this.poller.latestGood?.nodes ?? [];
+    // Right after a start the first poll may still be under way: wait for it (briefly).
+    if (!this.poller.latestGood) await this.poller.whenPolled(FIRST_POLL_WAIT_MS);
+    const nodes = this.nodesOf(this.poller.latestGood);
     const info = await this.clusterInfo().catch(() => null);
     const offered = this.cfg.slurm?.partitions;
-    const partitions = (info?.partitions ?? [])
-      .map((p) => p.name)
-      .filter((p) => !offered || offered.includes(p));
+    // Unknown (Slurm never answered yet): the partition is left for Slurm to check, not refused here.
+    const partitions = info
+      ? info.partitions.map((p) => p.name).filter((p) => !offered || offered.includes(p))
+      : offered;
     const perPartition: RequestLimits['perPartition'] = {};
-    for (const p of partitions) {
+    for (const p of partitions ?? []) {
       const pn = nodes.filter((n) => n.partitions.includes(p));
       if (pn.length === 0) continue;
       const pinfo = info?.partitions.find((x) => x.name === p);
@@ -153,6 +218,7 @@ export class Cluster {
       maxGpus: Math.min(l.maxGpus ?? Number.POSITIVE_INFINITY, Math.max(0, ...all.map((n) => n.gpus))),
       maxHours,
       apps,
+      extraApps,
       environments,
       partitions,
       perPartition,

@@ -2,7 +2,8 @@
 // (agent callback), stop, and re-attach after a gateway restart. State lives in the database; this
 // class keeps only the route table and caches.
 import type { Logger } from 'pino';
-import { type AppDefinition, agentSpecOf } from '../apps/types.ts';
+import { appTokenFor, relaySecretFor } from '../apps/secrets.ts';
+import { type AppDefinition, agentSpecOf, extraAppBase, socketName } from '../apps/types.ts';
 import { hashToken, newShortId, newToken, safeEqual } from '../auth/secrets.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { type FieldError, minutesOf, type SessionRequest, validateRequest } from '../core/request.ts';
@@ -29,7 +30,7 @@ import {
   updateSession,
 } from '../db/sessions.ts';
 import { findUserById, toUser, type User } from '../db/users.ts';
-import type { RouteTable } from '../proxy/routes.ts';
+import type { RouteEndpoint, RouteTable, RouteTarget } from '../proxy/routes.ts';
 import { sessionPrefix } from '../proxy/routes.ts';
 import { FINISHED_JOB_STATES, type JobInfo, type PollSnapshot, SchedulerError } from '../scheduler/types.ts';
 import type { EventBus } from '../server/events.ts';
@@ -72,6 +73,8 @@ export interface SessionView {
   jobId: string | null;
   url: string;
   openUrl: string;
+  /** The session's extra apps (same allocation, same sign-in), each at its own address. */
+  apps: { id: string; name: string; url: string; openUrl: string }[];
   createdAt: number;
   startedAt: number | null;
   readyAt: number | null;
@@ -128,6 +131,7 @@ export class SessionService {
       isActive(state) && state !== 'requested' && cluster !== undefined && !cluster.poller.reachable;
     const prefix = sessionPrefix(username, row.id);
     const app = this.app(row.app);
+    const request = JSON.parse(row.request) as SessionRequest;
     return {
       id: row.id,
       cluster: row.cluster,
@@ -138,10 +142,15 @@ export class SessionService {
       state,
       displayState: unknown ? 'unknown' : state,
       reason: row.reason,
-      request: JSON.parse(row.request) as SessionRequest,
+      request,
       jobId: row.job_id,
       url: prefix,
       openUrl: prefix + (app?.openPath ?? ''),
+      apps: (request.extraApps ?? []).map((id) => {
+        const extra = this.app(id);
+        const url = extraAppBase(prefix, id);
+        return { id, name: extra?.name ?? id, url, openUrl: url + (extra?.openPath ?? '') };
+      }),
       createdAt: row.created_at,
       startedAt: row.started_at,
       readyAt: row.ready_at,
@@ -211,7 +220,7 @@ export class SessionService {
 
   async create(user: User, req: SessionRequest, ip?: string): Promise<SessionView> {
     const cluster = this.d.clusters.get(req.cluster);
-    if (!cluster || !cluster.userMayUse(user)) {
+    if (!cluster || !(await cluster.mayUse(user))) {
       throw new RequestError(400, [
         {
           field: 'cluster',
@@ -219,24 +228,32 @@ export class SessionService {
         },
       ]);
     }
-    if (cluster.cfg.drained) {
+    if (cluster.drained) {
       throw new RequestError(409, [
         { field: 'cluster', message: `Cluster: ${cluster.title} is closed for new sessions at the moment` },
       ]);
     }
     const limits = await cluster.limitsFor(user, this.d.cfg.appCatalogue, this.d.cfg.environments);
-    const errors = validateRequest(req, limits);
+    // The partition is the user's, or chosen by the cluster's rules: either way the request is checked
+    // against that partition's limits (a rule's partition may have smaller nodes or a shorter MaxTime).
+    const chosen = typeof req.partition === 'string' && req.partition !== '' ? req.partition : undefined;
+    const partition = chosen ?? cluster.choosePartition(req);
+    const errors = validateRequest({ ...req, partition }, limits);
     if (errors.length > 0) throw new RequestError(400, errors);
     const app = this.app(req.app)!;
-    const missing = await missingExecutables(app, cluster);
-    if (missing.length > 0) {
-      throw new RequestError(400, [
-        {
-          field: 'app',
-          message: `User interface: ${app.name} is not installed on ${cluster.title} (missing ${missing.join(', ')})`,
-        },
-      ]);
+    const extras = (req.extraApps ?? []).map((a) => this.app(a)!);
+    // Nothing is submitted for an app that is not installed (checked where this host can tell).
+    const notInstalled: FieldError[] = [];
+    for (const [a, field] of [[app, 'app'], ...extras.map((x) => [x, 'extraApps'] as const)] as const) {
+      const missing = cluster.missingFor(a);
+      if (missing.length > 0) {
+        notInstalled.push({
+          field,
+          message: `${field === 'app' ? 'User interface' : 'Extra apps'}: ${a.name} is not installed on ${cluster.title} (missing ${missing.join(', ')})`,
+        });
+      }
     }
+    if (notInstalled.length > 0) throw new RequestError(400, notInstalled);
     const active = (await listSessionsOfUser(this.d.db, user.id, false)).length;
     if (active >= this.d.cfg.sessions.maxPerUser) {
       throw new RequestError(409, [
@@ -258,8 +275,12 @@ export class SessionService {
     const env = req.environment
       ? this.d.cfg.environments.find((e) => e.id === req.environment)
       : cluster.environmentsFor(this.d.cfg.environments)[0];
-    const partition = cluster.choosePartition(req);
-    const request: SessionRequest = { ...req, environment: env?.id, partition };
+    const request: SessionRequest = {
+      ...req,
+      extraApps: extras.length > 0 ? extras.map((a) => a.id) : undefined,
+      environment: env?.id,
+      partition,
+    };
 
     const id = newShortId(10);
     const secret = newToken();
@@ -295,6 +316,12 @@ export class SessionService {
       ATRIUM_BIND_HOST: cluster.cfg.bindHost,
       ATRIUM_HEARTBEAT_SECONDS: String(this.d.cfg.sessions.heartbeatSeconds),
     };
+    if (extras.length > 0) agentEnv.ATRIUM_EXTRA_APPS = JSON.stringify(extras.map(agentSpecOf));
+    // Remote nodes: the agent serves Unix-socket apps through its relay (TCP with the app token).
+    if (cluster.appSockets === 'relay') agentEnv.ATRIUM_RELAY = '1';
+    if (env?.container) agentEnv.ATRIUM_CONTAINER = JSON.stringify(env.container);
+    // The agent keeps a fresh copy of the user's identity-provider access token in the session dir.
+    if (this.d.cfg.auth.oidc?.passTokensToSessions) agentEnv.ATRIUM_FETCH_ACCESS_TOKEN = '1';
     try {
       const result = await cluster.adapter.submitSession({
         sessionId: id,
@@ -307,6 +334,7 @@ export class SessionService {
         partition,
         account: req.account || undefined,
         reservation: req.reservation || undefined,
+        nodelist: cluster.cfg.slurm?.nodelist,
         agentArgv: this.d.agentArgv,
         agentEnv,
         setup: env?.setup,
@@ -371,7 +399,13 @@ export class SessionService {
   async agentReady(
     sessionId: string,
     secret: string,
-    report: { host: string; port: number; socket?: string },
+    report: {
+      host: string;
+      port: number;
+      socket?: string;
+      /** The session's extra apps: exactly those it was started with. */
+      apps?: { id: string; port: number; socket?: string }[];
+    },
     ip?: string,
   ): Promise<string> {
     const refuse = async (status: number, why: string): Promise<never> => {
@@ -395,7 +429,25 @@ export class SessionService {
     }
     if (report.socket !== undefined && !validSocketPath(report.socket, row.id))
       return refuse(400, 'invalid socket path');
+    if (report.socket !== undefined && !(await socketOfOwner(this.d.db, report.socket, row.user_id)))
+      return refuse(403, 'the socket is not owned by the session owner');
     if (!report.socket && report.port === 0) return refuse(400, 'invalid port');
+    const wanted = (JSON.parse(row.request) as SessionRequest).extraApps ?? [];
+    const extras = report.apps ?? [];
+    if (
+      extras.length !== wanted.length ||
+      !wanted.every((id) => extras.filter((e) => e.id === id).length === 1)
+    )
+      return refuse(400, "the extra apps reported are not the session's");
+    for (const e of extras) {
+      if (e.socket !== undefined) {
+        if (!validSocketPath(e.socket, row.id, e.id)) return refuse(400, `invalid socket path for ${e.id}`);
+        if (!(await socketOfOwner(this.d.db, e.socket, row.user_id)))
+          return refuse(403, `the socket of ${e.id} is not owned by the session owner`);
+      } else if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) {
+        return refuse(400, `invalid port for ${e.id}`);
+      }
+    }
     // The app must be where the scheduler put the job: an agent cannot point the proxy anywhere else (SSRF).
     const cluster = this.d.clusters.get(row.cluster);
     if (cluster && row.job_id) {
@@ -425,6 +477,10 @@ export class SessionService {
       host: report.host,
       port: report.port,
       socket_path: report.socket ?? null,
+      apps:
+        extras.length > 0
+          ? JSON.stringify(extras.map((e) => ({ id: e.id, port: e.socket ? 0 : e.port, socket: e.socket })))
+          : null,
       ready_at: now,
       last_heartbeat_at: now,
       queue_info: null,
@@ -434,7 +490,7 @@ export class SessionService {
       patch.expires_at = now + cur.time_limit_min * 60_000;
     }
     const updated = await this.apply(cur, { type: 'agent_ready' }, patch);
-    this.addRoute(updated, await this.usernameOf(updated.user_id));
+    await this.addRoute(updated, await this.usernameOf(updated.user_id));
     await this.d.audit.record({
       action: 'agent.callback',
       target: row.id,
@@ -454,8 +510,21 @@ export class SessionService {
     if (!isActive(row.state as SessionState) || row.state === 'ending') return 'gone';
     await updateSession(this.d.db, row.id, { last_heartbeat_at: Date.now() });
     if (row.state === 'running' && !this.d.routes.get(row.id))
-      this.addRoute(row, await this.usernameOf(row.user_id));
+      await this.addRoute(row, await this.usernameOf(row.user_id));
     return 'ok';
+  }
+
+  /**
+   * The session an agent's heartbeat token belongs to, for agent services beyond the heartbeat (e.g. a
+   * fresh access token): the row while the session is live, 'gone' once it is over, null when refused.
+   */
+  async agentSession(sessionId: string, token: string): Promise<SessionRow | 'gone' | null> {
+    const row = typeof sessionId === 'string' ? await getSession(this.d.db, sessionId) : undefined;
+    if (!row || !row.heartbeat_token_hash)
+      return row && isTerminal(row.state as SessionState) ? 'gone' : null;
+    if (!token || !safeEqual(hashToken(token), row.heartbeat_token_hash)) return null;
+    if (!isActive(row.state as SessionState) || row.state === 'ending') return 'gone';
+    return row;
   }
 
   async agentExit(sessionId: string, token: string, code: number | null): Promise<boolean> {
@@ -475,22 +544,65 @@ export class SessionService {
     return true;
   }
 
-  private addRoute(row: SessionRow, username: string): void {
+  private async addRoute(row: SessionRow, username: string): Promise<void> {
     const app = this.app(row.app);
     if (!app || !row.host || (!row.port && !row.socket_path)) return;
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(app.upstreamHeaders ?? {}))
-      headers[k] = v.replace('{token}', row.app_token);
+    const prefix = sessionPrefix(username, row.id);
+    const host = row.host;
+    const owner = await this.socketOwnerOf(row.user_id);
+    const extraSockets = (row.apps ? (JSON.parse(row.apps) as { socket?: string }[]) : []).map(
+      (e) => e.socket,
+    );
+    if (!owner && [row.socket_path, ...extraSockets].some(Boolean)) {
+      // Never connect to a user's socket with the gateway's own rights.
+      this.d.log.warn({ session: row.id }, 'the Unix user of the session is unknown; no route');
+      return;
+    }
+    const endpoint = (a: AppDefinition, base: string, port: number, socket: string | null): RouteEndpoint => {
+      const token = appTokenFor(row.app_token, a.id, a.id === row.app);
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(a.upstreamHeaders ?? {}))
+        headers[k] = v.replaceAll('{token}', token);
+      const target: RouteTarget = { host, port, socketPath: socket ?? undefined };
+      // A socket is reached with its owner's rights; a Unix-socket app without one is behind the relay.
+      if (socket) target.owner = owner ?? undefined;
+      else if (a.unixSocket) target.relaySecret = relaySecretFor(row.app_token, a.id);
+      return {
+        prefix: base,
+        target,
+        stripPrefix: a.prefix === 'strip',
+        headers,
+        transport: a.transport ?? 'http',
+      };
+    };
+    const subRoutes = new Map<string, RouteEndpoint>();
+    for (const e of row.apps
+      ? (JSON.parse(row.apps) as { id: string; port: number; socket?: string }[])
+      : []) {
+      const a = this.app(e.id);
+      if (a) subRoutes.set(e.id, endpoint(a, extraAppBase(prefix, e.id), e.port, e.socket ?? null));
+    }
     this.d.routes.set({
       sessionId: row.id,
       userId: row.user_id,
       username,
-      prefix: sessionPrefix(username, row.id),
-      target: { host: row.host, port: row.port ?? 0, socketPath: row.socket_path ?? undefined },
-      stripPrefix: app.prefix === 'strip',
-      headers,
-      transport: app.transport ?? 'http',
+      ...endpoint(app, prefix, row.port ?? 0, row.socket_path),
+      subRoutes: subRoutes.size > 0 ? subRoutes : undefined,
     });
+  }
+
+  private readonly owners = new Map<number, { uid: number; gid: number }>();
+
+  /** The Unix identity the gateway connects to a user's sockets with. */
+  private async socketOwnerOf(userId: number): Promise<{ uid: number; gid: number } | null> {
+    const hit = this.owners.get(userId);
+    if (hit) return hit;
+    const user = await findUserById(this.d.db, userId);
+    const id = user ? await lookupUnixUser(user.unix_user) : null;
+    if (!id) return null;
+    const owner = { uid: id.uid, gid: id.gid };
+    this.owners.set(userId, owner);
+    return owner;
   }
 
   // ---- reconciliation with the scheduler -----------------------------------------------------
@@ -500,20 +612,27 @@ export class SessionService {
     let n = 0;
     for (const row of await listActiveSessions(this.d.db)) {
       if (row.state === 'running') {
-        this.addRoute(row, await this.usernameOf(row.user_id));
+        await this.addRoute(row, await this.usernameOf(row.user_id));
         n++;
       }
     }
     return n;
   }
 
+  /** Clusters whose last poll failed: their sessions are shown as unknown. */
+  private readonly unreachable = new Set<string>();
+
   private async reconcile(cluster: string, snap: PollSnapshot): Promise<void> {
     const rows = (await listActiveSessions(this.d.db)).filter((r) => r.cluster === cluster);
     if (!snap.ok) {
-      // Unknown is not gone: keep every route and state; just let pages show "unknown" once.
-      for (const r of rows) if (r.state !== 'requested') await this.publish(r);
+      // Unknown is not gone: keep every route and state; pages show "unknown" (told once, not per poll).
+      if (!this.unreachable.has(cluster)) {
+        this.unreachable.add(cluster);
+        for (const r of rows) if (r.state !== 'requested') await this.publish(r);
+      }
       return;
     }
+    const wasUnreachable = this.unreachable.delete(cluster);
     const now = Date.now();
     for (const row of rows) {
       try {
@@ -521,6 +640,11 @@ export class SessionService {
       } catch (e) {
         this.d.log.error({ err: e, session: row.id }, 'reconcile failed');
       }
+    }
+    if (wasUnreachable) {
+      // Back from unknown: pages get every session's real state again, changed or not.
+      for (const r of await listActiveSessions(this.d.db))
+        if (r.cluster === cluster && r.state !== 'requested') await this.publish(r);
     }
   }
 
@@ -545,9 +669,16 @@ export class SessionService {
     if (!job) {
       // Freshly submitted jobs may miss the poll that was already under way.
       if (row.submitted_at && snap.at - row.submitted_at < UNKNOWN_GRACE_MS) return;
+      // Sites with a short MinJobAge forget finished jobs fast: one gone after its end time timed out.
+      const timedOut = row.state === 'running' && row.expires_at !== null && now >= row.expires_at - 5_000;
       await this.apply(row, {
         type: 'job_finished',
-        reason: row.state === 'ending' ? (row.reason ?? REASONS.stoppedByUser) : REASONS.jobVanished,
+        reason:
+          row.state === 'ending'
+            ? (row.reason ?? REASONS.stoppedByUser)
+            : timedOut
+              ? REASONS.timeLimit
+              : REASONS.jobVanished,
       });
       return;
     }
@@ -617,8 +748,10 @@ export class SessionService {
         { type: 'session.warning', data: { id: row.id, minutesLeft: Math.round(left / 60_000) } },
       );
     }
-    // The scheduler (or the local agent) enforces the limit; this covers a scheduler that is late.
-    if (left < -90_000) await this.stop(row, REASONS.timeLimit);
+    // At the limit the session ends, without waiting for the scheduler's own enforcement (Slurm checks
+    // time limits about every 30 s, then signals the job): the route goes now, the job is cancelled,
+    // and the reason stays "time limit reached" whatever state word the job ends with.
+    if (left <= 0) await this.stop(row, REASONS.timeLimit);
   }
 }
 
@@ -630,8 +763,13 @@ function describeEvent(e: SessionEvent): string {
       return 'the job started; starting the app';
     case 'agent_ready':
       return 'the app is ready';
-    default:
-      return e.type;
+    case 'job_pending':
+      return 'waiting in the queue';
+    case 'stop_requested':
+    case 'job_finished':
+    case 'submit_failed':
+    case 'error':
+      return e.reason;
   }
 }
 
@@ -675,27 +813,34 @@ function isLoopback(h: string): boolean {
   return h === '127.0.0.1' || h === '::1' || h === 'localhost';
 }
 
-function validSocketPath(p: unknown, sessionId: string): boolean {
+function validSocketPath(p: unknown, sessionId: string, extraApp?: string): boolean {
   return (
     typeof p === 'string' &&
     p.startsWith('/') &&
     !p.includes('..') &&
-    p.endsWith(`/.atrium/sessions/${sessionId}/app.sock`)
+    p.endsWith(`/.atrium/sessions/${sessionId}/${socketName(extraApp ?? '', extraApp === undefined)}`)
   );
 }
 
-async function missingExecutables(app: AppDefinition, cluster: Cluster): Promise<string[]> {
-  // Only checkable where the apps run on this host.
-  if (cluster.cfg.backend !== 'local' || !app.requires) return [];
-  const fs = await import('node:fs');
-  return app.requires.filter((p) => {
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return false;
-    } catch {
-      return true;
-    }
-  });
+/**
+ * The gateway connects to a session's Unix socket with its own rights (often root), so the path must
+ * be a real socket of the session's owner: no symlink anywhere on the way (realpath is itself), owned
+ * by the owner's uid, inside the owner's home. Otherwise an agent could point the proxy at any socket
+ * on the host (SSRF to local daemons). Sockets on other nodes are out of reach anyway.
+ */
+async function socketOfOwner(db: Db, socketPath: string, userId: number): Promise<boolean> {
+  const fs = await import('node:fs/promises');
+  const owner = await findUserById(db, userId);
+  const identity = owner ? await lookupUnixUser(owner.unix_user) : null;
+  if (!identity || identity.uid === 0) return false;
+  try {
+    if ((await fs.realpath(socketPath)) !== socketPath) return false;
+    const st = await fs.lstat(socketPath);
+    const home = await fs.realpath(identity.home);
+    return st.isSocket() && st.uid === identity.uid && socketPath.startsWith(`${home}/`);
+  } catch {
+    return false;
+  }
 }
 
 export { toUser };

@@ -1,6 +1,7 @@
 // Slurm backend: sbatch/scancel as the user (runuser or sudo), one squeue + one sinfo per poll.
 import { randomBytes } from 'node:crypto';
 import {
+  type BatchSubmission,
   type ClusterInfo,
   FINISHED_JOB_STATES,
   type JobInfo,
@@ -12,6 +13,14 @@ import {
   type SubmitResult,
   type UnixIdentity,
 } from '../types.ts';
+import {
+  classifyBatchError,
+  defaultDirOf,
+  parsePrivateData,
+  sbatchBatchArgv,
+  showConfigArgv,
+  validateBatch,
+} from './batch.ts';
 import {
   associationsArgv,
   asUser,
@@ -243,6 +252,61 @@ export class SlurmAdapter implements SchedulerAdapter {
   }
 
   // -------------------------------------------------------------------------------------------
+  // batch jobs
+
+  /**
+   * sbatch as the user: by path (the path is an argument, so sbatch opens the file with the user's
+   * rights: a script the user cannot read is refused with sbatch's own "Unable to open file") or by
+   * text (on stdin). Without a working directory from the form, sbatch runs in the script's directory
+   * (or the home), so a `#SBATCH --chdir` line still decides.
+   */
+  async submitBatch(sub: BatchSubmission): Promise<SubmitResult> {
+    this.validateIdentity(sub.identity);
+    validateBatch(sub);
+    const bin = this.cfg.binDir ? { binDir: this.cfg.binDir } : {};
+    const cwd = sub.workDir === undefined ? defaultDirOf(sub) : undefined;
+    const opts = (dir: string | undefined): RunOptions => ({
+      label: 'sbatch',
+      timeoutMs: this.cfg.submitTimeoutMs ?? this.cfg.commandTimeoutMs,
+      ...(sub.script !== undefined ? { input: sub.script } : {}),
+      ...(dir !== undefined ? { cwd: dir } : {}),
+    });
+    let r = await this.run(this.asUser(sbatchBatchArgv(sub, bin), sub.identity), opts(cwd));
+    if (cwd !== undefined && r.code === null && r.error !== undefined && /ENOENT|EACCES|ENOTDIR/.test(r.error)) {
+      // The gateway could not enter that directory itself (e.g. a home on NFS with root squash): let
+      // sbatch, as the user, take it as --chdir instead.
+      r = await this.run(
+        this.asUser(sbatchBatchArgv({ ...sub, workDir: cwd }, bin), sub.identity),
+        opts(undefined),
+      );
+    }
+    if (succeeded(r)) {
+      const jobId = parseSbatchJobId(r.stdout);
+      if (jobId) return { jobId };
+    }
+    const failure =
+      r.timedOut || r.error !== undefined || r.code === 0
+        ? { message: describeFailure(r), definite: false as const, field: undefined }
+        : classifyBatchError(r.stderr, sub);
+    if (failure.definite || !sub.tag) throw new SchedulerError(failure.message, failure.field);
+    // The outcome is unknown (timeout, controller unreachable): was the job created anyway?
+    const sep = separatorsFor(randomBytes(8).toString('hex'));
+    const q = await this.run(squeueArgv(sep, { ...bin, user: sub.identity.user }), { label: 'squeue' });
+    if (succeeded(q)) {
+      const found = parseSqueue(q.stdout, sep).jobs.find(
+        (j) =>
+          j.user === sub.identity.user &&
+          j.comment === sub.tag &&
+          !(j.state === 'failed' && j.nodes === undefined && j.startTime === undefined),
+      );
+      if (found) return { jobId: found.jobId, adopted: true };
+    }
+    throw new SchedulerError(
+      `submit failed: ${failure.message}; ${succeeded(q) ? 'no job with its tag exists' : `looking for it failed too: ${describeFailure(q)}`}`,
+    );
+  }
+
+  // -------------------------------------------------------------------------------------------
   // cancel
 
   async cancel(identity: UnixIdentity, jobId: string): Promise<void> {
@@ -300,13 +364,14 @@ export class SlurmAdapter implements SchedulerAdapter {
 
   async clusterInfo(): Promise<ClusterInfo> {
     const bin = this.cfg.binDir ? { binDir: this.cfg.binDir } : {};
-    const [p, r, a] = await Promise.all([
+    const [p, r, a, conf] = await Promise.all([
       this.run(partitionsArgv(bin), { label: 'scontrol' }),
       this.run(reservationsArgv(bin), { label: 'scontrol' }),
       this.run(
         associationsArgv({ ...bin, ...(this.cfg.clusterName ? { clusterName: this.cfg.clusterName } : {}) }),
         { label: 'sacctmgr' },
       ),
+      this.run(showConfigArgv(bin), { label: 'scontrol' }),
     ]);
     if (!succeeded(p)) throw new SchedulerError(describeFailure(p));
     if (!succeeded(r)) throw new SchedulerError(describeFailure(r));
@@ -316,6 +381,9 @@ export class SlurmAdapter implements SchedulerAdapter {
       reservations: parseReservations(r.stdout),
       hasAccounting: false,
     };
+    // PrivateData (what ordinary users may not see); left undefined when unknown.
+    const privateData = succeeded(conf) ? parsePrivateData(conf.stdout) : undefined;
+    if (privateData !== undefined) info.privateData = privateData;
     if (succeeded(a)) {
       info.hasAccounting = true;
       info.accountsByUser = parseAssociations(a.stdout);

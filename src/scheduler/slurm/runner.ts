@@ -13,6 +13,8 @@ export interface RunOptions {
   cwd?: string;
   /** Name the call is counted under; defaults to the basename of argv[0]. */
   label?: string;
+  /** How stdout is decoded. 'latin1' keeps every byte as one character (binary-safe file reads). */
+  stdoutEncoding?: 'utf8' | 'latin1';
 }
 
 export interface RunResult {
@@ -160,7 +162,7 @@ export class ExecRunner implements CommandRunner {
         finish({
           code: null,
           signal: null,
-          stdout: Buffer.concat(out).toString('utf8'),
+          stdout: Buffer.concat(out).toString(opts.stdoutEncoding ?? 'utf8'),
           stderr: Buffer.concat(err).toString('utf8'),
           timedOut,
           error: `${e.code ?? 'error'}: ${e.message}`,
@@ -170,7 +172,7 @@ export class ExecRunner implements CommandRunner {
         finish({
           code,
           signal,
-          stdout: Buffer.concat(out).toString('utf8'),
+          stdout: Buffer.concat(out).toString(opts.stdoutEncoding ?? 'utf8'),
           stderr: Buffer.concat(err).toString('utf8'),
           timedOut,
           ...(overflow ? { error: `output larger than ${this.maxOutputBytes} bytes` } : {}),

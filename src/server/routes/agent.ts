@@ -25,6 +25,16 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void
           host: typeof b.host === 'string' ? b.host : '',
           port: typeof b.port === 'number' ? b.port : -1,
           socket: typeof b.socket === 'string' ? b.socket : undefined,
+          apps: Array.isArray(b.apps)
+            ? (b.apps as unknown[]).slice(0, 16).map((x) => {
+                const a = (x ?? {}) as Record<string, unknown>;
+                return {
+                  id: typeof a.id === 'string' ? a.id : '',
+                  port: typeof a.port === 'number' ? a.port : -1,
+                  socket: typeof a.socket === 'string' ? a.socket : undefined,
+                };
+              })
+            : undefined,
         },
         clientIp(req),
       );

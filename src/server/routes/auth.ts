@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { decideAccess } from '../../auth/access.ts';
+import { ProviderUnavailable } from '../../auth/providers.ts';
 import { findUserByName, toUser, type User, updateUser, upsertExternalUser } from '../../db/users.ts';
 import { clientIp, requireUser } from '../auth.ts';
 import { type AppContext, SESSION_COOKIE } from '../context.ts';
@@ -24,12 +25,50 @@ export async function signIn(
   ctx: AppContext,
   user: User,
   data: Record<string, unknown> = {},
-): Promise<{ csrfToken: string }> {
-  if (req.webSession) await ctx.webSessions.destroy(req.webSession.id);
+): Promise<{ csrfToken: string; sessionId: string }> {
+  if (req.webSession) await endWebSessions(ctx, req.webSession.user.id, req.webSession.id);
   const { token, session } = await ctx.webSessions.create(user.id, data);
   await updateUser(ctx.db, user.id, { lastLoginAt: Date.now() });
   setSessionCookie(reply, ctx, token);
-  return { csrfToken: session.csrfToken };
+  return { csrfToken: session.csrfToken, sessionId: session.id };
+}
+
+/**
+ * Ends one browser session (or every one of the user's) and closes the WebSockets that were opened
+ * through the proxy with it, so no open tab keeps a way in after sign-out.
+ */
+export async function endWebSessions(ctx: AppContext, userId: number, sessionId?: string): Promise<void> {
+  if (sessionId) await ctx.webSessions.destroy(sessionId);
+  else await ctx.webSessions.destroyAllFor(userId);
+  ctx.proxy.closeWebSockets(userId, sessionId);
+  for (const f of signOutListeners(ctx)) f(userId, sessionId);
+}
+
+type SignOutListener = (userId: number, sessionId?: string) => void;
+
+function signOutListeners(ctx: AppContext): Set<SignOutListener> {
+  let s = ctx.services.get('auth.signOutListeners') as Set<SignOutListener> | undefined;
+  if (!s) {
+    s = new Set();
+    ctx.services.set('auth.signOutListeners', s);
+  }
+  return s;
+}
+
+/**
+ * Calls `f` when browser sessions end (sessionId undefined: all of the user's), so long-lived
+ * streams opened with them can close. Returns the function that unregisters it.
+ */
+export function onSignOut(ctx: AppContext, f: SignOutListener): () => void {
+  const s = signOutListeners(ctx);
+  s.add(f);
+  return () => s.delete(f);
+}
+
+/** An account made by one kind of provider is never taken over by a same-named identity from another. */
+function sourceConflict(existingSource: string | undefined, incoming: string): boolean {
+  if (!existingSource) return false;
+  return (existingSource === 'local') !== (incoming === 'local');
 }
 
 export function meView(user: User) {
@@ -88,11 +127,45 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: AppContext): void 
       reply.header('retry-after', String(wait));
       return reply.code(429).send({ error: `too many sign-in attempts; try again in ${wait} s` });
     }
+    let unavailable = false;
     for (const provider of ctx.passwordProviders) {
-      const id = await provider.verify(username, password);
+      let id: Awaited<ReturnType<typeof provider.verify>>;
+      try {
+        id = await provider.verify(username, password);
+      } catch (e) {
+        if (!(e instanceof ProviderUnavailable)) throw e;
+        unavailable = true;
+        continue;
+      }
       if (!id) continue;
       let row = await findUserByName(ctx.db, id.username);
-      const decision = decideAccess(id.username, id.groups, ctx.cfg.auth, row?.is_admin === 1);
+      if (sourceConflict(row?.source, id.source)) {
+        // e.g. a directory user named like the local "admin": refuse rather than merge the accounts.
+        ctx.metrics.signIns.inc({ method: provider.name, result: 'refused' });
+        await ctx.audit.record({
+          actor: id.username,
+          action: 'signin',
+          ip,
+          ok: false,
+          details: { method: provider.name, why: `an account of source "${row?.source}" has this name` },
+        });
+        return reply
+          .code(403)
+          .send({ error: 'Sign-in refused: this name belongs to another kind of account' });
+      }
+      if (row?.disabled) {
+        await ctx.audit.record({
+          actor: id.username,
+          action: 'signin',
+          ip,
+          ok: false,
+          details: { method: provider.name, why: 'account disabled' },
+        });
+        return reply.code(403).send({ error: 'Sign-in refused: this account is disabled' });
+      }
+      // Administrators from a directory are who its groups say; only local accounts keep a stored flag.
+      const storedAdmin = row?.source === 'local' && row.is_admin === 1;
+      const decision = decideAccess(id.username, id.groups, ctx.cfg.auth, storedAdmin);
       if (!decision.allowed) {
         ctx.metrics.signIns.inc({ method: provider.name, result: 'refused' });
         await ctx.audit.record({
@@ -132,22 +205,26 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: AppContext): void 
       });
       return { user: meView(user), csrfToken };
     }
-    ctx.metrics.signIns.inc({ method: 'password', result: 'failed' });
+    ctx.metrics.signIns.inc({ method: 'password', result: unavailable ? 'unavailable' : 'failed' });
     await ctx.audit.record({
       actor: username,
       action: 'signin',
       ip,
       ok: false,
-      details: { why: 'wrong user name or password' },
+      details: { why: unavailable ? 'a sign-in provider is unavailable' : 'wrong user name or password' },
     });
+    if (unavailable) {
+      return reply
+        .code(503)
+        .send({ error: 'Sign-in is unavailable: the directory cannot be reached; try again later' });
+    }
     return reply.code(401).send({ error: 'wrong user name or password' });
   });
 
   app.post('/api/logout', async (req, reply) => {
     const everywhere = ((req.body ?? {}) as { everywhere?: boolean }).everywhere === true;
     if (req.webSession) {
-      if (everywhere) await ctx.webSessions.destroyAllFor(req.webSession.user.id);
-      else await ctx.webSessions.destroy(req.webSession.id);
+      await endWebSessions(ctx, req.webSession.user.id, everywhere ? undefined : req.webSession.id);
       await ctx.audit.record({
         actorUserId: req.webSession.user.id,
         actor: req.webSession.user.username,

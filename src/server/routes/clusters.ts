@@ -8,20 +8,30 @@ export function registerClusterRoutes(app: FastifyInstance, ctx: AppContext): vo
     const user = requireUser(req, 'read');
     const out = [];
     for (const c of ctx.clusters.values()) {
-      if (!c.userMayUse(user)) continue;
+      if (!(await c.mayUse(user))) continue;
       const limits = await c.limitsFor(user, ctx.cfg.appCatalogue, ctx.cfg.environments);
       out.push({
         name: c.name,
         title: c.title,
         backend: c.cfg.backend,
-        drained: c.cfg.drained,
+        drained: c.drained,
         reachable: c.poller.reachable,
         defaultHours: Math.min(c.cfg.defaultHours, c.cfg.maxHours),
         limits,
         defaultPartition: c.cfg.slurm?.partition ?? null,
-        apps: c
-          .appsFor(ctx.cfg.appCatalogue)
-          .map((a) => ({ id: a.id, name: a.name, description: a.description, icon: a.icon ?? null })),
+        apps: c.appsFor(ctx.cfg.appCatalogue).map((a) => {
+          // available:false: the form shows "not installed" (with what is missing) and submits nothing.
+          const missing = c.missingFor(a);
+          return {
+            id: a.id,
+            name: a.name,
+            description: a.description,
+            icon: a.icon ?? null,
+            available: missing.length === 0,
+            missing,
+            extra: a.extra !== false,
+          };
+        }),
         environments: c
           .environmentsFor(ctx.cfg.environments)
           .map((e) => ({ id: e.id, name: e.name, description: e.description })),
@@ -34,7 +44,7 @@ export function registerClusterRoutes(app: FastifyInstance, ctx: AppContext): vo
   app.get('/api/clusters/:name/free', async (req, reply) => {
     requireUser(req, 'read');
     const c = ctx.clusters.get((req.params as { name: string }).name);
-    if (!c || !c.userMayUse(req.user!)) return reply.code(404).send({ error: 'no such cluster' });
+    if (!c || !(await c.mayUse(req.user!))) return reply.code(404).send({ error: 'no such cluster' });
     return c.freeTable();
   });
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
+import { onSignOut } from './auth.ts';
 
 /** Server-sent events: session and job changes, notifications, the free-resources table. */
 export function registerEventRoutes(app: FastifyInstance, ctx: AppContext): void {
@@ -20,9 +21,17 @@ export function registerEventRoutes(app: FastifyInstance, ctx: AppContext): void
     };
     const unsubscribe = ctx.bus.subscribe({ userId: user.id, isAdmin: user.isAdmin, send });
     const ping = setInterval(() => res.write(': ping\n\n'), 25_000);
+    // A signed-out browser's stream ends with its sign-in (no events to a tab that is signed out).
+    const webSessionId = req.webSession?.id;
+    const unlisten = webSessionId
+      ? onSignOut(ctx, (userId, sessionId) => {
+          if (userId === user.id && (sessionId === undefined || sessionId === webSessionId)) res.end();
+        })
+      : () => undefined;
     const close = () => {
       clearInterval(ping);
       unsubscribe();
+      unlisten();
     };
     res.on('close', close);
     res.on('error', close);

@@ -25,6 +25,16 @@ export function parseSessionRequest(body: unknown): SessionRequest {
   return {
     cluster: str(b.cluster) ?? '',
     app: str(b.app) ?? '',
+    // A list, or a comma-separated string from a plain form; anything else is left for validation.
+    extraApps:
+      b.extraApps === undefined || b.extraApps === '' || b.extraApps === null
+        ? undefined
+        : typeof b.extraApps === 'string'
+          ? b.extraApps
+              .split(',')
+              .map((a) => a.trim())
+              .filter(Boolean)
+          : (b.extraApps as string[]),
     environment: str(b.environment),
     cores: num(b.cores),
     memoryGb: num(b.memoryGb),

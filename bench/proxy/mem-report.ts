@@ -1,0 +1,65 @@
+// What a benchmarked process says about its memory when asked over IPC: full GCs first (needs
+// --expose-gc), a short settle, then process.memoryUsage() and the number of live libuv handles.
+import fs from 'node:fs';
+import { Session } from 'node:inspector';
+import type { ProbeReport } from './lib.ts';
+
+const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type Extra = () => Partial<ProbeReport> | Promise<Partial<ProbeReport>>;
+
+export async function collectReport(extra: Extra = () => ({})): Promise<ProbeReport> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  for (let i = 0; i < 3; i++) {
+    gc?.();
+    await settle(150);
+  }
+  const m = process.memoryUsage();
+  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
+  return {
+    rss: m.rss,
+    heapUsed: m.heapUsed,
+    heapTotal: m.heapTotal,
+    external: m.external,
+    handles,
+    gc: gc !== undefined,
+    ...(await extra()),
+  };
+}
+
+/** Answers {type:'mem', id} messages from the parent. */
+export function answerMemoryRequests(extra?: Extra): void {
+  process.on('message', (m: unknown) => {
+    const msg = m as { type?: string; id?: string };
+    if (msg?.type !== 'mem') return;
+    void collectReport(extra).then((report) => process.send?.({ type: 'mem', id: msg.id, report }));
+  });
+}
+
+/**
+ * Steady-state CPU profiles on request: {type:'profile-start'} then {type:'profile-stop', file} writes a
+ * .cpuprofile of just that window (start-up excluded), for chrome://inspect or speedscope.
+ */
+export function answerProfileRequests(): void {
+  let session: Session | undefined;
+  process.on('message', (m: unknown) => {
+    const msg = m as { type?: string; id?: string; file?: string };
+    if (msg?.type === 'profile-start' && !session) {
+      session = new Session();
+      session.connect();
+      session.post('Profiler.enable', () =>
+        session!.post('Profiler.setSamplingInterval', { interval: 200 }, () =>
+          session!.post('Profiler.start', () => process.send?.({ type: 'profile-start', id: msg.id })),
+        ),
+      );
+    } else if (msg?.type === 'profile-stop' && session && msg.file) {
+      const s = session;
+      session = undefined;
+      s.post('Profiler.stop', (err, res) => {
+        if (!err) fs.writeFileSync(msg.file!, JSON.stringify(res.profile));
+        s.disconnect();
+        process.send?.({ type: 'profile-stop', id: msg.id, ok: !err });
+      });
+    }
+  });
+}

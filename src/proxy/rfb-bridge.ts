@@ -1,0 +1,110 @@
+// Remote desktops (transport: rfb). The gateway serves the noVNC page itself, under the session's own
+// address, and bridges the page's WebSocket to the desktop's RFB stream: no websockify, no VNC
+// password. The proxy has already checked the sign-in, the owner and the Origin before calling here.
+import fs from 'node:fs';
+import type http from 'node:http';
+import type net from 'node:net';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { createWebSocketStream, WebSocketServer } from 'ws';
+import { APPS_DIST } from '../apps/assets.ts';
+import type { ProxyHooks } from './proxy.ts';
+import type { RouteEndpoint } from './routes.ts';
+import { connectTarget } from './upstream.ts';
+
+const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Remote desktop · Atrium</title>
+<link rel="stylesheet" href="desktop.css">
+<script type="module" src="desktop.js"></script>
+</head>
+<body data-state="connecting">
+<div id="bar"><strong>Remote desktop</strong><span id="status">connecting…</span><span class="spacer"></span><button id="reconnect" type="button" hidden>Reconnect</button></div>
+<div id="screen"></div>
+</body>
+</html>
+`;
+
+const ASSETS: Record<string, { file: string; type: string }> = {
+  '/desktop.js': { file: 'desktop.js', type: 'text/javascript; charset=utf-8' },
+  '/desktop.css': { file: 'desktop.css', type: 'text/css; charset=utf-8' },
+};
+
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'";
+
+export interface RfbHooksOptions {
+  log: Logger;
+  /** Where desktop.js and desktop.css are (dist/apps/desktop by default). */
+  assetsDir?: string;
+}
+
+/** The proxy hooks for rfb apps: `rawPage` serves the noVNC page, `bridge` carries the RFB stream. */
+export function rfbHooks(opts: RfbHooksOptions): Required<Pick<ProxyHooks, 'rawPage' | 'bridge'>> {
+  const dir = opts.assetsDir ?? path.join(APPS_DIST, 'desktop');
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 });
+  const headers = (type: string, length: number) => ({
+    'content-type': type,
+    'content-length': length,
+    'cache-control': 'no-store',
+    'content-security-policy': CSP,
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+  });
+
+  return {
+    rawPage(_route: RouteEndpoint, rest: string, req: http.IncomingMessage, res: http.ServerResponse) {
+      const pathname = rest.split('?')[0] ?? '/';
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' });
+        res.end('method not allowed\n');
+        return;
+      }
+      let body: Buffer;
+      let type: string;
+      if (pathname === '/' || pathname === '/index.html') {
+        body = Buffer.from(PAGE);
+        type = 'text/html; charset=utf-8';
+      } else if (ASSETS[pathname]) {
+        try {
+          body = fs.readFileSync(path.join(dir, ASSETS[pathname].file));
+        } catch {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end('the desktop client is not built (npm run build)\n');
+          return;
+        }
+        type = ASSETS[pathname].type;
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('not found\n');
+        return;
+      }
+      res.writeHead(200, headers(type, body.length));
+      res.end(req.method === 'HEAD' ? undefined : body);
+    },
+
+    bridge(route: RouteEndpoint, req: http.IncomingMessage, socket: net.Socket, head: Buffer) {
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        const upstream = connectTarget(route.target);
+        const stream = createWebSocketStream(ws);
+        const close = (why?: string) => {
+          if (why) opts.log.debug({ prefix: route.prefix, why }, 'desktop bridge closed');
+          upstream.destroy();
+          stream.destroy();
+          ws.terminate();
+        };
+        upstream.on('error', (e) => close(e.message));
+        upstream.on('close', () => close());
+        stream.on('error', (e) => close(e.message));
+        ws.on('close', () => close());
+        upstream.on('connect', () => {
+          stream.pipe(upstream);
+          upstream.pipe(stream);
+        });
+      });
+    },
+  };
+}

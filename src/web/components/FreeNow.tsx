@@ -1,0 +1,59 @@
+// What is free on a cluster right now, grouped by free GPUs per node (the scheduler's latest poll).
+import { formatClock, formatGb } from '../format.ts';
+import type { FreeTable } from '../types.ts';
+
+interface Props {
+  title: string;
+  table: FreeTable | undefined;
+}
+
+export function FreeNow({ title, table }: Props) {
+  const rows = table?.rows ?? [];
+  return (
+    <section className="card free" aria-labelledby="free-title">
+      <div className="card-head">
+        <h2 id="free-title">Free now</h2>
+        <span className="muted">{title}</span>
+      </div>
+      {table && !table.fresh && table.at > 0 && (
+        <p className="alert alert-warn stale">scheduler unreachable, figures from {formatClock(table.at)}</p>
+      )}
+      {(!table || table.at === 0) && (
+        <p className="muted">Waiting for the first report from the scheduler…</p>
+      )}
+      {table && table.at > 0 && rows.length === 0 && <p className="muted">No usable nodes are reported.</p>}
+      {rows.length > 0 && (
+        <table className="table table-compact">
+          <caption className="visually-hidden">Free resources on {title}</caption>
+          <thead>
+            <tr>
+              <th scope="col">GPUs</th>
+              <th scope="col" className="num">
+                Nodes
+              </th>
+              <th scope="col" className="num">
+                Free cores
+              </th>
+              <th scope="col" className="num">
+                Free memory (GB)
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((r) => (
+              <tr key={r.freeGpus}>
+                <th scope="row">{r.label}</th>
+                <td className="num">{r.nodes}</td>
+                <td className="num">{r.freeCores}</td>
+                <td className="num">{formatGb(r.freeMemoryMb)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {table && table.fresh && table.at > 0 && (
+        <p className="muted small">Updated {formatClock(table.at)}, live.</p>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,246 @@
+// "My sessions": the active ones with their state, what they wait for, the time they have left and
+// Connect/Stop; ended ones in a collapsed "Recent" list with why they ended.
+import { useState } from 'react';
+import { ApiError, del, sentence } from '../api.ts';
+import {
+  formatResources,
+  formatTimeLeft,
+  formatWhen,
+  isFinished,
+  queueDetails,
+  sessionTitle,
+  stateBadge,
+  timeLeftIsShort,
+} from '../format.ts';
+import { useNow } from '../hooks.ts';
+import type { SessionView } from '../types.ts';
+import { ConfirmDialog } from './ConfirmDialog.tsx';
+import { useToasts } from './Toasts.tsx';
+
+interface Props {
+  sessions: SessionView[] | null;
+  error: string | null;
+  clusterTitle(name: string): string;
+  onChanged(s: SessionView): void;
+}
+
+const RECENT_MAX = 20;
+
+export function SessionList({ sessions, error, clusterTitle, onChanged }: Props) {
+  const now = useNow(5_000);
+  const [stopping, setStopping] = useState<SessionView | null>(null);
+  const { notify } = useToasts();
+
+  const active = (sessions ?? []).filter((s) => !isFinished(s));
+  const recent = (sessions ?? [])
+    .filter(isFinished)
+    .sort((a, b) => (b.endedAt ?? b.createdAt) - (a.endedAt ?? a.createdAt))
+    .slice(0, RECENT_MAX);
+
+  const stop = async (s: SessionView) => {
+    setStopping(null);
+    try {
+      const r = await del<{ session: SessionView }>(`/api/sessions/${encodeURIComponent(s.id)}`);
+      onChanged(r.session);
+    } catch (e) {
+      notify({
+        tone: 'bad',
+        title: `${sessionTitle(s)} could not be stopped`,
+        message: sentence(e instanceof ApiError || e instanceof Error ? e.message : String(e)),
+      });
+    }
+  };
+
+  return (
+    <section className="card" aria-labelledby="my-sessions-title">
+      <div className="card-head">
+        <h2 id="my-sessions-title">My sessions</h2>
+        {active.length > 0 && <span className="muted">{active.length} active</span>}
+      </div>
+      {error && (
+        <p className="alert alert-bad" role="alert">
+          Your sessions could not be loaded: {error}
+        </p>
+      )}
+      {sessions === null && !error && <p className="muted">Loading…</p>}
+      {sessions !== null && active.length === 0 && (
+        <p className="empty">No active sessions. Start one with the form below.</p>
+      )}
+      {active.length > 0 && (
+        <div className="table-wrap">
+          <table className="table sessions" aria-labelledby="my-sessions-title">
+            <thead>
+              <tr>
+                <th scope="col">Session</th>
+                <th scope="col">Cluster</th>
+                <th scope="col">State</th>
+                <th scope="col">Resources</th>
+                <th scope="col">Time left</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {active.map((s) => (
+                <SessionRow
+                  key={s.id}
+                  s={s}
+                  now={now}
+                  clusterTitle={clusterTitle(s.cluster)}
+                  onStop={() => setStopping(s)}
+                />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {recent.length > 0 && (
+        <details className="recent">
+          <summary>Recent ({recent.length})</summary>
+          <div className="table-wrap">
+            <table className="table table-compact">
+              <caption className="visually-hidden">Recently ended sessions</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Session</th>
+                  <th scope="col">Cluster</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Ended</th>
+                  <th scope="col">Reason</th>
+                </tr>
+              </thead>
+              <tbody>
+                {recent.map((s) => {
+                  const badge = stateBadge(s.displayState);
+                  return (
+                    <tr key={s.id} data-session={s.id}>
+                      <td>
+                        <span className="strong">{sessionTitle(s)}</span>
+                        {s.label && <span className="muted"> · {s.appName}</span>}
+                      </td>
+                      <td>{clusterTitle(s.cluster)}</td>
+                      <td>
+                        <span className={`badge badge-${badge.tone}`}>{badge.label}</span>
+                      </td>
+                      <td>{s.endedAt ? formatWhen(s.endedAt, now) : '—'}</td>
+                      <td>{s.reason ?? ''}</td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+        </details>
+      )}
+      {stopping && (
+        <ConfirmDialog
+          title={`Stop ${sessionTitle(stopping)}?`}
+          confirmLabel="Stop session"
+          cancelLabel="Keep it running"
+          danger
+          onConfirm={() => void stop(stopping)}
+          onCancel={() => setStopping(null)}
+        >
+          <p>
+            The job is cancelled and {stopping.appName} ends. Anything not saved in it is lost; files you
+            saved stay in your home directory.
+          </p>
+        </ConfirmDialog>
+      )}
+    </section>
+  );
+}
+
+interface RowProps {
+  s: SessionView;
+  now: number;
+  clusterTitle: string;
+  onStop(): void;
+}
+
+function SessionRow({ s, now, clusterTitle, onStop }: RowProps) {
+  const badge = stateBadge(s.displayState);
+  const title = sessionTitle(s);
+  const running = s.state === 'running';
+  const details: string[] = [];
+  if (s.displayState === 'unknown') details.push('the session is probably still running');
+  else if (s.state === 'queued' || s.state === 'requested') details.push(...queueDetails(s, now));
+  else if (s.state === 'starting') details.push(`waiting for ${s.appName} to answer`);
+  else if (s.state === 'ending' && s.reason) details.push(s.reason);
+  const left = s.expiresAt ? s.expiresAt - now : null;
+  const busy = s.state === 'requested' || s.state === 'queued' || s.state === 'starting';
+  return (
+    <tr data-session={s.id} data-state={s.displayState}>
+      <td className="col-session">
+        <span className="strong">{title}</span>
+        <span className="sub">
+          {s.label ? `${s.appName} · ` : ''}
+          {s.jobId ? `job ${s.jobId}` : 'not submitted yet'}
+        </span>
+        {running && (s.apps?.length ?? 0) > 0 && (
+          <span className="sub extras">
+            also{' '}
+            {s.apps.map((x, i) => (
+              <span key={x.id}>
+                {i > 0 ? ', ' : ''}
+                <a href={x.openUrl} aria-label={`Open ${x.name} of ${title}`}>
+                  {x.name}
+                </a>
+              </span>
+            ))}
+          </span>
+        )}
+      </td>
+      <td className="nowrap">{clusterTitle}</td>
+      <td>
+        <span className={`badge badge-${badge.tone}${busy ? ' badge-busy' : ''}`}>{badge.label}</span>
+        {details.length > 0 && <span className="sub">{details.join(' · ')}</span>}
+      </td>
+      <td>
+        {formatResources(s)
+          .split(' · ')
+          .map((part, i) => (
+            <span key={part} className="nowrap">
+              {i > 0 ? ' · ' : ''}
+              {part}
+            </span>
+          ))}
+      </td>
+      <td className="nowrap">
+        {running && left !== null ? (
+          <span className={timeLeftIsShort(left) ? 'timeleft timeleft-short' : 'timeleft'}>
+            {formatTimeLeft(left)}
+          </span>
+        ) : (
+          <span className="muted">—</span>
+        )}
+      </td>
+      <td className="actions">
+        {running ? (
+          <a className="btn btn-primary btn-small" href={s.openUrl} aria-label={`Connect to ${title}`}>
+            Connect
+          </a>
+        ) : (
+          <button
+            type="button"
+            className="btn btn-primary btn-small"
+            disabled
+            aria-label={`Connect to ${title}`}
+          >
+            Connect
+          </button>
+        )}
+        <button
+          type="button"
+          className="btn btn-small btn-danger-outline"
+          onClick={onStop}
+          disabled={s.state === 'ending'}
+          aria-label={`Stop ${title}`}
+        >
+          {s.state === 'ending' ? 'Stopping…' : 'Stop'}
+        </button>
+      </td>
+    </tr>
+  );
+}

@@ -1,0 +1,365 @@
+// The app catalogue, its files, the Jupyter front-end choice, `requires`, sub-app paths, user kernels
+// and the agent relay: everything of issue 6 that needs no session.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startRelay } from '../../src/agent/relay.ts';
+import { BUILTIN_APPS } from '../../src/apps/builtin.ts';
+import { buildCatalogue } from '../../src/apps/catalogue.ts';
+import { missingRequirements } from '../../src/apps/requires.ts';
+import { containerArgv, extraAppBase } from '../../src/apps/types.ts';
+import {
+  KernelError,
+  kernelSpec,
+  listKernels,
+  removeKernel,
+  resolveSource,
+  writeKernel,
+} from '../../src/cli/kernel.ts';
+import { ConfigError, parseConfig } from '../../src/config/load.ts';
+import { validateRequest } from '../../src/core/request.ts';
+import { parseUserPath } from '../../src/proxy/routes.ts';
+import { relayPreamble } from '../../src/proxy/upstream.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-apps-unit-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function write(name: string, text: string): string {
+  const p = path.join(tmp, name);
+  fs.mkdirSync(path.dirname(p), { recursive: true });
+  fs.writeFileSync(p, text);
+  return p;
+}
+
+describe('catalogue', () => {
+  const entry = (app: Record<string, unknown>, key = 'apps[0]') => ({
+    app: app as never,
+    key,
+    lineOf: () => 3,
+    file: 'site.yaml',
+  });
+
+  it('ships every app of issue 6, each valid on its own', () => {
+    const { apps, problems } = buildCatalogue(BUILTIN_APPS, []);
+    expect(problems).toEqual([]);
+    expect(apps.map((a) => a.id)).toEqual(['jupyter', 'vscode', 'desktop', 'terminal', 'shiny', 'rstudio']);
+    expect(apps.find((a) => a.id === 'rstudio')?.requires).toEqual(['/usr/lib/rstudio-server/bin/rserver']);
+  });
+
+  it('changes only the given keys of a built-in, removes a disabled one, adds a new one with defaults', () => {
+    const { apps, problems } = buildCatalogue(BUILTIN_APPS, [
+      entry({ id: 'vscode', clusters: ['gpu'], ready: { timeoutSeconds: 30 } }),
+      entry({ id: 'desktop', disabled: true }, 'apps[1]'),
+      entry({
+        id: 'mlflow',
+        name: 'MLflow',
+        command: ['mlflow', 'ui', '--port', '{port}'],
+        ready: { http: '/' },
+      }),
+    ]);
+    expect(problems).toEqual([]);
+    const vscode = apps.find((a) => a.id === 'vscode')!;
+    expect(vscode.clusters).toEqual(['gpu']);
+    expect(vscode.prefix).toBe('strip');
+    expect(vscode.ready).toEqual({ http: '/healthz', timeoutSeconds: 30 });
+    expect(apps.some((a) => a.id === 'desktop')).toBe(false);
+    expect(apps.find((a) => a.id === 'mlflow')).toMatchObject({
+      prefix: 'keep',
+      description: '',
+      ready: { http: '/', timeoutSeconds: 120 },
+    });
+  });
+
+  it('names what is wrong with an entry', () => {
+    const { problems } = buildCatalogue(BUILTIN_APPS, [
+      entry({ id: 'half', name: 'Half' }),
+      entry(
+        { id: 'leaky', name: 'L', command: ['x', '{port}', '--token={token}'], ready: { tcp: true } },
+        'apps[1]',
+      ),
+      entry(
+        { id: 'sock', name: 'S', command: ['x', '{port}'], unixSocket: true, ready: { tcp: true } },
+        'apps[2]',
+      ),
+      entry({ id: 'two', name: 'T', command: ['x', '{port}'], ready: { http: '/', tcp: true } }, 'apps[3]'),
+      entry({ id: 'nowhere', name: 'N', command: ['x'], ready: { tcp: true } }, 'apps[4]'),
+      entry({ id: 'half', name: 'again' }, 'apps[5]'),
+    ]);
+    const byKey = Object.fromEntries(problems.map((p) => [p.key, p.message]));
+    expect(byKey.apps_0).toBeUndefined();
+    expect(byKey['apps[0]']).toMatch(/missing required key "command, ready"/);
+    expect(byKey['apps[1].command']).toMatch(/must not contain \{token\}/);
+    expect(byKey['apps[2].command']).toMatch(/unixSocket is set: pass \{socket\}/);
+    expect(byKey['apps[3].ready']).toMatch(/one of http, rfb or tcp/);
+    expect(byKey['apps[4].command']).toMatch(/must listen on \{port\}/);
+    expect(byKey['apps[5].id']).toMatch(/duplicate app id "half"/);
+  });
+
+  it('reads appsFile and environmentsFile, with errors naming the file, key and line', () => {
+    write(
+      'apps.yaml',
+      [
+        'apps:',
+        '  - id: shiny',
+        '    description: Our Shiny',
+        '  - id: hello',
+        '    name: Hello',
+        '    command: [python3, -m, http.server, "{port}"]',
+        '    ready: {http: /}',
+      ].join('\n'),
+    );
+    write('envs.yaml', '- id: torch\n  name: PyTorch\n  setup: [module load pytorch]\n');
+    const cfg = parseConfig(
+      `appsFile: apps.yaml\nenvironmentsFile: envs.yaml\n`,
+      path.join(tmp, 'a.yaml'),
+      tmp,
+    );
+    expect(cfg.appCatalogue.find((a) => a.id === 'shiny')?.description).toBe('Our Shiny');
+    expect(cfg.appCatalogue.find((a) => a.id === 'hello')?.ready.http).toBe('/');
+    // The file's list replaces the default one (which only has "system")...
+    expect(cfg.environments.map((e) => e.id)).toEqual(['torch']);
+    // Inline entries win over the file's.
+    const inline = parseConfig(
+      'appsFile: apps.yaml\napps:\n  - id: shiny\n    description: Inline\n',
+      path.join(tmp, 'b.yaml'),
+      tmp,
+    );
+    expect(inline.appCatalogue.find((a) => a.id === 'shiny')?.description).toBe('Inline');
+
+    const bad = write(
+      'bad-apps.yaml',
+      '- id: x\n  name: X\n  prefix: sideways\n  command: [a, "{port}"]\n  ready: {tcp: true}\n',
+    );
+    try {
+      parseConfig('appsFile: bad-apps.yaml\n', path.join(tmp, 'c.yaml'), tmp);
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      expect((e as ConfigError).file).toBe(bad);
+      expect((e as Error).message).toMatch(/apps\[0\]\.prefix \(line 3\)/);
+    }
+    // ...and adds to an inline list, where an id may appear once.
+    write('dup-envs.yaml', '- id: system\n  name: Again\n');
+    const inlineEnv = 'environments:\n  - {id: system, name: System}\nenvironmentsFile: dup-envs.yaml\n';
+    expect(() => parseConfig(inlineEnv, path.join(tmp, 'd.yaml'), tmp)).toThrow(
+      /environments\[0\]\.id \(line 1\): duplicate environment id "system"/,
+    );
+    expect(() => parseConfig('appsFile: missing.yaml\n', path.join(tmp, 'e.yaml'), tmp)).toThrow(
+      /cannot read/,
+    );
+    expect(() =>
+      parseConfig('apps:\n  - id: vscode\n    clusters: [nope]\n', path.join(tmp, 'f.yaml'), tmp),
+    ).toThrow(/apps\[0\]\.clusters \(line 3\): unknown cluster "nope"/);
+  });
+
+  it('parses the shipped example files', () => {
+    const cfg = parseConfig(
+      [
+        'clusters:',
+        '  - {name: local, backend: local}',
+        '  - {name: hpc, backend: slurm, slurm: {}}',
+        'appsFile: apps.yaml',
+        'environmentsFile: environments.yaml',
+      ].join('\n'),
+      path.join(ROOT, 'deploy', 'examples', 'atrium.yaml'),
+      path.join(ROOT, 'deploy', 'examples'),
+    );
+    expect(cfg.appCatalogue.length).toBeGreaterThan(BUILTIN_APPS.length);
+    expect(cfg.environments.length).toBeGreaterThan(1);
+  });
+});
+
+describe('requires', () => {
+  it('finds commands on a PATH, absolute paths, and either of "a|b"', () => {
+    const bin = path.join(tmp, 'bin');
+    write('bin/tool-a', '#!/bin/sh\n');
+    fs.chmodSync(path.join(bin, 'tool-a'), 0o755);
+    write('bin/not-exec', '');
+    expect(missingRequirements(['tool-a', `${bin}/tool-a`, 'nope|tool-a'], bin)).toEqual([]);
+    expect(missingRequirements(['not-exec', 'nope|nada', '/no/such'], bin)).toEqual([
+      'not-exec',
+      'nope|nada',
+      '/no/such',
+    ]);
+    expect(missingRequirements(undefined, bin)).toEqual([]);
+  });
+});
+
+describe('Jupyter front end choice (share/jupyter/atrium-jupyter)', () => {
+  const wrapper = path.join(ROOT, 'share', 'jupyter', 'atrium-jupyter');
+  function stubs(dir: string, names: Record<string, string>): string {
+    const d = path.join(tmp, dir);
+    fs.mkdirSync(d, { recursive: true });
+    for (const [n, version] of Object.entries(names)) {
+      fs.writeFileSync(path.join(d, n), `#!/bin/sh\necho ${version}\n`, { mode: 0o755 });
+    }
+    return d;
+  }
+  function choose(pathDir: string, ui?: string): string[] {
+    const r = spawnSync(
+      wrapper,
+      ['--ip=127.0.0.1', '--port=9999', '--base-url=/user/a/s1/', '--root-dir=/home/a'],
+      {
+        encoding: 'utf8',
+        env: {
+          PATH: `${pathDir}:/usr/bin:/bin`,
+          ATRIUM_JUPYTER_DRY_RUN: '1',
+          ...(ui ? { ATRIUM_JUPYTER_UI: ui } : {}),
+        },
+      },
+    );
+    if (r.status !== 0) return [`exit ${r.status}: ${r.stderr.trim()}`];
+    return r.stdout.trim().split('\n');
+  }
+
+  it('prefers JupyterLab, with Jupyter Server flags and its sign-in class', () => {
+    const d = stubs('lab', { 'jupyter-lab': '4.2.0', 'jupyter-notebook': '6.4.12' });
+    const argv = choose(d);
+    expect(argv[0]).toBe('jupyter-lab');
+    expect(argv).toContain('--ServerApp.base_url=/user/a/s1/');
+    expect(argv).toContain('--ServerApp.login_handler_class=atrium_jupyter_auth.ServerLoginHandler');
+    expect(argv).toContain('--ServerApp.token=');
+    expect(argv).toContain('--ServerApp.root_dir=/home/a');
+  });
+
+  it('falls back to Notebook 6 (its own server) as on Debian 12', () => {
+    const d = stubs('nb6', { 'jupyter-notebook': '6.4.12', 'jupyter-nbclassic': '0.3.2' });
+    const argv = choose(d);
+    expect(argv[0]).toBe('jupyter-notebook');
+    expect(argv).toContain('--NotebookApp.base_url=/user/a/s1/');
+    expect(argv).toContain('--NotebookApp.login_handler_class=atrium_jupyter_auth.NotebookLoginHandler');
+    expect(argv).toContain('--NotebookApp.notebook_dir=/home/a');
+    expect(argv).toContain('--NotebookApp.port_retries=0');
+    expect(argv.join(' ')).not.toContain('ServerApp');
+  });
+
+  it('runs Notebook 7 on Jupyter Server flags, and obeys ATRIUM_JUPYTER_UI', () => {
+    const d = stubs('nb7', { 'jupyter-notebook': '7.2.1', 'jupyter-nbclassic': '1.0.0' });
+    expect(choose(d)).toContain('--ServerApp.base_url=/user/a/s1/');
+    expect(choose(d, 'nbclassic')[0]).toBe('jupyter-nbclassic');
+    expect(choose(d, 'lab')[0]).toMatch(/^exit 127: .*no Jupyter found/);
+    expect(choose(d, 'bogus')[0]).toMatch(/^exit 2/);
+  });
+});
+
+describe('paths of several apps in one session', () => {
+  it('addresses an extra app as /user/<name>/<session>.<app>/', () => {
+    expect(extraAppBase('/user/alice/abc123/', 'terminal')).toBe('/user/alice/abc123.terminal/');
+    expect(parseUserPath('/user/alice/abc123.terminal/pty?x=1')).toEqual({
+      username: 'alice',
+      sessionId: 'abc123',
+      app: 'terminal',
+      rest: '/pty?x=1',
+      bare: false,
+    });
+    expect(parseUserPath('/user/alice/abc123.my.app')).toMatchObject({ app: 'my.app', bare: true });
+    expect(parseUserPath('/user/alice/abc123/x')?.app).toBeUndefined();
+    for (const p of [
+      '/user/alice/abc123./',
+      '/user/alice/abc123..x/',
+      '/user/alice/abc123.-x/',
+      '/user/alice/ab.x/',
+    ])
+      expect(parseUserPath(p), p).toBeNull();
+  });
+
+  it('validates extra apps of a request', () => {
+    const limits = {
+      maxCores: 4,
+      maxMemoryGb: 8,
+      maxGpus: 0,
+      maxHours: 8,
+      apps: ['jupyter', 'terminal', 'rstudio'],
+      extraApps: ['jupyter', 'terminal'],
+      environments: [],
+    };
+    const req = { cluster: 'c', app: 'jupyter', cores: 1, memoryGb: 1, gpus: 0, hours: 1 };
+    expect(validateRequest({ ...req, extraApps: ['terminal'] }, limits)).toEqual([]);
+    const fields = (extraApps: unknown) =>
+      validateRequest({ ...req, extraApps: extraApps as string[] }, limits).map((e) => e.message);
+    expect(fields(['rstudio'])).toEqual(['Extra apps: unknown choice "rstudio"']);
+    expect(fields(['jupyter'])).toEqual(['Extra apps: "jupyter" is already in the session']);
+    expect(fields('terminal')).toEqual(['Extra apps: a list of app names']);
+    expect(fields(['terminal', 'a', 'b', 'c', 'd'])).toEqual(['Extra apps: at most 4']);
+  });
+});
+
+describe('environments in containers', () => {
+  it('puts the app after the runtime, its arguments and the image', () => {
+    expect(containerArgv(undefined, ['app', '-x'])).toEqual(['app', '-x']);
+    expect(
+      containerArgv({ runtime: 'apptainer', image: '/images/torch.sif', args: ['--nv'] }, ['app', '-x']),
+    ).toEqual(['apptainer', 'exec', '--nv', '/images/torch.sif', 'app', '-x']);
+  });
+});
+
+describe('atrium kernel', () => {
+  it('makes a kernelspec of a venv, lists it, replaces it only with --force, removes it', () => {
+    const venv = path.join(tmp, 'venv');
+    write('venv/pyvenv.cfg', 'home = /usr/bin\n');
+    const src = resolveSource({ venv });
+    expect(src).toEqual({ kind: 'venv', python: `${venv}/bin/python`, prefix: venv });
+    const spec = kernelSpec(src, 'Python (mine)', { OMP_NUM_THREADS: '4' });
+    expect(spec.argv).toEqual([`${venv}/bin/python`, '-m', 'ipykernel_launcher', '-f', '{connection_file}']);
+    expect(spec.env).toEqual({ PATH: `${venv}/bin:\${PATH}`, VIRTUAL_ENV: venv, OMP_NUM_THREADS: '4' });
+    const dir = path.join(tmp, 'kernels');
+    writeKernel(dir, 'mine', spec, false);
+    expect(() => writeKernel(dir, 'mine', spec, false)).toThrow(/exists already/);
+    writeKernel(dir, 'mine', spec, true);
+    expect(() => writeKernel(dir, '../evil', spec, false)).toThrow(KernelError);
+    expect(listKernels(dir)).toEqual([
+      { name: 'mine', displayName: 'Python (mine)', python: `${venv}/bin/python`, byAtrium: true, ok: false },
+    ]);
+    expect(() => removeKernel(dir, '..')).toThrow(KernelError);
+    removeKernel(dir, 'mine');
+    expect(listKernels(dir)).toEqual([]);
+  });
+
+  it('checks what it is given', () => {
+    expect(() => resolveSource({})).toThrow(/exactly one of/);
+    expect(() => resolveSource({ venv: tmp })).toThrow(/is not a venv/);
+    expect(() => resolveSource({ conda: tmp })).toThrow(/not a conda environment/);
+    write('conda/conda-meta/history', '');
+    const c = resolveSource({ conda: path.join(tmp, 'conda') });
+    expect(kernelSpec(c, 'C').env).toMatchObject({
+      CONDA_PREFIX: path.join(tmp, 'conda'),
+      CONDA_DEFAULT_ENV: 'conda',
+    });
+  });
+});
+
+describe('agent relay', () => {
+  it('passes a connection on only after the session secret', async () => {
+    const sock = path.join(tmp, 'echo.sock');
+    const echo = net.createServer((c) => c.pipe(c)).listen(sock);
+    await new Promise((r) => echo.once('listening', r));
+    const logs: string[] = [];
+    const relay = await startRelay({
+      socketPath: sock,
+      host: '127.0.0.1',
+      secret: 's3cret',
+      log: (m) => logs.push(m),
+    });
+    const talk = (first: string) =>
+      new Promise<string>((resolve) => {
+        const c = net.connect(relay.port, '127.0.0.1', () => c.write(first));
+        let got = '';
+        c.on('data', (d) => {
+          got += d;
+          if (got.includes('ping')) c.end();
+        });
+        c.on('close', () => resolve(got));
+        c.on('error', () => resolve(got));
+      });
+    expect(await talk(`${relayPreamble('s3cret')}ping`)).toBe('ping');
+    expect(await talk(`${relayPreamble('wrong!')}ping`)).toBe('');
+    expect(await talk('GET / HTTP/1.1\r\n\r\nping')).toBe('');
+    expect(logs.some((l) => l.includes('refused'))).toBe(true);
+    relay.close();
+    echo.close();
+  });
+});
