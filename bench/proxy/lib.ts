@@ -176,6 +176,9 @@ export interface ProbeReport {
   heapTotal: number;
   external: number;
   handles: number;
+  /** Live libuv handles by type, and a description of the open sockets among them. */
+  handleTypes?: Record<string, number>;
+  openSockets?: string[];
   gc: boolean;
   /** Only the gateway knows these. */
   openWebSockets?: number;

@@ -15,13 +15,28 @@ export async function collectReport(extra: Extra = () => ({})): Promise<ProbeRep
     await settle(150);
   }
   const m = process.memoryUsage();
-  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
+  const active = (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles();
+  const handles = active.length;
+  const handleTypes: Record<string, number> = {};
+  const openSockets: string[] = [];
+  for (const h of active) {
+    const type = h.constructor?.name ?? 'unknown';
+    handleTypes[type] = (handleTypes[type] ?? 0) + 1;
+    if (type === 'Socket' && openSockets.length < 20) {
+      const s = h as import('node:net').Socket;
+      openSockets.push(
+        `${s.localPort ?? '?'}<->${s.remotePort ?? '?'} ${s.readyState} destroyed=${s.destroyed} readable=${s.readable} writable=${s.writable} flowing=${s.readableFlowing} buffered=${s.readableLength} wEnded=${s.writableEnded} wFinished=${s.writableFinished} wLen=${s.writableLength} finishL=${s.listenerCount("finish")} endL=${s.listenerCount("end")} closeL=${s.listenerCount("close")} dataL=${s.listenerCount("data")}`,
+      );
+    }
+  }
   return {
     rss: m.rss,
     heapUsed: m.heapUsed,
     heapTotal: m.heapTotal,
     external: m.external,
     handles,
+    handleTypes,
+    openSockets,
     gc: gc !== undefined,
     ...(await extra()),
   };

@@ -76,7 +76,9 @@ function toAnnouncement(r: {
     id: r.id,
     at: r.at,
     message: r.message,
-    level: (ANNOUNCEMENT_LEVELS as readonly string[]).includes(r.level) ? (r.level as AnnouncementLevel) : 'info',
+    level: (ANNOUNCEMENT_LEVELS as readonly string[]).includes(r.level)
+      ? (r.level as AnnouncementLevel)
+      : 'info',
     expiresAt: r.expires_at,
     active: r.active === 1,
     author: r.author,
@@ -102,7 +104,9 @@ function announcementQuery(db: Db) {
 export async function currentAnnouncements(db: Db, now = Date.now()): Promise<Announcement[]> {
   const rows = await announcementQuery(db)
     .where('announcements.active', '=', 1)
-    .where((eb) => eb.or([eb('announcements.expires_at', 'is', null), eb('announcements.expires_at', '>', now)]))
+    .where((eb) =>
+      eb.or([eb('announcements.expires_at', 'is', null), eb('announcements.expires_at', '>', now)]),
+    )
     .orderBy('announcements.id', 'desc')
     .limit(20)
     .execute();
@@ -120,7 +124,10 @@ export function checkAnnouncement(message: unknown, level: unknown, expiresAt: u
   if (message.length > 1000) return 'message: at most 1000 characters';
   if (!(ANNOUNCEMENT_LEVELS as readonly unknown[]).includes(level))
     return `level: one of ${ANNOUNCEMENT_LEVELS.join(', ')}`;
-  if (expiresAt !== null && (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt) || expiresAt <= Date.now()))
+  if (
+    expiresAt !== null &&
+    (typeof expiresAt !== 'number' || !Number.isFinite(expiresAt) || expiresAt <= Date.now())
+  )
     return 'expiresAt: a time in the future';
   return null;
 }

@@ -1,7 +1,9 @@
 // Commands of feature modules (admin tools, kernels...) are added here, one line each.
 import type { Command } from 'commander';
+import { registerAdminCommands } from './admin.ts';
 import { registerKernelCommands } from './kernel.ts';
 
 export function registerExtraCommands(program: Command): void {
   registerKernelCommands(program);
+  registerAdminCommands(program);
 }

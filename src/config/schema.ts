@@ -315,7 +315,9 @@ export const ConfigSchema = Type.Object(
     /** Who may read /metrics: these addresses or networks (CIDR), or a bearer token when set. */
     metrics: Type.Object(
       {
-        allowFrom: Type.Array(Type.String(), { default: ['127.0.0.1', '::1'] }),
+        allowFrom: Type.Array(Type.String({ pattern: '^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$' }), {
+          default: ['127.0.0.1', '::1'],
+        }),
         token: Type.Optional(Type.String({ minLength: 16 })),
       },
       { additionalProperties: false, default: {} },

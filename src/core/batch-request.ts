@@ -134,7 +134,8 @@ export function validateBatchRequest(req: BatchRequest, limits: BatchLimits = {}
     }
   }
   if (req.cores !== undefined) {
-    if (!Number.isInteger(req.cores) || req.cores < 1) errors.push(err('cores', 'a whole number, at least 1'));
+    if (!Number.isInteger(req.cores) || req.cores < 1)
+      errors.push(err('cores', 'a whole number, at least 1'));
     else if (maxCores !== undefined && req.cores > maxCores)
       errors.push(err('cores', `at most ${maxCores} per node here`));
   }
@@ -173,7 +174,12 @@ function optNum(v: unknown): number | undefined {
 /** A posted body (strings or numbers) as a request; empty fields are left out. Checks come after. */
 export function parseBatchRequest(body: unknown): BatchRequest {
   const b = (body ?? {}) as Record<string, unknown>;
-  const source = b.source === 'text' || (b.source === undefined && typeof b.script === 'string') ? 'text' : b.source === 'path' || b.source === undefined ? 'path' : (String(b.source) as BatchSource);
+  const source =
+    b.source === 'text' || (b.source === undefined && typeof b.script === 'string')
+      ? 'text'
+      : b.source === 'path' || b.source === undefined
+        ? 'path'
+        : (String(b.source) as BatchSource);
   const req: BatchRequest = { cluster: str(b.cluster) ?? '', source };
   const set = <K extends keyof BatchRequest>(k: K, v: BatchRequest[K] | undefined) => {
     if (v !== undefined) req[k] = v;

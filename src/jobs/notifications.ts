@@ -53,7 +53,11 @@ export class NotificationService {
   async prefs(userId: number): Promise<NotificationPrefs> {
     const cached = this.prefsCache.get(userId);
     if (cached) return cached;
-    const row = await this.db.selectFrom('notification_prefs').selectAll().where('user_id', '=', userId).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('notification_prefs')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
     const stored = row ? (JSON.parse(row.prefs) as Partial<NotificationPrefs>) : {};
     const p: NotificationPrefs = {
       kinds: { ...DEFAULT_PREFS.kinds, ...(stored.kinds ?? {}) },
@@ -85,7 +89,13 @@ export class NotificationService {
   }
 
   /** Records and pushes a notification to its owner (and only them), unless they turned the kind off. */
-  async notify(userId: number, kind: NotificationKind, title: string, body: string, link: string | null = null): Promise<void> {
+  async notify(
+    userId: number,
+    kind: NotificationKind,
+    title: string,
+    body: string,
+    link: string | null = null,
+  ): Promise<void> {
     const p = await this.prefs(userId);
     if (p.kinds[kind] === false) return;
     const at = Date.now();
@@ -106,11 +116,23 @@ export class NotificationService {
       .orderBy('id', 'desc')
       .limit(limit)
       .execute();
-    return rows.map((r) => ({ id: r.id, at: r.at, kind: r.kind, title: r.title, body: r.body, link: r.link, read: r.read_at !== null }));
+    return rows.map((r) => ({
+      id: r.id,
+      at: r.at,
+      kind: r.kind,
+      title: r.title,
+      body: r.body,
+      link: r.link,
+      read: r.read_at !== null,
+    }));
   }
 
   async markRead(userId: number, ids: number[] | 'all'): Promise<void> {
-    let q = this.db.updateTable('notifications').set({ read_at: Date.now() }).where('user_id', '=', userId).where('read_at', 'is', null);
+    let q = this.db
+      .updateTable('notifications')
+      .set({ read_at: Date.now() })
+      .where('user_id', '=', userId)
+      .where('read_at', 'is', null);
     if (ids !== 'all') q = q.where('id', 'in', ids.length > 0 ? ids : [-1]);
     await q.execute();
   }

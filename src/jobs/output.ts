@@ -96,7 +96,8 @@ export interface PageRequest {
 
 /** Where a read starts and how much it takes, for a file of `size` bytes. */
 export function pageRange(req: PageRequest, size: number): { start: number; count: number } {
-  const limit = Math.max(1, Math.min(MAX_PAGE_BYTES, Math.floor(req.limit) || DEFAULT_PAGE_BYTES));
+  // At least 4 bytes (the longest UTF-8 character), so a page from a character boundary always holds one.
+  const limit = Math.max(4, Math.min(MAX_PAGE_BYTES, Math.floor(req.limit) || DEFAULT_PAGE_BYTES));
   let start = req.fromEnd || req.offset < 0 ? size - limit : Math.floor(req.offset) || 0;
   start = Math.max(0, Math.min(start, size));
   return { start, count: Math.min(limit, size - start) };
@@ -132,5 +133,11 @@ export function toPage(
   if (used === 0) used = body.length;
   const data = Buffer.from(body.subarray(0, used)).toString('utf8');
   const nextOffset = start + skip + used;
-  return { data, offset: start + skip, nextOffset, size: Math.max(size, nextOffset), eof: nextOffset >= size };
+  return {
+    data,
+    offset: start + skip,
+    nextOffset,
+    size: Math.max(size, nextOffset),
+    eof: nextOffset >= size,
+  };
 }

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { newShortId } from '../auth/secrets.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import {
+  BATCH_FIELD_LABELS,
   type BatchLimits,
   type BatchRequest,
   parseBatchRequest,
@@ -101,7 +102,8 @@ export class JobsHttpError extends Error {
 }
 
 const ACTIVE_STATES = ['pending', 'running', 'completing', 'suspended'];
-const JOB_ID_RE = /^\d+(?:_\d+)?$/;
+/** A job id as squeue prints it: 123, an array task 123_4, or an array's pending rest 123_[5-9%2]. */
+const JOB_ID_RE = /^\d+(?:_\d+|_\[[0-9,%-]{1,200}\])?$/;
 const SACCT_ID_RE = /^\d+(?:_\d+)?$/;
 /** A job submitted this recently may be missing from a poll that was already under way. */
 const SUBMIT_GRACE_MS = 10_000;
@@ -130,8 +132,10 @@ export class JobsService {
   readonly fileRunner = new ExecRunner({ timeoutMs: 10_000 });
 
   constructor(private readonly d: JobsServiceDeps) {
+    // Only backends that run batch jobs have any; sessions are the sessions service's.
     for (const c of d.clusters.values()) {
-      c.poller.onSnapshot((_name, snap) => this.reconcile(c, snap));
+      if (typeof c.adapter.submitBatch === 'function')
+        c.poller.onSnapshot((_name, snap) => this.reconcile(c, snap));
     }
   }
 
@@ -152,7 +156,11 @@ export class JobsService {
 
   private noteUser(user: User): void {
     const ids = this.byUnix.get(user.unixUser) ?? [];
-    if (!ids.includes(user.id)) this.byUnix.set(user.unixUser, [...ids, user.id].sort((a, b) => a - b));
+    if (!ids.includes(user.id))
+      this.byUnix.set(
+        user.unixUser,
+        [...ids, user.id].sort((a, b) => a - b),
+      );
   }
 
   private async homeOf(unixUser: string): Promise<string | null> {
@@ -231,10 +239,7 @@ export class JobsService {
     const sessions = await this.d.sessions.listFor(user);
     for (const s of sessions) {
       if (s.state !== 'running' || s.cluster !== row.cluster) continue;
-      const candidates = [
-        { id: s.app, url: s.url },
-        ...s.apps.map((a) => ({ id: a.id, url: a.url })),
-      ];
+      const candidates = [{ id: s.app, url: s.url }, ...s.apps.map((a) => ({ id: a.id, url: a.url }))];
       for (const a of candidates) {
         const def = this.d.cfg.appCatalogue.find((x) => x.id === a.id) as
           | { id: string; browsePath?: string }
@@ -277,7 +282,9 @@ export class JobsService {
   private batchLimits(c: Cluster, user: User, info: ClusterInfo | null): BatchLimits {
     const offered = c.cfg.slurm?.batchPartitions;
     const nodes = c.poller.latestGood?.nodes ?? [];
-    const partitions = info ? info.partitions.map((p) => p.name).filter((p) => !offered || offered.includes(p)) : offered;
+    const partitions = info
+      ? info.partitions.map((p) => p.name).filter((p) => !offered || offered.includes(p))
+      : offered;
     const perPartition: NonNullable<BatchLimits['perPartition']> = {};
     for (const p of partitions ?? []) {
       const pn = nodes.filter((n) => n.partitions.includes(p));
@@ -290,7 +297,9 @@ export class JobsService {
     }
     const limits: BatchLimits = { perPartition };
     if (partitions) limits.partitions = partitions;
-    const accounts = info?.hasAccounting ? (info.accountsByUser?.[user.unixUser] ?? []) : c.cfg.slurm?.accounts;
+    const accounts = info?.hasAccounting
+      ? (info.accountsByUser?.[user.unixUser] ?? [])
+      : c.cfg.slurm?.accounts;
     if (accounts) limits.accounts = accounts;
     if (nodes.length > 0) {
       limits.maxCores = Math.max(...nodes.map((n) => n.cpus));
@@ -305,7 +314,10 @@ export class JobsService {
     const c = this.d.clusters.get(req.cluster);
     if (!c || !c.userMayUse(user)) {
       throw new RequestError(400, [
-        { field: 'cluster', message: `Cluster: "${String(req.cluster).slice(0, 40)}" is not available to you` },
+        {
+          field: 'cluster',
+          message: `Cluster: "${String(req.cluster).slice(0, 40)}" is not available to you`,
+        },
       ]);
     }
     const adapter = c.adapter;
@@ -330,7 +342,8 @@ export class JobsService {
     try {
       jobId = (await adapter.submitBatch.call(adapter, sub)).jobId;
     } catch (e) {
-      const msg = e instanceof SchedulerError ? e.message : `the scheduler refused the job: ${(e as Error).message}`;
+      const msg =
+        e instanceof SchedulerError ? e.message : `the scheduler refused the job: ${(e as Error).message}`;
       await this.d.audit.record({
         actorUserId: user.id,
         actor: user.username,
@@ -341,7 +354,7 @@ export class JobsService {
         details: { source: req.source, scriptPath: req.scriptPath, error: msg.slice(0, 300) },
       });
       throw new RequestError(e instanceof SchedulerError && e.field ? 400 : 502, [
-        fieldErrorOf(e instanceof SchedulerError ? e.field : undefined, msg, req),
+        fieldErrorOf(e instanceof SchedulerError ? e.field : undefined, msg),
       ]);
     } finally {
       const n = (this.inflight.get(key) ?? 1) - 1;
@@ -509,7 +522,9 @@ export class JobsService {
     } catch (e) {
       if (e instanceof FileReadError) {
         if (e.problem === 'missing')
-          return empty(row.state === 'pending' ? 'the job has not started yet' : 'the file does not exist (yet)');
+          return empty(
+            row.state === 'pending' ? 'the job has not started yet' : 'the file does not exist (yet)',
+          );
         if (e.problem === 'denied') throw new JobsHttpError(403, `${p}: you may not read this file`);
         if (e.problem === 'not_a_file') throw new JobsHttpError(409, `${p} is not a regular file`);
         if (e.problem === 'invalid') throw new JobsHttpError(409, `${p}: ${e.message}`);
@@ -533,7 +548,13 @@ export class JobsService {
     const c = this.clusterFor(user, clusterName);
     const info = await c.clusterInfo().catch(() => null);
     const privateNodes = (info?.privateData ?? []).includes('nodes');
-    return clusterStatus(c.name, c.poller.latestGood, c.poller.latest?.ok ?? false, info?.partitions ?? [], privateNodes);
+    return clusterStatus(
+      c.name,
+      c.poller.latestGood,
+      c.poller.latest?.ok ?? false,
+      info?.partitions ?? [],
+      privateNodes,
+    );
   }
 
   // ---- reconciliation with the shared poll ------------------------------------------------------
@@ -575,7 +596,7 @@ export class JobsService {
     }
     for (const j of changed) {
       try {
-        if (await this.applyJob(c, j, rows.get(j.jobId), now, pend, snap)) seen.set(j.jobId, signatureOf(j));
+        if (await this.applyJob(c, j, rows.get(j.jobId), now, pend)) seen.set(j.jobId, signatureOf(j));
       } catch (e) {
         this.d.log.error({ err: e, cluster: c.name, job: j.jobId }, 'job reconcile failed');
       }
@@ -598,7 +619,6 @@ export class JobsService {
     row: JobRow | undefined,
     now: number,
     pend: Map<string, PendingExit>,
-    snap: PollSnapshot,
   ): Promise<boolean> {
     const finished = FINISHED_JOB_STATES.has(j.state);
     const patch = rowPatchFrom(j, now);
@@ -614,8 +634,9 @@ export class JobsService {
     }
     if (!row) {
       if (this.inflight.has(`${c.name}:${j.user}`)) return false;
-      // A job the scheduler refused at submit still leaves a FAILED record without a node: not a job.
-      if (finished && j.startTime === undefined && j.nodes === undefined) return true;
+      // A job that ended without ever getting a node is no history worth keeping: a refused submit
+      // (a FAILED record, BadConstraints) or one cancelled while pending (Slurm then sets a start time).
+      if (finished && j.nodes === undefined) return true;
       const owners = this.byUnix.get(j.user) ?? [];
       if (owners.length === 0) return true;
       const inserted = {
@@ -672,7 +693,6 @@ export class JobsService {
       pend.set(j.jobId, { attempts: 0, vanished: false });
     if (n) await this.notify(c, updated, n);
     this.publish(updated);
-    void snap;
     return true;
   }
 
@@ -701,10 +721,18 @@ export class JobsService {
     n: { kind: Parameters<NotificationService['notify']>[1]; title: string; verb: string },
   ): Promise<void> {
     const finished = FINISHED_JOB_STATES.has(row.state as JobState);
-    const exit = finished && row.exit_code !== null ? ` (exit code ${row.exit_code})` : '';
+    // A cancelled job's "exit code" is the signal that stopped it: not worth saying.
+    const exit =
+      finished && row.exit_code !== null && row.state !== 'cancelled' ? ` (exit code ${row.exit_code})` : '';
     const body = `Job ${row.job_id} "${row.name}" on ${c.title} ${n.verb}${exit}.`;
     await this.d.notifications
-      .notify(row.user_id, n.kind, n.title, body, `/jobs/${encodeURIComponent(c.name)}/${encodeURIComponent(row.job_id)}`)
+      .notify(
+        row.user_id,
+        n.kind,
+        n.title,
+        body,
+        `/jobs/${encodeURIComponent(c.name)}/${encodeURIComponent(row.job_id)}`,
+      )
       .catch((e) => this.d.log.error({ err: e }, 'job notification failed'));
   }
 
@@ -720,7 +748,9 @@ export class JobsService {
       const pend = this.pendingExit.get(c.name);
       if (!pend || pend.size === 0) return;
       const info = await c.clusterInfo().catch(() => null);
-      const adapter = c.adapter as { jobRecords?: (ids: readonly string[]) => Promise<Map<string, SacctRecord>> };
+      const adapter = c.adapter as {
+        jobRecords?: (ids: readonly string[]) => Promise<Map<string, SacctRecord>>;
+      };
       let records: Map<string, SacctRecord> | null = null;
       if (info?.hasAccounting && typeof adapter.jobRecords === 'function') {
         const ids = [...pend.keys()].filter((id) => SACCT_ID_RE.test(id));
@@ -800,22 +830,8 @@ export class JobsService {
 }
 
 /** A scheduler error as a field error of the batch form (sbatch's own message, field as the form names it). */
-function fieldErrorOf(field: string | undefined, message: string, req: BatchRequest): FieldError {
+function fieldErrorOf(field: string | undefined, message: string): FieldError {
   const map: Record<string, string> = { memory: 'memoryGb', mail: 'cluster' };
   const f = field ? (map[field] ?? field) : 'cluster';
-  const label: Record<string, string> = {
-    scriptPath: 'Script path',
-    script: 'Script',
-    jobName: 'Job name',
-    workDir: 'Working directory',
-    partition: 'Partition',
-    account: 'Account',
-    cores: 'Cores',
-    memoryGb: 'Memory',
-    gpus: 'GPUs',
-    hours: 'Time limit',
-    cluster: 'Cluster',
-  };
-  void req;
-  return { field: f, message: `${label[f] ?? f}: ${message}` };
+  return { field: f, message: `${BATCH_FIELD_LABELS[f] ?? f}: ${message}` };
 }

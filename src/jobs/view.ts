@@ -4,8 +4,8 @@
 import path from 'node:path';
 import { queuePosition } from '../core/resources.ts';
 import type { JobsTable } from '../db/schema.ts';
-import { FINISHED_JOB_STATES, type JobInfo, type JobState, type PollSnapshot } from '../scheduler/types.ts';
 import { expandHostlist } from '../scheduler/slurm/parse.ts';
+import { FINISHED_JOB_STATES, type JobInfo, type JobState, type PollSnapshot } from '../scheduler/types.ts';
 import type { NotificationKind, NotificationPrefs } from './notifications.ts';
 import { expandOutputPattern } from './output.ts';
 

@@ -224,6 +224,13 @@ export class GatewayProxy {
         return;
       }
       this.prepareUpstream(req, ep, parsed);
+      // When the app's side goes away, http-proxy-3 ends the browser's side, which may be left paused
+      // (unpiped, with unread bytes): the browser's FIN or RST is then never read and the socket stays
+      // open for good. Once our side is finished, the browser gets 2 s to close its side.
+      socket.once('finish', () => {
+        const t = setTimeout(() => socket.destroy(), 2000);
+        socket.once('close', () => clearTimeout(t));
+      });
       this.proxy.ws(req, socket, head, { target: targetOf(ep), agent: agentFor(ep.target) ?? this.agent });
     };
     if (auth instanceof Promise) auth.then(go, () => refuse(socket, 500));

@@ -22,6 +22,8 @@ export class ClusterPoller {
   });
   pollCount = 0;
   callCount = 0;
+  /** How long the last poll took (ms), for the poll-duration metric. */
+  lastDurationMs = 0;
 
   constructor(
     readonly adapter: SchedulerAdapter,
@@ -109,6 +111,7 @@ export class ClusterPoller {
     } catch (e) {
       snap = { ok: false, error: (e as Error).message, at: Date.now(), jobs: [], nodes: [], calls: 1 };
     }
+    this.lastDurationMs = Date.now() - started;
     this.pollCount++;
     this.callCount += snap.calls;
     this.last = snap;

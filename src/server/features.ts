@@ -1,6 +1,8 @@
 // Feature modules register their routes and services here, so the gateway core stays small.
 import type { FastifyInstance } from 'fastify';
+import { adminFeature } from '../admin/feature.ts';
 import { appsFeature } from '../apps/feature.ts';
+import { jobsFeature } from '../jobs/feature.ts';
 import { authFeature } from './auth-feature.ts';
 import type { AppContext } from './context.ts';
 import { notificationsFeature } from './routes/notifications.ts';
@@ -14,4 +16,10 @@ export type Feature = {
   stop?(ctx: AppContext): void | Promise<void>;
 };
 
-export const FEATURES: Feature[] = [authFeature, notificationsFeature, appsFeature];
+export const FEATURES: Feature[] = [
+  authFeature,
+  notificationsFeature,
+  appsFeature,
+  jobsFeature,
+  adminFeature,
+];

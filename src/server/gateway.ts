@@ -29,7 +29,7 @@ import { cookieOf, HttpError, registerAuth } from './auth.ts';
 import { type AppContext, SESSION_COOKIE } from './context.ts';
 import { EventBus } from './events.ts';
 import { FEATURES, type Feature } from './features.ts';
-import { Metrics } from './metrics.ts';
+import { Metrics, metricsAllowed } from './metrics.ts';
 import { placeholderHandler } from './placeholder.ts';
 import { registerAgentRoutes } from './routes/agent.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
@@ -261,7 +261,10 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
   registerEventRoutes(app, ctx);
   registerAgentRoutes(app, ctx);
   app.get('/api/health', async () => ({ ok: true }));
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', async (req, reply) => {
+    if (!metricsAllowed(cfg.metrics, req.ip, req.headers.authorization)) {
+      return reply.code(403).send({ error: 'metrics are not open to this address (see metrics.allowFrom)' });
+    }
     reply.header('content-type', ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });
@@ -303,6 +306,7 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
     c.poller.onSnapshot((name, snap) => {
       metrics.schedulerPolls.inc({ cluster: name });
       metrics.schedulerCalls.inc({ cluster: name }, snap.calls);
+      metrics.pollDuration.observe({ cluster: name }, c.poller.lastDurationMs / 1000);
       if (!snap.ok) metrics.pollFailures.inc({ cluster: name });
       bus.publish({ all: true }, { type: 'resources', data: c.freeTable() });
     });

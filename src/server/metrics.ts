@@ -1,13 +1,23 @@
 // Prometheus metrics. One registry per gateway (tests start several in one process).
+import { timingSafeEqual } from 'node:crypto';
+import { BlockList, isIP } from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly sessions = new Gauge({
+  /** Counts active sessions by state and cluster at each scrape (set by the admin feature, from the database). */
+  sessionCounts: (() => Promise<{ state: string; cluster: string; count: number }[]>) | null = null;
+  readonly sessions: Gauge<'state' | 'cluster'> = new Gauge({
     name: 'atrium_sessions',
-    help: 'Sessions by state and cluster',
+    help: 'Active sessions by state and cluster',
     labelNames: ['state', 'cluster'] as const,
     registers: [this.registry],
+    collect: async () => {
+      if (!this.sessionCounts) return;
+      const counts = await this.sessionCounts();
+      this.sessions.reset();
+      for (const c of counts) this.sessions.set({ state: c.state, cluster: c.cluster }, c.count);
+    },
   });
   readonly sessionTransitions = new Counter({
     name: 'atrium_session_transitions_total',
@@ -67,4 +77,29 @@ export class Metrics {
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'atrium_process_' });
   }
+}
+
+/** Who may read /metrics: a client address in `allowFrom` (addresses or CIDR networks), or the bearer token. */
+export function metricsAllowed(
+  cfg: { allowFrom: string[]; token?: string },
+  ip: string,
+  authorization: string | undefined,
+): boolean {
+  if (cfg.token && authorization) {
+    const sent = Buffer.from(authorization.replace(/^Bearer\s+/i, ''));
+    const want = Buffer.from(cfg.token);
+    if (sent.length === want.length && timingSafeEqual(sent, want)) return true;
+  }
+  const list = new BlockList();
+  for (const entry of cfg.allowFrom) {
+    const [addr, bits] = entry.split('/');
+    const type = isIP(addr ?? '') === 6 ? 'ipv6' : 'ipv4';
+    if (!addr || !isIP(addr)) continue;
+    if (bits !== undefined) list.addSubnet(addr, Number(bits), type);
+    else list.addAddress(addr, type);
+  }
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(ip)?.[1];
+  const v = mapped ?? ip;
+  const kind = isIP(v);
+  return kind !== 0 && list.check(v, kind === 6 ? 'ipv6' : 'ipv4');
 }

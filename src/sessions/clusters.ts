@@ -13,6 +13,7 @@ import { LocalAdapter } from '../scheduler/local.ts';
 import { ClusterPoller } from '../scheduler/poller.ts';
 import { expandHostlist } from '../scheduler/slurm/parse.ts';
 import type { ClusterInfo, NodeInfo, PollSnapshot, SchedulerAdapter } from '../scheduler/types.ts';
+import { groupsOf } from '../system/users.ts';
 
 export type AdapterFactory = (cfg: ClusterConfig, dataDir: string, log: Logger) => SchedulerAdapter;
 
@@ -33,6 +34,7 @@ function createAdapter(cfg: ClusterConfig, dataDir: string, log: Logger): Schedu
 }
 
 const INFO_TTL_MS = 60_000;
+const INFO_RETRY_MS = 10_000;
 
 const unixGroupCache = new Map<string, { groups: string[]; at: number }>();
 
@@ -70,6 +72,12 @@ export class Cluster {
     this.poller = new ClusterPoller(this.adapter, seconds * 1000, log);
     const list = cfg.slurm?.nodelist;
     this.nodeSet = list ? new Set(expandHostlist(list)) : undefined;
+    // Fetch the cluster's facts once the scheduler answers, before the first form asks for them.
+    if (cfg.backend !== 'local') {
+      this.poller.onSnapshot((_name, snap) => {
+        if (snap.ok && !this.info && !this.infoPending) this.refreshInfo().catch(() => undefined);
+      });
+    }
   }
 
   /** The nodes of a poll that sessions here may run on. */
@@ -90,7 +98,17 @@ export class Cluster {
   /** Partitions, reservations, accounts: cached, refreshed at most once a minute. */
   async clusterInfo(force = false): Promise<ClusterInfo> {
     if (!force && this.info && Date.now() - this.infoAt < INFO_TTL_MS) return this.info;
-    if (this.infoPending) return this.infoPending;
+    const pending = this.infoPending ?? this.refreshInfo();
+    // Known but old: answer with it and refresh in the background, so a form or a submit never waits
+    // for scontrol and sacctmgr once the cluster has been seen.
+    if (!force && this.info) {
+      pending.catch(() => undefined);
+      return this.info;
+    }
+    return pending;
+  }
+
+  private refreshInfo(): Promise<ClusterInfo> {
     this.infoPending = this.adapter
       .clusterInfo()
       .then((i) => {
@@ -100,8 +118,9 @@ export class Cluster {
       })
       .catch((e: Error) => {
         this.log.warn({ cluster: this.name, err: e.message }, 'cluster info unavailable');
-        if (this.info) return this.info;
-        throw e;
+        if (!this.info) throw e;
+        this.infoAt = Date.now() - INFO_TTL_MS + INFO_RETRY_MS; // keep the old facts; try again soon
+        return this.info;
       })
       .finally(() => {
         this.infoPending = null;

@@ -233,6 +233,8 @@ export class SessionService {
         { field: 'cluster', message: `Cluster: ${cluster.title} is closed for new sessions at the moment` },
       ]);
     }
+    // Looked up while the request is checked (it runs getent): the submit path stays short.
+    const identityLookup = lookupUnixUser(user.unixUser);
     const limits = await cluster.limitsFor(user, this.d.cfg.appCatalogue, this.d.cfg.environments);
     // The partition is the user's, or chosen by the cluster's rules: either way the request is checked
     // against that partition's limits (a rule's partition may have smaller nodes or a shorter MaxTime).
@@ -263,7 +265,7 @@ export class SessionService {
         },
       ]);
     }
-    const identity = await lookupUnixUser(user.unixUser);
+    const identity = await identityLookup;
     if (!identity) {
       throw new RequestError(400, [
         {
@@ -489,8 +491,10 @@ export class SessionService {
       patch.started_at = now;
       patch.expires_at = now + cur.time_limit_min * 60_000;
     }
+    // The route is in place before anyone hears "running": a page that opens the session at once finds it.
+    await this.addRoute({ ...cur, ...patch }, await this.usernameOf(cur.user_id));
     const updated = await this.apply(cur, { type: 'agent_ready' }, patch);
-    await this.addRoute(updated, await this.usernameOf(updated.user_id));
+    if (updated.state !== 'running') this.d.routes.delete(cur.id);
     await this.d.audit.record({
       action: 'agent.callback',
       target: row.id,

@@ -3,7 +3,7 @@
 // (e.g. `#SBATCH -o /etc/shadow`) gives them nothing they could not read anyway.
 //   size and type: runuser -u alice -- stat -L -c '%s %f' PATH
 //   the bytes:     runuser -u alice -- dd if=PATH iflag=skip_bytes,count_bytes,fullblock skip=N count=M bs=64K status=none
-import { type OutputPage, pageRange, type PageRequest, toPage } from '../jobs/output.ts';
+import { type OutputPage, type PageRequest, pageRange, toPage } from '../jobs/output.ts';
 import { asUser, type RunAs } from '../scheduler/slurm/commands.ts';
 import { type CommandRunner, describeFailure, succeeded } from '../scheduler/slurm/runner.ts';
 
@@ -103,7 +103,10 @@ export async function readPageAsUser(
   );
   if (!succeeded(r)) {
     const problem = r.code !== null && !r.timedOut ? classify(r.stderr) : 'failed';
-    throw new FileReadError(problem, problem === 'denied' ? 'you may not read this file' : describeFailure(r));
+    throw new FileReadError(
+      problem,
+      problem === 'denied' ? 'you may not read this file' : describeFailure(r),
+    );
   }
   const raw = Buffer.from(r.stdout, 'latin1');
   return toPage(raw, start, size, { fromEnd: req.fromEnd === true || req.offset < 0 });

@@ -2,6 +2,7 @@
 // current page, live events, toasts).
 import { type ReactNode, useCallback, useContext, useEffect, useMemo, useRef, useState } from 'react';
 import { ApiError, get, post, setCsrfToken, setUnauthorizedHandler } from './api.ts';
+import { BrowserNotifications } from './components/BrowserNotifications.tsx';
 import { Header } from './components/Header.tsx';
 import { ToastProvider, useToasts } from './components/Toasts.tsx';
 import { safeNext } from './format.ts';
@@ -175,6 +176,7 @@ function SignedIn({ me, path, onSignOut, onStreamFailed }: SignedInProps) {
       <ToastProvider>
         <SessionsProvider>
           <LiveToasts />
+          <BrowserNotifications />
           <a className="skip" href="#main">
             Skip to content
           </a>

@@ -2,7 +2,11 @@
 // here (path, tab label, component; `admin: true` shows it to administrators only). The header
 // tabs and the routing both come from this list.
 import type { ComponentType } from 'react';
+import { AdminPage } from './pages/AdminPage.tsx';
+import { JobsPage } from './pages/JobsPage.tsx';
+import { QueuePage } from './pages/QueuePage.tsx';
 import { SessionsPage } from './pages/SessionsPage.tsx';
+import { SettingsPage } from './pages/SettingsPage.tsx';
 import type { Me } from './types.ts';
 
 export interface PageProps {
@@ -19,9 +23,10 @@ export interface PageDef {
 
 export const PAGES: PageDef[] = [
   { path: '/', label: 'Sessions', component: SessionsPage },
-  // Later: { path: '/jobs', label: 'Jobs', component: JobsPage },
-  //        { path: '/queue', label: 'Queue', component: QueuePage },
-  //        { path: '/admin', label: 'Admin', component: AdminPage, admin: true },
+  { path: '/jobs', label: 'Jobs', component: JobsPage },
+  { path: '/queue', label: 'Queue', component: QueuePage },
+  { path: '/admin', label: 'Admin', component: AdminPage, admin: true },
+  { path: '/settings', label: 'Settings', component: SettingsPage },
 ];
 
 export function pagesFor(me: Me): PageDef[] {

@@ -298,7 +298,10 @@ describe.skipIf(!cluster)('sessions on the real Slurm test cluster', () => {
 
   it('five whole-node sessions share every core of one node; a sixth pends with its reason, place and start, live', async () => {
     const node = PIN_NODE();
-    expect(nodeCpus(node.name).alloc).toBe(0);
+    const busy = () => slurm('squeue', ['-h', '-a', '-w', node.name, '-o', '%i %u %T']).trim();
+    await until(`${node.name} to be free`, () => nodeCpus(node.name).alloc === 0, 30_000).catch(() => {
+      throw new Error(`${node.name} is not free for the sharing test: ${busy()}`);
+    });
     const whole = { cluster: 'pinned', app: 'jupyter', cores: node.cpus, memoryGb: 4, hours: 1 };
     const started: SessionView[] = [];
     for (let i = 0; i < 5; i++) started.push(await create(alice, { ...whole, label: `share ${i + 1}` }));
@@ -491,6 +494,8 @@ describe.skipIf(!cluster)('sessions on the real Slurm test cluster', () => {
     sessionC = await waitForState(alice, sessionC.id, ['running'], 60_000);
     const three = [sessionA, sessionB, sessionC];
     const ids = three.map((s) => s.jobId).sort();
+    // A fourth one is still starting: its agent reports while the gateway is away, and retries.
+    const fourth = await create(alice, jupyter({ label: 'fourth' }));
     await gw.restart();
     for (const s of three) expect((await sessionOf(alice, s.id)).state).toBe('running');
     // The same kernel of A (the same Jupyter process), new kernels in B and C.
@@ -499,6 +504,10 @@ describe.skipIf(!cluster)('sessions on the real Slurm test cluster', () => {
       const k = await createKernel(gw.url + s.url, alice.cookie);
       expect((await runInKernel(gw.url + s.url, alice.cookie, k, 'print(6*7)')).trim()).toBe('42');
     }
+    const d = await waitForState(alice, fourth.id, ['running'], 60_000);
+    const k4 = await createKernel(gw.url + d.url, alice.cookie);
+    expect((await runInKernel(gw.url + d.url, alice.cookie, k4, 'print(6*7)')).trim()).toBe('42');
+    await stopAndWait(alice, [fourth.id]);
     await sleep(4500); // two polls after the restart
     const jobs = squeue(['alice']);
     for (const id of ids) expect(jobs.find((j) => j.id === id)?.state).toBe('RUNNING');

@@ -73,7 +73,8 @@ describe.skipIf(why !== null)('ssh backend: Jupyter on a host reached over ssh',
   afterAll(async () => {
     if (alice) {
       const list = ((await alice.get('/api/sessions')).body as { sessions?: SessionView[] }).sessions ?? [];
-      for (const s of list) if (s.state !== 'ended' && s.state !== 'failed') await alice.del(`/api/sessions/${s.id}`);
+      for (const s of list)
+        if (s.state !== 'ended' && s.state !== 'failed') await alice.del(`/api/sessions/${s.id}`);
       await new Promise((r) => setTimeout(r, 2500));
     }
     await gw?.stop();
@@ -136,7 +137,7 @@ describe.skipIf(why !== null)('ssh backend: Jupyter on a host reached over ssh',
     expect(procUser(pid)).toBeNull();
   });
 
-  it('a session the user cannot log in for fails with a message naming the host', async () => {
+  it('a poll that cannot log in reports the host unreachable (ok: false), not that sessions ended', async () => {
     const adapter = new SshAdapter({
       name: 'login',
       host: '127.0.0.1',

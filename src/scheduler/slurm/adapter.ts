@@ -272,7 +272,12 @@ export class SlurmAdapter implements SchedulerAdapter {
       ...(dir !== undefined ? { cwd: dir } : {}),
     });
     let r = await this.run(this.asUser(sbatchBatchArgv(sub, bin), sub.identity), opts(cwd));
-    if (cwd !== undefined && r.code === null && r.error !== undefined && /ENOENT|EACCES|ENOTDIR/.test(r.error)) {
+    if (
+      cwd !== undefined &&
+      r.code === null &&
+      r.error !== undefined &&
+      /ENOENT|EACCES|ENOTDIR/.test(r.error)
+    ) {
       // The gateway could not enter that directory itself (e.g. a home on NFS with root squash): let
       // sbatch, as the user, take it as --chdir instead.
       r = await this.run(

@@ -43,7 +43,10 @@ export function validateBatch(sub: BatchSubmission): void {
   const byPath = sub.scriptPath !== undefined;
   const byText = sub.script !== undefined;
   if (byPath === byText)
-    throw new SchedulerError('give either the path of a script or its text', byPath ? 'script' : 'scriptPath');
+    throw new SchedulerError(
+      'give either the path of a script or its text',
+      byPath ? 'script' : 'scriptPath',
+    );
   if (byPath) checkAbsolutePath(sub.scriptPath!, 'the script path', 'scriptPath');
   if (byText) {
     const s = sub.script!;

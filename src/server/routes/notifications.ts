@@ -26,22 +26,45 @@ export const notificationsFeature: Feature = {
     (ctx.services.get('session.onTransition') as ((s: SessionRow, to: string) => void)[]).push((s, to) => {
       void (async () => {
         const link = sessionPrefix(await name(s), s.id);
-        if (to === 'running') await svc.notify(s.user_id, 'session.ready', 'Session ready', `Your session ${what(s)} is ready.`, link);
-        else if (to === 'ended') await svc.notify(s.user_id, 'session.ended', 'Session ended', `Your session ${what(s)} ended: ${s.reason ?? ''}.`, null);
-        else if (to === 'failed') await svc.notify(s.user_id, 'session.failed', 'Session failed', `Your session ${what(s)} failed: ${s.reason ?? ''}.`, null);
+        if (to === 'running')
+          await svc.notify(
+            s.user_id,
+            'session.ready',
+            'Session ready',
+            `Your session ${what(s)} is ready.`,
+            link,
+          );
+        else if (to === 'ended')
+          await svc.notify(
+            s.user_id,
+            'session.ended',
+            'Session ended',
+            `Your session ${what(s)} ended: ${s.reason ?? ''}.`,
+            null,
+          );
+        else if (to === 'failed')
+          await svc.notify(
+            s.user_id,
+            'session.failed',
+            'Session failed',
+            `Your session ${what(s)} failed: ${s.reason ?? ''}.`,
+            null,
+          );
       })().catch((e) => ctx.log.error({ err: e }, 'notification failed'));
     });
-    (ctx.services.get('session.onWarning') as ((s: SessionRow, minutes: number) => void)[]).push((s, minutes) => {
-      void (async () => {
-        await svc.notify(
-          s.user_id,
-          'session.ending_soon',
-          'Session ending soon',
-          `Your session ${what(s)} reaches its time limit in ${minutes} min. Save your work.`,
-          sessionPrefix(await name(s), s.id),
-        );
-      })().catch((e) => ctx.log.error({ err: e }, 'notification failed'));
-    });
+    (ctx.services.get('session.onWarning') as ((s: SessionRow, minutes: number) => void)[]).push(
+      (s, minutes) => {
+        void (async () => {
+          await svc.notify(
+            s.user_id,
+            'session.ending_soon',
+            'Session ending soon',
+            `Your session ${what(s)} reaches its time limit in ${minutes} min. Save your work.`,
+            sessionPrefix(await name(s), s.id),
+          );
+        })().catch((e) => ctx.log.error({ err: e }, 'notification failed'));
+      },
+    );
 
     app.get('/api/notifications', async (req) => {
       const user = requireUser(req, 'read');
@@ -50,7 +73,10 @@ export const notificationsFeature: Feature = {
     app.post('/api/notifications/read', async (req) => {
       const user = requireUser(req);
       const ids = (req.body as { ids?: unknown } | undefined)?.ids;
-      await svc.markRead(user.id, Array.isArray(ids) ? ids.filter((i): i is number => Number.isInteger(i)) : 'all');
+      await svc.markRead(
+        user.id,
+        Array.isArray(ids) ? ids.filter((i): i is number => Number.isInteger(i)) : 'all',
+      );
       return { ok: true };
     });
     app.get('/api/notifications/prefs', async (req) => svc.prefs(requireUser(req, 'read').id));

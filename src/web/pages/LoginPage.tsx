@@ -1,10 +1,32 @@
 // Sign-in: user name and password (local accounts or LDAP), and/or the site's single sign-on.
+// A refused single sign-on comes back here as /login?error=<code>: the code is shown as a message.
 import { type FormEvent, useEffect, useId, useRef, useState } from 'react';
+import type { OidcErrorCode } from '../../server/routes/oidc.ts';
 import { ApiError, get, post, sentence } from '../api.ts';
+import { safeNext } from '../format.ts';
 import type { AuthMethods, Me } from '../types.ts';
 
 interface Props {
   onSignedIn(me: Me, csrfToken: string): void;
+}
+
+/** What each `?error=` code of the single sign-on callback means to the person signing in. */
+const SSO_ERRORS: Record<OidcErrorCode, string> = {
+  failed: 'Single sign-on did not work. Try again; if it keeps failing, contact the administrators.',
+  expired: 'The sign-in took too long or its link was already used. Please sign in again.',
+  denied: 'Sign-in was cancelled at the identity provider. Sign in again to continue.',
+  not_allowed: 'Your account is not allowed to use this gateway. Ask the administrators to give you access.',
+  conflict:
+    'A local account already has your user name, so single sign-on cannot use it. Contact the administrators.',
+  disabled: 'Your account is disabled. Contact the administrators.',
+  unavailable: 'The identity provider cannot be reached right now. Try again in a few minutes.',
+};
+
+const SSO_ERROR_OTHER = 'Single sign-on did not work. Please try again.';
+
+function ssoErrorMessage(code: string | null): string | null {
+  if (code === null) return null;
+  return Object.hasOwn(SSO_ERRORS, code) ? SSO_ERRORS[code as OidcErrorCode] : SSO_ERROR_OTHER;
 }
 
 function loginError(e: unknown): string {
@@ -18,6 +40,8 @@ function loginError(e: unknown): string {
         : sentence(e.message);
     case 403:
       return sentence(e.message.startsWith('Sign-in refused') ? e.message : `Sign-in refused: ${e.message}`);
+    case 503:
+      return 'The user directory cannot be reached right now, so your password cannot be checked. Try again in a few minutes.';
     default:
       return sentence(e.message);
   }
@@ -30,12 +54,27 @@ export function LoginPage({ onSignedIn }: Props) {
   const [password, setPassword] = useState('');
   const [error, setError] = useState<{ message: string; field?: 'username' | 'password' } | null>(null);
   const [busy, setBusy] = useState(false);
+  // Read once: the message stays until the next attempt, even after the code leaves the address bar.
+  const [ssoError, setSsoError] = useState(() =>
+    ssoErrorMessage(new URLSearchParams(location.search).get('error')),
+  );
   const userRef = useRef<HTMLInputElement>(null);
   const passRef = useRef<HTMLInputElement>(null);
   const errorId = useId();
 
   useEffect(() => {
     document.title = 'Sign in · Atrium';
+    // A reload should not show the old error again: drop ?error= (keeping ?next=).
+    const params = new URLSearchParams(location.search);
+    if (params.has('error')) {
+      params.delete('error');
+      const rest = params.toString();
+      history.replaceState(
+        history.state,
+        '',
+        `${location.pathname}${rest ? `?${rest}` : ''}${location.hash}`,
+      );
+    }
     get<AuthMethods>('/api/auth/methods')
       .then(setMethods)
       .catch((e: unknown) => setMethodsError(e instanceof Error ? e.message : String(e)));
@@ -56,6 +95,7 @@ export function LoginPage({ onSignedIn }: Props) {
     }
     setBusy(true);
     setError(null);
+    setSsoError(null);
     try {
       const r = await post<{ user: Me; csrfToken: string }>('/api/login', {
         username: username.trim(),
@@ -90,6 +130,11 @@ export function LoginPage({ onSignedIn }: Props) {
         {methodsError && (
           <p className="alert alert-bad" role="alert">
             The gateway cannot be reached ({methodsError}).
+          </p>
+        )}
+        {ssoError && !error && (
+          <p className="alert alert-bad" role="alert">
+            {ssoError}
           </p>
         )}
         {error && (
@@ -138,7 +183,7 @@ export function LoginPage({ onSignedIn }: Props) {
               type="button"
               className="btn btn-block"
               onClick={() => {
-                if (methods.oidc) location.assign(methods.oidc.url);
+                if (methods.oidc) location.assign(oidcStartUrl(methods.oidc.url));
               }}
             >
               {methods.oidc.label}
@@ -153,4 +198,13 @@ export function LoginPage({ onSignedIn }: Props) {
       </div>
     </div>
   );
+}
+
+/** The single sign-on start address, passing on where to go afterwards (the server checks it again). */
+function oidcStartUrl(url: string): string {
+  const next = safeNext(new URLSearchParams(location.search).get('next'));
+  if (next === '/') return url;
+  const u = new URL(url, location.origin);
+  u.searchParams.set('next', next);
+  return u.origin === location.origin ? u.pathname + u.search : u.href;
 }

@@ -1,6 +1,7 @@
 // The dashboard: my sessions, the new-session form and what is free on the chosen cluster.
 import { useCallback, useEffect, useState } from 'react';
 import { get } from '../api.ts';
+import { Announcements } from '../components/Announcements.tsx';
 import { FreeNow } from '../components/FreeNow.tsx';
 import { NewSessionForm } from '../components/NewSessionForm.tsx';
 import { SessionList } from '../components/SessionList.tsx';
@@ -47,6 +48,8 @@ export function SessionsPage(_props: PageProps) {
     void loadClusters();
   }, [loadClusters]);
   useLiveReconnect(() => void loadClusters());
+  // An administrator drained or reopened a cluster.
+  useLiveEvent('cluster', () => void loadClusters());
 
   useLiveEvent('resources', (data) => {
     if (isFreeTable(data)) setFree((old) => ({ ...old, [data.cluster]: data }));
@@ -67,6 +70,7 @@ export function SessionsPage(_props: PageProps) {
   return (
     <div className="dashboard">
       <h1 className="visually-hidden">Sessions</h1>
+      <Announcements />
       <SessionList sessions={sessions} error={error} clusterTitle={clusterTitle} onChanged={upsert} />
       {clustersError && (
         <p className="alert alert-bad" role="alert">

@@ -1,0 +1,257 @@
+// npm run bench:spawn — click-to-kernel: from the new-session form's submit to the first kernel reply
+// (a kernel created and print(6*7) answered through the proxy), in one run on this machine, for:
+//   atrium/slurm   our gateway, Slurm backend, on the test cluster of scripts/cluster.sh, split into
+//                  gateway time (submit until sbatch returned + agent callback until running with its
+//                  route), time in Slurm (submitted until the agent started in the job; Slurm's own
+//                  StartTime - SubmitTime beside it) and app start (agent start until Jupyter answered);
+//   atrium/local   our gateway, `local` backend (processes on this machine, as the user);
+//   jupyterhub     Debian 12's JupyterHub 3.0 with LocalProcessSpawner and configurable-http-proxy, the
+//                  reference for the local backend (same user, same Jupyter server: Notebook 6).
+// Every target runs the same Jupyter (Notebook 6.4 from Debian) as the same Unix user. Each round runs
+// every target once, in a rotating order; the first round is a warm-up and not counted. Figures are
+// medians [min-max] over the counted rounds. Sessions are stopped after each sample.
+//
+// Needs root (sessions run as the user; JupyterHub's LocalProcessSpawner too). Installs Debian's
+// jupyterhub when missing. Uses the cluster at $ATRIUM_TEST_CLUSTER_BASE (default
+// /tmp/atrium-slurm-atrium); when it is not up, starts one with scripts/cluster.sh (CLUSTER_NAME,
+// CLUSTER_PORT as for that script) and takes it down at the end.
+// Env: BENCH_RUNS (5), BENCH_WARMUP (1), BENCH_TARGETS (slurm,local,jupyterhub), BENCH_USER (carol),
+//      BENCH_NO_SAVE=1.
+// Output: tables, bench/results/spawn-<date>T<time>.json and spawn-latest.json, and as the last line a JSON
+// summary with the ratios and the goals (gateway time under 300 ms; local no slower than JupyterHub).
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { type AtriumGateway, type AtriumSample, atriumSample, startAtrium, stopAtrium } from './atrium.ts';
+import { ensureJupyterHub, type Hub, type HubSample, hubSample, startHub, stopHub } from './jupyterhub.ts';
+import { log, ROOT, type Stat, stat, stopAll } from './lib.ts';
+
+const num = (v: string | undefined, d: number) => (v === undefined || v === '' ? d : Number(v));
+const RUNS = num(process.env.BENCH_RUNS, 5);
+const WARMUP = num(process.env.BENCH_WARMUP, 1);
+const USER = process.env.BENCH_USER ?? 'carol';
+type Target = 'slurm' | 'local' | 'jupyterhub';
+const TARGETS = (process.env.BENCH_TARGETS ?? 'slurm,local,jupyterhub')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean) as Target[];
+const CLUSTER_BASE = process.env.ATRIUM_TEST_CLUSTER_BASE ?? '/tmp/atrium-slurm-atrium';
+const CLUSTER_SCRIPT = path.join(ROOT, 'scripts', 'cluster.sh');
+
+const LABEL: Record<Target, string> = {
+  slurm: 'atrium/slurm',
+  local: 'atrium/local',
+  jupyterhub: 'jupyterhub 3.0',
+};
+
+function clusterUp(): { slurmConf: string } | undefined {
+  const file = path.join(CLUSTER_BASE, 'cluster.json');
+  if (!fs.existsSync(file)) return undefined;
+  const c = JSON.parse(fs.readFileSync(file, 'utf8')) as { slurmConf: string };
+  const ping = spawnSync('scontrol', ['ping'], {
+    env: { ...process.env, SLURM_CONF: c.slurmConf },
+    encoding: 'utf8',
+    timeout: 15_000,
+  });
+  return /is UP/.test(ping.stdout) ? c : undefined;
+}
+
+function clusterScript(sub: 'up' | 'down'): void {
+  execFileSync('bash', [CLUSTER_SCRIPT, sub], {
+    env: { ...process.env, CLUSTER_BASE },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+}
+
+function ensureUser(user: string): void {
+  if (spawnSync('id', [user]).status === 0) return;
+  execFileSync('useradd', ['-m', '-s', '/bin/bash', user]);
+}
+
+function machine() {
+  const jupyter = spawnSync('jupyter-notebook', ['--version'], { encoding: 'utf8' }).stdout.trim();
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? '',
+    memoryGb: Math.round(os.totalmem() / 1024 ** 3),
+    node: process.version,
+    notebook: jupyter,
+    load1: Math.round(os.loadavg()[0]! * 100) / 100,
+  };
+}
+
+const pad = (s: string, n: number) => s.padEnd(n);
+const fmt = (s: Stat | undefined) => (s ? `${s.median} [${s.min}-${s.max}]` : '-');
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('run as root (sessions run as the user)');
+  ensureUser(USER);
+  let startedCluster = false;
+  let cluster = TARGETS.includes('slurm') ? clusterUp() : undefined;
+  if (TARGETS.includes('slurm') && !cluster) {
+    log(`no test cluster at ${CLUSTER_BASE}: starting one (scripts/cluster.sh up)`);
+    clusterScript('up');
+    startedCluster = true;
+    cluster = clusterUp();
+    if (!cluster) throw new Error('the test cluster did not come up');
+  }
+  if (TARGETS.includes('jupyterhub')) ensureJupyterHub();
+
+  const samples: { slurm: AtriumSample[]; local: AtriumSample[]; jupyterhub: HubSample[] } = {
+    slurm: [],
+    local: [],
+    jupyterhub: [],
+  };
+  let gw: AtriumGateway | undefined;
+  let hub: Hub | undefined;
+  const info = machine();
+  try {
+    if (TARGETS.includes('slurm') || TARGETS.includes('local')) {
+      gw = await startAtrium({ user: USER, slurmConf: cluster?.slurmConf });
+      log(`atrium gateway at ${gw.url} (data ${gw.dir})`);
+    }
+    if (TARGETS.includes('jupyterhub')) {
+      hub = await startHub(USER);
+      log(`JupyterHub ${hub.version} at ${hub.url} (${hub.proxy}; dir ${hub.dir})`);
+    }
+    for (let round = 0; round < WARMUP + RUNS; round++) {
+      const order = TARGETS.map((_, i) => TARGETS[(i + round) % TARGETS.length]!);
+      const warm = round < WARMUP;
+      for (const t of order) {
+        if (t === 'jupyterhub') {
+          const s = await hubSample(hub!);
+          if (!warm) samples.jupyterhub.push(s);
+          log(
+            `${warm ? 'warm-up' : `run ${round - WARMUP + 1}`} ${pad(LABEL[t], 15)} total ${s.total} ms (spawn ${s.spawn}, kernel ${s.kernel})`,
+          );
+        } else {
+          const s = await atriumSample(gw!, t === 'slurm' ? 'hpc' : 'local');
+          if (!warm) samples[t].push(s);
+          log(
+            `${warm ? 'warm-up' : `run ${round - WARMUP + 1}`} ${pad(LABEL[t], 15)} total ${s.total} ms (gateway ${s.gateway}: submit ${s.submit} + callback ${s.callback}; scheduler ${s.scheduler}; app ${s.app}; notify ${s.notify}; kernel ${s.kernel})`,
+          );
+        }
+      }
+    }
+  } finally {
+    if (gw) await stopAtrium(gw);
+    if (hub) await stopHub(hub);
+    await stopAll();
+    if (startedCluster) clusterScript('down');
+  }
+
+  const keys: (keyof AtriumSample)[] = [
+    'total',
+    'gateway',
+    'submit',
+    'callback',
+    'scheduler',
+    'app',
+    'notify',
+    'kernel',
+    'post',
+  ];
+  const summarise = (xs: AtriumSample[]) => {
+    if (xs.length === 0) return undefined;
+    const out: Record<string, Stat> = {};
+    for (const k of keys) out[k] = stat(xs.map((x) => x[k] as number));
+    const q = xs.map((x) => x.slurmQueueSeconds).filter((x): x is number => x !== undefined);
+    if (q.length > 0) out.slurmQueueSeconds = stat(q);
+    return out;
+  };
+  const slurm = summarise(samples.slurm);
+  const local = summarise(samples.local);
+  const jh =
+    samples.jupyterhub.length > 0
+      ? {
+          total: stat(samples.jupyterhub.map((x) => x.total)),
+          spawn: stat(samples.jupyterhub.map((x) => x.spawn)),
+          kernel: stat(samples.jupyterhub.map((x) => x.kernel)),
+        }
+      : undefined;
+
+  log('');
+  log(
+    `Spawn: form submit -> first kernel reply, ms, median [min-max] of ${RUNS} runs (${info.cpus} CPUs, ${info.notebook ? `Notebook ${info.notebook}` : ''})`,
+  );
+  log('');
+  log(
+    `${pad('target', 15)} ${pad('total', 18)} ${pad('gateway', 15)} ${pad('scheduler', 18)} ${pad('app start', 18)} ${pad('notify', 12)} kernel`,
+  );
+  for (const [t, s] of [
+    ['slurm', slurm],
+    ['local', local],
+  ] as const) {
+    if (!s) continue;
+    log(
+      `${pad(LABEL[t], 15)} ${pad(fmt(s.total), 18)} ${pad(fmt(s.gateway), 15)} ${pad(fmt(s.scheduler), 18)} ${pad(fmt(s.app), 18)} ${pad(fmt(s.notify), 12)} ${fmt(s.kernel)}`,
+    );
+  }
+  if (jh)
+    log(
+      `${pad(LABEL.jupyterhub, 15)} ${pad(fmt(jh.total), 18)} (spawn until ready ${fmt(jh.spawn)}, kernel ${fmt(jh.kernel)})`,
+    );
+  if (slurm) {
+    log('');
+    log(
+      `atrium/slurm gateway time = submit until sbatch returned ${fmt(slurm.submit)} + agent callback until running with its route ${fmt(slurm.callback)}; Slurm's own StartTime - SubmitTime: ${fmt(slurm.slurmQueueSeconds)} s`,
+    );
+  }
+
+  const ratio = local && jh ? Math.round((local.total!.median / jh.total.median) * 100) / 100 : null;
+  const summary = {
+    bench: 'spawn',
+    runs: RUNS,
+    atrium_slurm: slurm
+      ? {
+          total_ms: slurm.total!.median,
+          gateway_ms: slurm.gateway!.median,
+          submit_ms: slurm.submit!.median,
+          callback_ms: slurm.callback!.median,
+          scheduler_ms: slurm.scheduler!.median,
+          slurm_queue_s: slurm.slurmQueueSeconds?.median ?? null,
+          app_start_ms: slurm.app!.median,
+          kernel_ms: slurm.kernel!.median,
+        }
+      : null,
+    atrium_local: local
+      ? { total_ms: local.total!.median, gateway_ms: local.gateway!.median, app_start_ms: local.app!.median }
+      : null,
+    jupyterhub: jh
+      ? { total_ms: jh.total.median, spawn_ms: jh.spawn.median, kernel_ms: jh.kernel.median }
+      : null,
+    ratios: { local_vs_jupyterhub: ratio },
+    goals: {
+      gateway_under_300ms: slurm ? slurm.gateway!.median < 300 : null,
+      local_not_slower_than_jupyterhub: ratio === null ? null : ratio <= 1,
+    },
+  };
+  if (!process.env.BENCH_NO_SAVE) {
+    const dir = path.join(ROOT, 'bench', 'results');
+    fs.mkdirSync(dir, { recursive: true });
+    const full = {
+      ...summary,
+      date: new Date().toISOString(),
+      machine: { ...info, load1End: Math.round(os.loadavg()[0]! * 100) / 100 },
+      jupyterhub: hub
+        ? { version: hub.version, proxy: hub.proxy, ...summary.jupyterhub }
+        : summary.jupyterhub,
+      stats: { atrium_slurm: slurm, atrium_local: local, jupyterhub: jh },
+      samples,
+    };
+    const text = `${JSON.stringify(full, null, 2)}\n`;
+    const stamp = new Date().toISOString().slice(0, 19).replace(/:/g, '-');
+    const file = path.join(dir, `spawn-${stamp}.json`);
+    fs.writeFileSync(file, text);
+    fs.writeFileSync(path.join(dir, 'spawn-latest.json'), text);
+    log(`\nsaved ${path.relative(ROOT, file)} and bench/results/spawn-latest.json`);
+  }
+  log(JSON.stringify(summary));
+}
+
+main().catch(async (e: Error) => {
+  await stopAll().catch(() => undefined);
+  process.stderr.write(`bench:spawn failed: ${e.stack ?? e.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,190 @@
+// Batch jobs, the queue and the cluster status as one feature module: the JobsService (fed by the
+// shared poll), its API routes, and scheduler counters for /metrics.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Gauge } from 'prom-client';
+import type { ExecRunner } from '../scheduler/slurm/runner.ts';
+import { clientIp, HttpError, requireUser } from '../server/auth.ts';
+import type { AppContext } from '../server/context.ts';
+import type { Feature } from '../server/features.ts';
+import { notificationService } from '../server/routes/notifications.ts';
+import { RequestError } from '../sessions/service.ts';
+import { DEFAULT_PAGE_BYTES } from './output.ts';
+import { STATE_FILTERS, type StateFilter } from './queue.ts';
+import { JobsHttpError, JobsService } from './service.ts';
+
+export function jobsService(ctx: AppContext): JobsService | undefined {
+  return ctx.services.get('jobs') as JobsService | undefined;
+}
+
+function q(req: FastifyRequest): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries((req.query ?? {}) as Record<string, unknown>)) {
+    if (typeof v === 'string') out[k] = v;
+  }
+  return out;
+}
+
+function stateFilter(v: string | undefined): StateFilter | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (!STATE_FILTERS.includes(v))
+    throw new HttpError(400, `unknown state filter "${v.slice(0, 20)}"`, 'state');
+  return v as StateFilter;
+}
+
+function intParam(v: string | undefined, dflt: number, field: string): number {
+  if (v === undefined || v === '') return dflt;
+  if (!/^-?\d{1,15}$/.test(v)) throw new HttpError(400, `${field} must be a whole number`, field);
+  return Number(v);
+}
+
+function rethrow(e: unknown, reply: FastifyReply): FastifyReply {
+  if (e instanceof RequestError)
+    return reply.code(e.status).send({ error: e.message, errors: e.errors, field: e.errors[0]?.field });
+  if (e instanceof JobsHttpError) return reply.code(e.status).send({ error: e.message });
+  throw e;
+}
+
+/** Scheduler counters: polls per cluster and commands by name (every cause: polls, submits, lookups). */
+function registerCounters(ctx: AppContext): void {
+  const reg = ctx.metrics.registry;
+  const clusters = () => [...ctx.clusters.values()];
+  if (!reg.getSingleMetric('atrium_scheduler_polls_total')) {
+    new Gauge({
+      name: 'atrium_scheduler_polls_total',
+      help: 'Polls of the scheduler (one per cluster and interval, shared by every page and user)',
+      labelNames: ['cluster'] as const,
+      registers: [reg],
+      collect() {
+        for (const c of clusters()) this.set({ cluster: c.name }, c.poller.pollCount);
+      },
+    });
+  }
+  if (!reg.getSingleMetric('atrium_scheduler_commands_total')) {
+    const commands = ['squeue', 'sinfo', 'sbatch', 'scancel', 'sacct', 'scontrol', 'sacctmgr'];
+    new Gauge({
+      name: 'atrium_scheduler_commands_total',
+      help: 'Scheduler commands run, by command',
+      labelNames: ['cluster', 'command'] as const,
+      registers: [reg],
+      collect() {
+        for (const c of clusters()) {
+          const runner = (c.adapter as { runner?: ExecRunner }).runner;
+          if (!runner || typeof runner.callsOf !== 'function') continue;
+          for (const cmd of commands) this.set({ cluster: c.name, command: cmd }, runner.callsOf(cmd));
+        }
+      },
+    });
+  }
+}
+
+export const jobsFeature: Feature = {
+  name: 'jobs',
+  register(app: FastifyInstance, ctx: AppContext) {
+    const svc = new JobsService({
+      db: ctx.db,
+      cfg: ctx.cfg,
+      clusters: ctx.clusters,
+      bus: ctx.bus,
+      log: ctx.log.child({ part: 'jobs' }),
+      audit: ctx.audit,
+      notifications: notificationService(ctx),
+      sessions: ctx.sessions,
+    });
+    ctx.services.set('jobs', svc);
+    registerCounters(ctx);
+
+    const owned = async (req: FastifyRequest) => {
+      const user = requireUser(req, 'jobs');
+      const { cluster, jobId } = req.params as { cluster: string; jobId: string };
+      const row = await svc.getOwned(user, cluster, jobId);
+      if (!row) throw new HttpError(404, 'no such job');
+      return { user, row };
+    };
+
+    app.get('/api/jobs', async (req) => {
+      const user = requireUser(req, 'jobs');
+      const p = q(req);
+      return {
+        jobs: await svc.listFor(user, {
+          ...(p.cluster ? { cluster: p.cluster } : {}),
+          ...(p.state ? { state: stateFilter(p.state)! } : {}),
+          limit: intParam(p.limit, 200, 'limit'),
+        }),
+      };
+    });
+
+    app.get('/api/jobs/clusters', async (req) => {
+      const user = requireUser(req, 'jobs');
+      return { clusters: await svc.batchClusters(user) };
+    });
+
+    app.post('/api/jobs', async (req, reply) => {
+      const user = requireUser(req, 'jobs');
+      try {
+        return reply.code(201).send({ job: await svc.submit(user, req.body, clientIp(req)) });
+      } catch (e) {
+        return rethrow(e, reply);
+      }
+    });
+
+    app.get('/api/jobs/:cluster/:jobId', async (req) => {
+      const { user, row } = await owned(req);
+      return { job: await svc.detail(user, row) };
+    });
+
+    const cancel = async (req: FastifyRequest, reply: FastifyReply) => {
+      const { user, row } = await owned(req);
+      try {
+        return { job: await svc.cancel(user, row, clientIp(req)) };
+      } catch (e) {
+        return rethrow(e, reply);
+      }
+    };
+    app.delete('/api/jobs/:cluster/:jobId', cancel);
+    app.post('/api/jobs/:cluster/:jobId/cancel', cancel);
+
+    app.get('/api/jobs/:cluster/:jobId/output', async (req, reply) => {
+      const { user, row } = await owned(req);
+      const p = q(req);
+      const stream = p.stream ?? 'stdout';
+      if (stream !== 'stdout' && stream !== 'stderr')
+        throw new HttpError(400, 'stream must be stdout or stderr', 'stream');
+      const fromEnd = p.from === 'end';
+      try {
+        return await svc.output(user, row, stream, {
+          offset: fromEnd ? -1 : Math.max(0, intParam(p.offset, 0, 'offset')),
+          limit: intParam(p.limit, DEFAULT_PAGE_BYTES, 'limit'),
+          fromEnd,
+        });
+      } catch (e) {
+        return rethrow(e, reply);
+      }
+    });
+
+    app.get('/api/queue', async (req, reply) => {
+      const user = requireUser(req, 'read');
+      const p = q(req);
+      const cluster = p.cluster ?? [...ctx.clusters.values()].find((c) => c.userMayUse(user))?.name ?? '';
+      try {
+        return await svc.queue(user, cluster, {
+          ...(p.partition ? { partition: p.partition } : {}),
+          ...(p.state ? { state: stateFilter(p.state)! } : {}),
+          ...(p.user ? { user: p.user } : {}),
+          ...(p.mine === '1' || p.mine === 'true' ? { mine: true } : {}),
+          limit: intParam(p.limit, 500, 'limit'),
+        });
+      } catch (e) {
+        return rethrow(e, reply);
+      }
+    });
+
+    app.get('/api/clusters/:name/status', async (req, reply) => {
+      const user = requireUser(req, 'read');
+      try {
+        return await svc.status(user, (req.params as { name: string }).name);
+      } catch (e) {
+        return rethrow(e, reply);
+      }
+    });
+  },
+};

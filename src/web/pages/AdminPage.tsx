@@ -1,0 +1,581 @@
+// The admin page: every session (with Stop), batch jobs, clusters (drain switch, free table, queue),
+// announcements (post, take down) and the audit log. Administrators only (the API says 403 otherwise).
+import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
+import { ApiError, get, post, sentence } from '../api.ts';
+import type { AnnouncementView } from '../components/Announcements.tsx';
+import { ConfirmDialog } from '../components/ConfirmDialog.tsx';
+import { FreeNow } from '../components/FreeNow.tsx';
+import { useToasts } from '../components/Toasts.tsx';
+import { formatResources, formatWhen, plural, sessionTitle, stateBadge } from '../format.ts';
+import { useNow } from '../hooks.ts';
+import { useLiveEvent } from '../live.ts';
+import type { PageProps } from '../pages.ts';
+import type { FreeTable, SessionView } from '../types.ts';
+import '../components/admin.css';
+
+type AdminSession = SessionView & { user: string };
+
+interface AdminJob {
+  id: number;
+  cluster: string;
+  jobId: string;
+  name: string;
+  user: string;
+  partition: string | null;
+  state: string;
+  reason: string | null;
+  exitCode: number | null;
+  submittedAt: number;
+}
+
+interface ClusterJob {
+  jobId: string;
+  name: string;
+  user: string;
+  state: string;
+  reason: string | null;
+  partition: string | null;
+  nodes: string | null;
+  cpus: number | null;
+  gpus: number | null;
+  session: string | null;
+}
+
+interface AdminCluster {
+  name: string;
+  title: string;
+  backend: string;
+  drained: boolean;
+  drainedByConfig: boolean;
+  reachable: boolean;
+  error: string | null;
+  allowGroups: string[];
+  free: FreeTable;
+  jobs: ClusterJob[];
+}
+
+interface AuditEntry {
+  id: number;
+  at: number;
+  actor: string | null;
+  action: string;
+  target: string | null;
+  ip: string | null;
+  ok: boolean;
+}
+
+const TABS = [
+  ['sessions', 'Sessions'],
+  ['jobs', 'Jobs'],
+  ['clusters', 'Clusters'],
+  ['announcements', 'Announcements'],
+  ['audit', 'Audit log'],
+] as const;
+type Tab = (typeof TABS)[number][0];
+
+function message(e: unknown): string {
+  return sentence(e instanceof ApiError || e instanceof Error ? e.message : String(e));
+}
+
+export function AdminPage(_props: PageProps) {
+  const [tab, setTab] = useState<Tab>(() => {
+    const h = location.hash.slice(1);
+    return (TABS.find(([id]) => id === h)?.[0] ?? 'sessions') as Tab;
+  });
+  const choose = (t: Tab) => {
+    setTab(t);
+    history.replaceState(null, '', `#${t}`);
+  };
+  return (
+    <div className="admin">
+      <h1 className="visually-hidden">Administration</h1>
+      <div className="admin-tabs" role="tablist" aria-label="Administration">
+        {TABS.map(([id, label]) => (
+          <button
+            key={id}
+            type="button"
+            role="tab"
+            id={`admin-tab-${id}`}
+            aria-selected={tab === id}
+            aria-controls={`admin-panel-${id}`}
+            className="admin-tab"
+            onClick={() => choose(id)}
+          >
+            {label}
+          </button>
+        ))}
+      </div>
+      <div role="tabpanel" id={`admin-panel-${tab}`} aria-labelledby={`admin-tab-${tab}`}>
+        {tab === 'sessions' && <SessionsTab />}
+        {tab === 'jobs' && <JobsTab />}
+        {tab === 'clusters' && <ClustersTab />}
+        {tab === 'announcements' && <AnnouncementsTab />}
+        {tab === 'audit' && <AuditTab />}
+      </div>
+    </div>
+  );
+}
+
+function useLoad<T>(path: string): { data: T | null; error: string | null; reload(): Promise<void> } {
+  const [data, setData] = useState<T | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const reload = useCallback(async () => {
+    try {
+      setData(await get<T>(path));
+      setError(null);
+    } catch (e) {
+      setError(message(e));
+    }
+  }, [path]);
+  useEffect(() => {
+    void reload();
+  }, [reload]);
+  return { data, error, reload };
+}
+
+function LoadError({ error }: { error: string | null }) {
+  return error ? (
+    <p className="alert alert-bad" role="alert">
+      {error}
+    </p>
+  ) : null;
+}
+
+function SessionsTab() {
+  const [all, setAll] = useState(false);
+  const { data, error, reload } = useLoad<{ sessions: AdminSession[] }>(
+    `/api/admin/sessions${all ? '' : '?state=active'}`,
+  );
+  const [stopping, setStopping] = useState<AdminSession | null>(null);
+  const { notify } = useToasts();
+  const now = useNow(10_000);
+  // Any session change anywhere: re-read the list (admins get these events), at most once a second.
+  const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useLiveEvent('admin.session', () => {
+    pending.current ??= setTimeout(() => {
+      pending.current = null;
+      void reload();
+    }, 1000);
+  });
+  useEffect(() => () => clearTimeout(pending.current ?? undefined), []);
+
+  const stop = async (s: AdminSession) => {
+    setStopping(null);
+    try {
+      await post(`/api/admin/sessions/${encodeURIComponent(s.id)}/stop`);
+      notify({
+        tone: 'ok',
+        title: `Stopping ${s.user}'s ${sessionTitle(s)}`,
+        message: 'The user is told an administrator stopped it.',
+      });
+      await reload();
+    } catch (e) {
+      notify({ tone: 'bad', title: 'The session could not be stopped', message: message(e) });
+    }
+  };
+
+  const sessions = data?.sessions ?? [];
+  return (
+    <section className="card" aria-labelledby="admin-sessions-title">
+      <div className="card-head">
+        <h2 id="admin-sessions-title">{all ? 'All sessions' : 'Active sessions'}</h2>
+        <label className="small">
+          <input type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} /> include ended
+        </label>
+      </div>
+      <LoadError error={error} />
+      {data && sessions.length === 0 && <p className="empty">No sessions.</p>}
+      {sessions.length > 0 && (
+        <div className="table-wrap">
+          <table className="table" aria-labelledby="admin-sessions-title">
+            <thead>
+              <tr>
+                <th scope="col">User</th>
+                <th scope="col">Session</th>
+                <th scope="col">Cluster</th>
+                <th scope="col">State</th>
+                <th scope="col">Resources</th>
+                <th scope="col">Started</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {sessions.map((s) => {
+                const badge = stateBadge(s.displayState);
+                const active = !['ended', 'failed'].includes(s.state);
+                return (
+                  <tr key={s.id} data-session={s.id} data-state={s.state}>
+                    <td className="strong">{s.user}</td>
+                    <td>
+                      {sessionTitle(s)}
+                      <span className="sub">
+                        {s.id}
+                        {s.jobId ? ` · job ${s.jobId}` : ''}
+                      </span>
+                    </td>
+                    <td>{s.cluster}</td>
+                    <td>
+                      <span className={`badge badge-${badge.tone}`}>{badge.label}</span>
+                      {s.reason && <span className="sub">{s.reason}</span>}
+                    </td>
+                    <td>{formatResources(s)}</td>
+                    <td className="nowrap">{formatWhen(s.startedAt ?? s.createdAt, now)}</td>
+                    <td className="actions">
+                      {active && (
+                        <button
+                          type="button"
+                          className="btn btn-small btn-danger-outline"
+                          disabled={s.state === 'ending'}
+                          onClick={() => setStopping(s)}
+                          aria-label={`Stop ${s.user}'s session ${s.id}`}
+                        >
+                          {s.state === 'ending' ? 'Stopping…' : 'Stop'}
+                        </button>
+                      )}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {stopping && (
+        <ConfirmDialog
+          title={`Stop ${stopping.user}'s ${sessionTitle(stopping)}?`}
+          confirmLabel="Stop session"
+          cancelLabel="Keep it running"
+          danger
+          onConfirm={() => void stop(stopping)}
+          onCancel={() => setStopping(null)}
+        >
+          <p>
+            The job is cancelled. {stopping.user} sees that an administrator stopped it; anything unsaved in
+            the session is lost.
+          </p>
+        </ConfirmDialog>
+      )}
+    </section>
+  );
+}
+
+function JobsTab() {
+  const { data, error } = useLoad<{ jobs: AdminJob[] }>('/api/admin/jobs');
+  const now = useNow(30_000);
+  const jobs = data?.jobs ?? [];
+  return (
+    <section className="card" aria-labelledby="admin-jobs-title">
+      <div className="card-head">
+        <h2 id="admin-jobs-title">Batch jobs</h2>
+        <span className="muted">submitted through the gateway; the clusters tab shows each queue</span>
+      </div>
+      <LoadError error={error} />
+      {data && jobs.length === 0 && <p className="empty">No batch jobs.</p>}
+      {jobs.length > 0 && (
+        <div className="table-wrap">
+          <table className="table table-compact" aria-labelledby="admin-jobs-title">
+            <thead>
+              <tr>
+                <th scope="col">User</th>
+                <th scope="col">Cluster</th>
+                <th scope="col">Job</th>
+                <th scope="col">Name</th>
+                <th scope="col">State</th>
+                <th scope="col">Submitted</th>
+                <th scope="col" className="num">
+                  Exit
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {jobs.map((j) => (
+                <tr key={j.id}>
+                  <td>{j.user}</td>
+                  <td>{j.cluster}</td>
+                  <td>{j.jobId}</td>
+                  <td>{j.name}</td>
+                  <td>
+                    {j.state}
+                    {j.reason && <span className="sub">{j.reason}</span>}
+                  </td>
+                  <td className="nowrap">{formatWhen(j.submittedAt, now)}</td>
+                  <td className="num">{j.exitCode ?? '—'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function ClustersTab() {
+  const { data, error, reload } = useLoad<{ clusters: AdminCluster[] }>('/api/admin/clusters');
+  const { notify } = useToasts();
+  useLiveEvent('resources', () => void reload());
+  useLiveEvent('cluster', () => void reload());
+  const toggle = async (c: AdminCluster) => {
+    try {
+      await post(`/api/admin/clusters/${encodeURIComponent(c.name)}/${c.drained ? 'undrain' : 'drain'}`);
+      notify({
+        tone: 'ok',
+        title: c.drained ? `${c.title} is open again` : `${c.title} is drained`,
+        message: c.drained ? 'Users may start sessions there.' : 'No new sessions; running ones continue.',
+      });
+      await reload();
+    } catch (e) {
+      notify({ tone: 'bad', title: 'The cluster could not be changed', message: message(e) });
+    }
+  };
+  return (
+    <div className="admin-clusters">
+      <LoadError error={error} />
+      {(data?.clusters ?? []).map((c) => (
+        <section
+          key={c.name}
+          className="card"
+          aria-labelledby={`admin-cluster-${c.name}`}
+          data-cluster={c.name}
+        >
+          <div className="card-head">
+            <h2 id={`admin-cluster-${c.name}`}>
+              {c.title}{' '}
+              <span className="muted small">
+                ({c.name}, {c.backend})
+              </span>
+            </h2>
+            <span className={`badge badge-${c.drained ? 'warn' : c.reachable ? 'ok' : 'bad'}`}>
+              {c.drained ? 'drained' : c.reachable ? 'open' : 'unreachable'}
+            </span>
+          </div>
+          {c.error && <p className="alert alert-bad">{c.error}</p>}
+          <p>
+            <button
+              type="button"
+              className={`btn btn-small ${c.drained ? 'btn-primary' : 'btn-danger-outline'}`}
+              onClick={() => void toggle(c)}
+            >
+              {c.drained ? `Open ${c.title} for new sessions` : `Drain ${c.title}`}
+            </button>{' '}
+            <span className="muted small">
+              {c.drainedByConfig ? 'drained in the configuration; ' : ''}
+              {c.allowGroups.length > 0 ? `only for ${c.allowGroups.join(', ')}` : 'open to every user'}
+            </span>
+          </p>
+          <div className="split">
+            <div className="table-wrap">
+              <table className="table table-compact">
+                <caption>Queue ({plural(c.jobs.length, 'job')})</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Job</th>
+                    <th scope="col">User</th>
+                    <th scope="col">State</th>
+                    <th scope="col">Partition</th>
+                    <th scope="col">Nodes</th>
+                    <th scope="col" className="num">
+                      Cores
+                    </th>
+                    <th scope="col" className="num">
+                      GPUs
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {c.jobs.map((j) => (
+                    <tr key={j.jobId}>
+                      <td>
+                        {j.jobId}
+                        <span className="sub">{j.session ? `session ${j.session}` : j.name}</span>
+                      </td>
+                      <td>{j.user}</td>
+                      <td>
+                        {j.state}
+                        {j.reason && <span className="sub">{j.reason}</span>}
+                      </td>
+                      <td>{j.partition ?? '—'}</td>
+                      <td>{j.nodes ?? '—'}</td>
+                      <td className="num">{j.cpus ?? '—'}</td>
+                      <td className="num">{j.gpus ?? 0}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+            <FreeNow title={c.title} table={c.free} />
+          </div>
+        </section>
+      ))}
+    </div>
+  );
+}
+
+function AnnouncementsTab() {
+  const { data, error, reload } = useLoad<{
+    announcements: (AnnouncementView & { active: boolean; author: string | null })[];
+  }>('/api/admin/announcements');
+  const { notify } = useToasts();
+  const [text, setText] = useState('');
+  const [level, setLevel] = useState('info');
+  const [hours, setHours] = useState('');
+  const [formError, setFormError] = useState<string | null>(null);
+  const now = useNow(30_000);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    try {
+      await post('/api/admin/announcements', { message: text, level, hours: hours || undefined });
+      setText('');
+      setHours('');
+      setFormError(null);
+      notify({ tone: 'ok', title: 'Announcement posted', message: 'Every signed-in user sees it now.' });
+      await reload();
+    } catch (err) {
+      setFormError(message(err));
+    }
+  };
+  const expire = async (id: number) => {
+    try {
+      await post(`/api/admin/announcements/${id}/expire`);
+      await reload();
+    } catch (err) {
+      notify({ tone: 'bad', title: 'Could not take it down', message: message(err) });
+    }
+  };
+  const list = data?.announcements ?? [];
+  return (
+    <>
+      <section className="card admin-announce" aria-labelledby="admin-announce-title">
+        <h2 id="admin-announce-title">Post an announcement</h2>
+        <form onSubmit={(e) => void submit(e)}>
+          <div className="field">
+            <label htmlFor="announce-text">Message</label>
+            <textarea
+              id="announce-text"
+              value={text}
+              maxLength={1000}
+              required
+              onChange={(e) => setText(e.target.value)}
+              aria-invalid={formError ? true : undefined}
+            />
+          </div>
+          <div className="admin-toolbar">
+            <div className="field">
+              <label htmlFor="announce-level">Level</label>
+              <select id="announce-level" value={level} onChange={(e) => setLevel(e.target.value)}>
+                <option value="info">Information</option>
+                <option value="warning">Warning</option>
+                <option value="critical">Critical</option>
+              </select>
+            </div>
+            <div className="field">
+              <label htmlFor="announce-hours">Hours shown (empty: until taken down)</label>
+              <input
+                id="announce-hours"
+                type="number"
+                min="0.1"
+                step="0.1"
+                value={hours}
+                onChange={(e) => setHours(e.target.value)}
+              />
+            </div>
+            <button type="submit" className="btn btn-primary">
+              Post
+            </button>
+          </div>
+          {formError && (
+            <p className="field-error" role="alert">
+              {formError}
+            </p>
+          )}
+        </form>
+      </section>
+      <section className="card" aria-labelledby="admin-announcements-title">
+        <h2 id="admin-announcements-title">Announcements</h2>
+        <LoadError error={error} />
+        {data && list.length === 0 && <p className="empty">None yet.</p>}
+        {list.length > 0 && (
+          <table className="table table-compact" aria-labelledby="admin-announcements-title">
+            <thead>
+              <tr>
+                <th scope="col">Message</th>
+                <th scope="col">Level</th>
+                <th scope="col">Posted</th>
+                <th scope="col">Until</th>
+                <th scope="col">
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {list.map((a) => {
+                const shown = a.active && (!a.expiresAt || a.expiresAt > now);
+                return (
+                  <tr key={a.id}>
+                    <td>{a.message}</td>
+                    <td>{a.level}</td>
+                    <td className="nowrap">
+                      {formatWhen(a.at, now)}
+                      {a.author ? ` by ${a.author}` : ''}
+                    </td>
+                    <td className="nowrap">{a.expiresAt ? new Date(a.expiresAt).toLocaleString() : '—'}</td>
+                    <td className="actions">
+                      {shown ? (
+                        <button type="button" className="btn btn-small" onClick={() => void expire(a.id)}>
+                          Take down
+                        </button>
+                      ) : (
+                        <span className="muted">not shown</span>
+                      )}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </table>
+        )}
+      </section>
+    </>
+  );
+}
+
+function AuditTab() {
+  const { data, error } = useLoad<{ entries: AuditEntry[] }>('/api/admin/audit?limit=200');
+  const now = useNow(30_000);
+  return (
+    <section className="card" aria-labelledby="admin-audit-title">
+      <h2 id="admin-audit-title">Audit log</h2>
+      <LoadError error={error} />
+      {(data?.entries ?? []).length > 0 && (
+        <div className="table-wrap">
+          <table className="table table-compact" aria-labelledby="admin-audit-title">
+            <thead>
+              <tr>
+                <th scope="col">When</th>
+                <th scope="col">Who</th>
+                <th scope="col">Action</th>
+                <th scope="col">Target</th>
+                <th scope="col">Address</th>
+                <th scope="col">Result</th>
+              </tr>
+            </thead>
+            <tbody>
+              {data!.entries.map((e) => (
+                <tr key={e.id}>
+                  <td className="nowrap">{formatWhen(e.at, now)}</td>
+                  <td>{e.actor ?? '—'}</td>
+                  <td>{e.action}</td>
+                  <td>{e.target ?? ''}</td>
+                  <td>{e.ip ?? ''}</td>
+                  <td>{e.ok ? 'ok' : 'refused'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,360 @@
+// Queue: the partitions' queues as far as the user may see them (with PrivateData=jobs, their own jobs
+// plus counts per partition), with filters, and the cluster status: nodes by state, load per partition,
+// GPUs in use. Everything comes from the gateway's one shared poll; the page refreshes after each poll.
+import { useCallback, useEffect, useRef, useState } from 'react';
+import { get, sentence } from '../api.ts';
+import { formatWhen } from '../format.ts';
+import { useNow } from '../hooks.ts';
+import { type ClusterStatus, formatLimit, formatMemory, jobBadge, type QueueView } from '../jobs-format.ts';
+import { useLiveEvent, useLiveReconnect } from '../live.ts';
+import type { PageProps } from '../pages.ts';
+import { Link } from '../router.tsx';
+import type { ClusterView } from '../types.ts';
+import './jobs.css';
+
+const STATES: [string, string][] = [
+  ['active', 'Pending and running'],
+  ['pending', 'Pending'],
+  ['running', 'Running'],
+  ['finished', 'Recently finished'],
+  ['all', 'All'],
+];
+
+export function QueuePage({ me }: PageProps) {
+  const [clusters, setClusters] = useState<ClusterView[] | null>(null);
+  const [cluster, setCluster] = useState('');
+  const [partition, setPartition] = useState('');
+  const [state, setState] = useState('active');
+  const [mine, setMine] = useState(false);
+  const [user, setUser] = useState('');
+  const [queue, setQueue] = useState<QueueView | null>(null);
+  const [status, setStatus] = useState<ClusterStatus | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const now = useNow(15_000);
+
+  useEffect(() => {
+    void (async () => {
+      try {
+        const r = await get<{ clusters: ClusterView[] }>('/api/clusters');
+        setClusters(r.clusters);
+        setCluster((c) => c || (r.clusters[0]?.name ?? ''));
+      } catch (e) {
+        setError(sentence(e instanceof Error ? e.message : String(e)));
+      }
+    })();
+  }, []);
+
+  const load = useCallback(async () => {
+    if (!cluster) return;
+    const qs = new URLSearchParams({ cluster, state });
+    if (partition) qs.set('partition', partition);
+    if (mine) qs.set('mine', '1');
+    if (user.trim()) qs.set('user', user.trim());
+    try {
+      const [q, s] = await Promise.all([
+        get<QueueView>(`/api/queue?${qs}`),
+        get<ClusterStatus>(`/api/clusters/${encodeURIComponent(cluster)}/status`),
+      ]);
+      setQueue(q);
+      setStatus(s);
+      setError(null);
+    } catch (e) {
+      setError(sentence(e instanceof Error ? e.message : String(e)));
+    }
+  }, [cluster, partition, state, mine, user]);
+  useEffect(() => {
+    void load();
+  }, [load]);
+  useLiveReconnect(() => void load());
+  // The server announces every poll (the free-resources table): read the new view, at most every 3 s.
+  const last = useRef(0);
+  useLiveEvent<{ cluster?: string }>('resources', (d) => {
+    if (d?.cluster !== cluster || Date.now() - last.current < 3_000) return;
+    last.current = Date.now();
+    void load();
+  });
+
+  const partitions = status?.partitions.map((p) => p.name) ?? [];
+  return (
+    <div className="dashboard queue">
+      <h1 className="visually-hidden">Queue</h1>
+      {error && (
+        <p className="alert alert-bad" role="alert">
+          {error}
+        </p>
+      )}
+      <section className="card" aria-labelledby="queue-title">
+        <div className="card-head">
+          <h2 id="queue-title">Queue</h2>
+          {queue && (
+            <span className="muted">
+              {queue.at > 0 ? `as of ${formatWhen(queue.at * 1000, now)}` : 'waiting for the first look'}
+              {!queue.fresh && queue.at > 0 ? ' (the scheduler does not answer right now)' : ''}
+            </span>
+          )}
+        </div>
+        <form className="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filters">
+          {clusters && clusters.length > 1 && (
+            <label>
+              Cluster
+              <select value={cluster} onChange={(e) => setCluster(e.target.value)}>
+                {clusters.map((c) => (
+                  <option key={c.name} value={c.name}>
+                    {c.title}
+                  </option>
+                ))}
+              </select>
+            </label>
+          )}
+          <label>
+            Partition
+            <select value={partition} onChange={(e) => setPartition(e.target.value)} name="partition">
+              <option value="">All</option>
+              {partitions.map((p) => (
+                <option key={p} value={p}>
+                  {p}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            State
+            <select value={state} onChange={(e) => setState(e.target.value)} name="state">
+              {STATES.map(([v, l]) => (
+                <option key={v} value={v}>
+                  {l}
+                </option>
+              ))}
+            </select>
+          </label>
+          {!queue?.privateJobs && (
+            <label>
+              User
+              <input
+                type="text"
+                value={user}
+                onChange={(e) => setUser(e.target.value)}
+                placeholder="any"
+                size={10}
+                name="user"
+              />
+            </label>
+          )}
+          <label className="check">
+            <input type="checkbox" checked={mine} onChange={(e) => setMine(e.target.checked)} name="mine" />{' '}
+            Only mine
+          </label>
+        </form>
+        {queue?.privateJobs && (
+          <p className="muted small">
+            This cluster keeps jobs private: you see your own jobs, and how many jobs of everybody wait or run
+            in each partition.
+          </p>
+        )}
+        {queue && queue.partitions.length > 0 && (
+          <ul className="counts" aria-label="Jobs per partition">
+            {queue.partitions.map((p) => (
+              <li key={p.partition}>
+                <strong>{p.partition}</strong> {p.running} running · {p.pending} pending
+                {p.other > 0 ? ` · ${p.other} other` : ''}
+              </li>
+            ))}
+          </ul>
+        )}
+        {queue && queue.jobs.length === 0 && <p className="empty">No jobs match.</p>}
+        {queue && queue.jobs.length > 0 && (
+          <div className="table-wrap">
+            <table className="table table-compact queue-table">
+              <caption className="visually-hidden">Jobs in the queue</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Job</th>
+                  <th scope="col">User</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Partition</th>
+                  <th scope="col" className="num">
+                    Cores
+                  </th>
+                  <th scope="col">Memory</th>
+                  <th scope="col" className="num">
+                    GPUs
+                  </th>
+                  <th scope="col">Nodes / start</th>
+                  <th scope="col">Limit</th>
+                </tr>
+              </thead>
+              <tbody>
+                {queue.jobs.map((j) => {
+                  const b = jobBadge(j.state);
+                  return (
+                    <tr key={j.jobId} data-job={j.jobId} className={j.mine ? 'mine' : undefined}>
+                      <td>
+                        {j.mine ? (
+                          <Link
+                            href={`/jobs/${encodeURIComponent(queue.cluster)}/${encodeURIComponent(j.jobId)}`}
+                          >
+                            {j.jobId}
+                          </Link>
+                        ) : (
+                          j.jobId
+                        )}{' '}
+                        <span className="muted">{j.name}</span>
+                      </td>
+                      <td>{j.user === me.unixUser ? <strong>{j.user}</strong> : j.user}</td>
+                      <td>
+                        <span className={`badge badge-${b.tone}`}>{b.label}</span>
+                        {j.state === 'pending' && (
+                          <span className="sub">
+                            {[j.reason, j.position ? `${j.position} of ${j.pendingInPartition}` : null]
+                              .filter(Boolean)
+                              .join(' · ')}
+                          </span>
+                        )}
+                      </td>
+                      <td>{j.partition ?? '—'}</td>
+                      <td className="num">{j.cpus ?? '—'}</td>
+                      <td>{formatMemory(j.memoryMb)}</td>
+                      <td className="num">{j.gpus ?? 0}</td>
+                      <td>
+                        {j.state === 'pending'
+                          ? j.startTime
+                            ? `expected ${formatWhen(j.startTime * 1000, now)}`
+                            : '—'
+                          : (j.nodes ?? '—')}
+                      </td>
+                      <td className="nowrap">{formatLimit(j.timeLimitMinutes)}</td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+        )}
+        {queue?.truncated && (
+          <p className="muted small">
+            Showing {queue.jobs.length} of {queue.matched} jobs.
+          </p>
+        )}
+      </section>
+      {status && <StatusCard status={status} />}
+    </div>
+  );
+}
+
+function StatusCard({ status }: { status: ClusterStatus }) {
+  const t = status.totals;
+  return (
+    <section className="card" aria-labelledby="status-title">
+      <div className="card-head">
+        <h2 id="status-title">Cluster status</h2>
+        <span className="muted">
+          {t.nodes} nodes · {t.allocCpus} of {t.cpus} cores in use
+          {t.gpus > 0 ? ` · ${t.allocGpus} of ${t.gpus} GPUs in use` : ''}
+        </span>
+      </div>
+      <ul className="counts" aria-label="Nodes by state">
+        {Object.entries(status.nodesByState)
+          .sort((a, b) => b[1] - a[1])
+          .map(([s, n]) => (
+            <li key={s} data-node-state={s}>
+              <strong>{n}</strong> {s}
+            </li>
+          ))}
+      </ul>
+      <div className="table-wrap">
+        <table className="table table-compact">
+          <caption className="visually-hidden">Load per partition</caption>
+          <thead>
+            <tr>
+              <th scope="col">Partition</th>
+              <th scope="col">Cores in use</th>
+              <th scope="col">GPUs in use</th>
+              <th scope="col" className="num">
+                Running
+              </th>
+              <th scope="col" className="num">
+                Pending
+              </th>
+              <th scope="col">Longest job</th>
+            </tr>
+          </thead>
+          <tbody>
+            {status.partitions.map((p) => (
+              <tr key={p.name} data-partition={p.name}>
+                <th scope="row">
+                  {p.name}
+                  {p.isDefault ? <span className="muted"> (default)</span> : null}
+                </th>
+                <td>
+                  <meter
+                    min={0}
+                    max={Math.max(1, p.cpus)}
+                    value={p.allocCpus}
+                    aria-label={`cores in use in ${p.name}`}
+                  />{' '}
+                  {p.allocCpus} / {p.cpus}
+                </td>
+                <td>
+                  {p.gpus > 0 ? (
+                    <>
+                      <meter
+                        min={0}
+                        max={p.gpus}
+                        value={p.allocGpus}
+                        aria-label={`GPUs in use in ${p.name}`}
+                      />{' '}
+                      {p.allocGpus} / {p.gpus}
+                    </>
+                  ) : (
+                    <span className="muted">none</span>
+                  )}
+                </td>
+                <td className="num">{p.running}</td>
+                <td className="num">{p.pending}</td>
+                <td>{formatLimit(p.maxTimeMinutes)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {status.nodes && (
+        <details className="recent">
+          <summary>Nodes ({status.nodes.length})</summary>
+          <div className="table-wrap">
+            <table className="table table-compact">
+              <caption className="visually-hidden">Nodes</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Node</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Partitions</th>
+                  <th scope="col">Cores in use</th>
+                  <th scope="col">Memory in use</th>
+                  <th scope="col">GPUs in use</th>
+                </tr>
+              </thead>
+              <tbody>
+                {status.nodes.map((n) => (
+                  <tr key={n.name}>
+                    <th scope="row">{n.name}</th>
+                    <td>{n.state}</td>
+                    <td>{n.partitions.join(', ')}</td>
+                    <td>
+                      {n.allocCpus} / {n.cpus}
+                    </td>
+                    <td>
+                      {formatMemory(n.allocMemoryMb)} / {formatMemory(n.memoryMb)}
+                    </td>
+                    <td>
+                      {n.gpus > 0 ? `${n.allocGpus} / ${n.gpus}${n.gpuType ? ` ${n.gpuType}` : ''}` : '—'}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </details>
+      )}
+    </section>
+  );
+}
