@@ -305,6 +305,7 @@ async function main(): Promise<void> {
         heartbeatToken = r.json.heartbeatToken;
         break;
       }
+      if (r.status >= 500) throw new Error(`the gateway asks to report again (HTTP ${r.status})`);
       log(`the gateway refused the report (HTTP ${r.status}); stopping`);
       await stopApp('refused by the gateway');
       process.exit(1);

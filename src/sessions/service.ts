@@ -105,6 +105,8 @@ const UNKNOWN_GRACE_MS = 5_000;
 
 export class SessionService {
   private readonly usernames = new Map<number, string>();
+  /** Owner's Unix user per user id: jobs are matched by tag only when they belong to the owner. */
+  private readonly unixUsers = new Map<number, string>();
 
   constructor(private readonly d: SessionServiceDeps) {
     for (const c of d.clusters.values()) c.poller.onSnapshot((name, snap) => this.reconcile(name, snap));
@@ -112,6 +114,15 @@ export class SessionService {
 
   private app(id: string): AppDefinition | undefined {
     return this.d.cfg.appCatalogue.find((a) => a.id === id);
+  }
+
+  private async unixUserOf(userId: number): Promise<string> {
+    let n = this.unixUsers.get(userId);
+    if (!n) {
+      n = (await findUserById(this.d.db, userId))?.unix_user ?? '';
+      this.unixUsers.set(userId, n);
+    }
+    return n;
   }
 
   private async usernameOf(userId: number): Promise<string> {
@@ -452,15 +463,17 @@ export class SessionService {
     }
     // The app must be where the scheduler put the job: an agent cannot point the proxy anywhere else (SSRF).
     const cluster = this.d.clusters.get(row.cluster);
-    if (cluster && row.job_id) {
-      let job = findJob(cluster.poller.latestGood, row);
-      if (!job || job.state !== 'running' || !job.nodeAddress)
-        job = findJob(await cluster.poller.pollNow(), row);
-      if (
-        job?.nodeAddress &&
-        job.nodeAddress !== report.host &&
-        !(isLoopback(job.nodeAddress) && isLoopback(report.host))
-      ) {
+    if (cluster) {
+      const owner = await this.unixUserOf(row.user_id);
+      let job = findJob(cluster.poller.latestGood, row, owner);
+      if (!job || job.state !== 'running' || !job.nodeAddress) {
+        const snap = await cluster.poller.pollNow();
+        // Not knowing where the job runs is not a reason to trust the agent: it asks again (503).
+        if (!snap.ok) return refuse(503, 'the scheduler cannot be reached; report again later');
+        job = findJob(snap, row, owner);
+      }
+      if (!job?.nodeAddress) return refuse(503, 'the job is not listed as running yet; report again later');
+      if (job.nodeAddress !== report.host && !(isLoopback(job.nodeAddress) && isLoopback(report.host))) {
         return refuse(403, `host ${report.host} is not the job's node (${job.nodeAddress})`);
       }
     }
@@ -653,7 +666,7 @@ export class SessionService {
   }
 
   private async reconcileOne(row: SessionRow, snap: PollSnapshot, now: number): Promise<void> {
-    const job = findJob(snap, row);
+    const job = findJob(snap, row, await this.unixUserOf(row.user_id));
     if (row.state === 'requested') {
       if (job && !row.job_id) {
         // A submit that was interrupted (gateway stopped, sbatch timed out) but did create a job: adopt it.
@@ -777,13 +790,14 @@ function describeEvent(e: SessionEvent): string {
   }
 }
 
-function findJob(snap: PollSnapshot | null, row: SessionRow): JobInfo | undefined {
+/** The session's job: by id, else by its tag; users set comments too, so a tag match must be the owner's job. */
+function findJob(snap: PollSnapshot | null, row: SessionRow, ownerUnixUser: string): JobInfo | undefined {
   if (!snap) return undefined;
   if (row.job_id) {
     const byId = snap.jobs.find((j) => j.jobId === row.job_id);
     if (byId) return byId;
   }
-  return snap.jobs.find((j) => j.comment === row.id);
+  return snap.jobs.find((j) => j.comment === row.id && j.user === ownerUnixUser);
 }
 
 function finishedReason(job: JobInfo, row: SessionRow): string {
