@@ -25,7 +25,7 @@ export async function collectReport(extra: Extra = () => ({})): Promise<ProbeRep
     if (type === 'Socket' && openSockets.length < 20) {
       const s = h as import('node:net').Socket;
       openSockets.push(
-        `${s.localPort ?? '?'}<->${s.remotePort ?? '?'} ${s.readyState} destroyed=${s.destroyed} readable=${s.readable} writable=${s.writable} flowing=${s.readableFlowing} buffered=${s.readableLength} wEnded=${s.writableEnded} wFinished=${s.writableFinished} wLen=${s.writableLength} finishL=${s.listenerCount("finish")} endL=${s.listenerCount("end")} closeL=${s.listenerCount("close")} dataL=${s.listenerCount("data")}`,
+        `${s.localPort ?? '?'}<->${s.remotePort ?? '?'} ${s.readyState} destroyed=${s.destroyed} readable=${s.readable} writable=${s.writable} flowing=${s.readableFlowing} buffered=${s.readableLength} wEnded=${s.writableEnded} wFinished=${s.writableFinished} wLen=${s.writableLength} finishL=${s.listenerCount('finish')} endL=${s.listenerCount('end')} closeL=${s.listenerCount('close')} dataL=${s.listenerCount('data')}`,
       );
     }
   }

@@ -13,7 +13,8 @@
 // Env: BENCH_SECONDS (measured seconds per cell, 4), BENCH_WARMUP (seconds before each cell, 1),
 //      BENCH_ROUNDS (HTTP rounds, 3), BENCH_WS_ROUNDS (2), BENCH_HTTP_CONNS (10,50,200),
 //      BENCH_WS_CONNS (10,50,200), BENCH_TARGETS (direct,ours,chp,chp_keepalive),
-//      BENCH_CYCLES (50000), BENCH_CHURN (ours,chp; "none" to skip), BENCH_NO_PIN=1, BENCH_NO_SAVE=1.
+//      BENCH_CYCLES (50000), BENCH_CHURN (ours,chp; "none" to skip), BENCH_NO_PIN=1, BENCH_NO_SAVE=1,
+//      BENCH_PROFILE=1 (CPU profile of the gateway during its first c=50 HTTP cell, in the temp dir).
 // Quick smoke run: BENCH_SECONDS=1 BENCH_WARMUP=0 BENCH_ROUNDS=1 BENCH_WS_ROUNDS=1 BENCH_CYCLES=2000
 // Output: tables, bench/results/proxy-<date>.json and proxy-latest.json, and as the last line a JSON
 // summary with the ratios and the goals.
@@ -21,6 +22,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  ask,
   CPU_LOAD,
   CPU_PROXY,
   cpuMicros,
@@ -64,6 +66,8 @@ const CHURN = list(process.env.BENCH_CHURN, 'ours,chp').filter((k) => k !== 'non
   'direct'
 >[];
 const SESSION = 'bench0001';
+/** BENCH_PROFILE=1: a CPU profile of the gateway during its first c=50 HTTP cell (written to the temp dir). */
+const PROFILE = process.env.BENCH_PROFILE === '1';
 
 const log = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -115,13 +119,18 @@ async function wsEcho(t: Target, connections: number, seconds: number, warmup: n
   };
 }
 
-async function httpCell(t: Target, c: number): Promise<HttpSample> {
+async function httpCell(t: Target, c: number, profileTo?: string): Promise<HttpSample> {
   const url = t.base + routePath(SESSION);
   const headers = Object.entries(t.headers).map(([k, v]) => `${k}: ${v}`);
   if (WARMUP > 0) await wrk(url, c, WARMUP, headers);
+  if (profileTo && t.child) await ask(t.child, { type: 'profile-start' });
   const cpu0 = t.child ? cpuMicros(t.child.pid) : null;
   const r = await wrk(url, c, SECONDS, headers);
   const cpu1 = t.child ? cpuMicros(t.child.pid) : null;
+  if (profileTo && t.child) {
+    await ask(t.child, { type: 'profile-stop', file: profileTo });
+    log(`  CPU profile of ${t.kind} at c=${c} (${r.requests} requests): ${profileTo}`);
+  }
   if (r.non2xx || r.socketErrors)
     log(`  warning: ${t.kind} c=${c}: ${r.non2xx} non-2xx, ${r.socketErrors} socket errors`);
   return {
@@ -236,7 +245,11 @@ async function main(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) {
       for (const c of HTTP_CONNS) {
         for (const kind of rotate(KINDS, r + c)) {
-          const s = await httpCell(targets.get(kind)!, c);
+          const profile =
+            PROFILE && kind === 'ours' && c === 50 && r === 0
+              ? path.join(os.tmpdir(), `atrium-proxy-${Date.now()}.cpuprofile`)
+              : undefined;
+          const s = await httpCell(targets.get(kind)!, c, profile);
           push(http[kind]!, `c${c}`, s);
           log(
             `  round ${r + 1} http ${kind.padEnd(13)} c=${String(c).padEnd(3)} ${fmtK(s.rps).padStart(6)} req/s  p99 ${fmtMs(s.p99Ms).padStart(9)}` +

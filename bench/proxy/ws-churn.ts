@@ -146,10 +146,16 @@ export async function runChurn(
 const mb = (n: number) => `${(n / 1048576).toFixed(1)} MB`;
 
 export function describeChurn(r: ChurnResult): string {
+  const types = (p: ProbeReport) =>
+    p.handleTypes
+      ? ` (${Object.entries(p.handleTypes)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')})`
+      : '';
   const extra = (p: ProbeReport) =>
     p.openWebSockets === undefined
-      ? `handles ${p.handles}`
-      : `handles ${p.handles}, open WS ${p.openWebSockets}, client conns ${p.serverConnections}, agent active ${p.agentSockets} free ${p.agentFreeSockets}`;
+      ? `handles ${p.handles}${types(p)}`
+      : `handles ${p.handles}${types(p)}, open WS ${p.openWebSockets}, client conns ${p.serverConnections}, agent active ${p.agentSockets} free ${p.agentFreeSockets}`;
   return [
     `${r.kind}: ${r.cycles} cycles in ${Number(r.load.seconds).toFixed(1)} s (ok ${r.load.ok}, flaky dropped ${r.load.flakyDropped}, refused ${r.load.refused}, errors ${r.load.errors}, stuck ${r.load.stuck}; flaky app restarted ${r.flakyRestarts}×)`,
     `  fresh:  RSS ${mb(r.fresh.rss)}, heap ${mb(r.fresh.heapUsed)}; ${extra(r.fresh)}`,

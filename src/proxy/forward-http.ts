@@ -41,11 +41,18 @@ function fastPathApplies(server: ProxyServer): boolean {
   return ok && !FORCE_FETCH_PATH;
 }
 
+// A URL made only of these characters, with a non-empty query if any, no leading '//' and no dot
+// segment, comes out of WHATWG parsing unchanged: no need to parse it.
+const PLAIN_URL = /^\/(?!\/)[\w\-.~!$&()*+,;=:@/%]*(?:\?[\w\-.~!$&()*+,;=:@/%?]+)?$/;
+const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e)/i;
+
 /** The request path as http-proxy-3 sends it: WHATWG-normalised path and query (getPath + urlJoin). */
-function upstreamPath(url: string): string {
+export function upstreamPath(url: string): string {
+  if (PLAIN_URL.test(url) && !DOT_SEGMENT.test(url.split('?', 1)[0]!)) return url;
   if (url === '' || url.startsWith('?')) return url.length > 1 ? `/${url}` : '/';
   const u = new URL(url.startsWith('//') ? `http://base.invalid${url}` : url, 'http://base.invalid');
-  return u.pathname + u.search;
+  const p = u.pathname + u.search;
+  return p.startsWith('/') ? p : `/${p}`;
 }
 
 /** Proxies one HTTP request; same contract as `server.web(req, res, options)`. */
@@ -96,7 +103,12 @@ export function forwardWeb(
   };
   req.on('error', onError);
   proxyReq.on('error', onError);
-  req.pipe(proxyReq);
+  // A request with neither length nor chunked body has no body: end it at once rather than pipe nothing
+  // (and let the request run to its end, as the pipe would).
+  if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) {
+    proxyReq.end();
+    req.resume();
+  } else req.pipe(proxyReq);
   proxyReq.on('response', (proxyRes) => {
     server.emit('proxyRes', proxyRes, req, res);
     if (!res.headersSent) {

@@ -2,10 +2,11 @@
 // reach the app, the same bytes reach the browser, and failures end the same way. Each case sends the
 // same raw request through both and compares (only the Date header is masked).
 import http from 'node:http';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import { ProxyServer } from 'http-proxy-3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { forwardWeb } from '../../src/proxy/forward-http.ts';
+import { forwardWeb, upstreamPath } from '../../src/proxy/forward-http.ts';
 
 type Script = (raw: string, socket: net.Socket) => void;
 
@@ -148,6 +149,46 @@ const ok =
     );
 
 describe('forwardWeb is http-proxy-3 web() without the overhead', () => {
+  it('sends the same path as http-proxy-3 for any URL (random URLs against its own getPath and urlJoin)', () => {
+    const common = createRequire(import.meta.url)('http-proxy-3/dist/lib/http-proxy/common.js') as {
+      urlJoin(...a: string[]): string;
+      toURL(u: string): URL;
+    };
+    const reference = (url: string) => {
+      const p =
+        url === '' || url.startsWith('?') ? url : `${common.toURL(url).pathname}${common.toURL(url).search}`;
+      return common.urlJoin('/', p);
+    };
+    const alphabet = [...'abcXYZ019/._-~!$&()*+,;=:@%?#\'"<>{}|^`[] é', '%2e', '%2E', '..', '//', '%41'];
+    let seed = 42;
+    const rnd = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const urls = [
+      '/',
+      '/user/a/s1/',
+      '/user/a/s1/x?y=1',
+      '/x?',
+      '/x??',
+      '//x',
+      '?q',
+      '',
+      '/a/./b',
+      '/a/%2e/b',
+    ];
+    for (let i = 0; i < 20_000; i++) {
+      let u = rnd(4) === 0 ? '' : '/';
+      for (let j = rnd(12); j > 0; j--) u += alphabet[rnd(alphabet.length)];
+      urls.push(u);
+    }
+    for (const u of urls) {
+      const p = upstreamPath(u);
+      // http.request's default for an empty path is '/'.
+      expect([u, p || '/']).toEqual([u, reference(u)]);
+    }
+  });
+
   it('GET with query, cookies and the session prefix', async () => {
     const r = await both(
       'GET /user/a/s1/api/x?y=1&z=%20 HTTP/1.1\r\nHost: gw\r\nCookie: a=b; c=d\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n',
