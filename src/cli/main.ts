@@ -45,8 +45,10 @@ program
     const cfg = configFrom(opts);
     if (opts.host) cfg.server.host = opts.host;
     if (opts.port) cfg.server.port = Number(opts.port);
-    if (opts.dataDir)
-      cfg.dataDir = fs.realpathSync.native(fs.mkdirSync(opts.dataDir, { recursive: true }) ?? opts.dataDir);
+    if (opts.dataDir) {
+      fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+      cfg.dataDir = fs.realpathSync.native(opts.dataDir);
+    }
     const print = (l: string) => process.stdout.write(`${l}\n`);
     if (
       cfg.installPackages &&
