@@ -25,10 +25,12 @@ interface Props {
   cluster: ClusterView;
   onClusterChange(name: string): void;
   onStarted(s: SessionView): void;
+  /** Values to start from (from the page's address); kept only where valid on this cluster. */
+  initial?: Partial<FormValues>;
 }
 
-export function NewSessionForm({ clusters, cluster, onClusterChange, onStarted }: Props) {
-  const [values, setValues] = useState<FormValues>(() => defaultsFor(cluster));
+export function NewSessionForm({ clusters, cluster, onClusterChange, onStarted, initial }: Props) {
+  const [values, setValues] = useState<FormValues>(() => defaultsFor(cluster, initial));
   const [errors, setErrors] = useState<FieldErrors>({});
   const [formError, setFormError] = useState<string | null>(null);
   const [submitted, setSubmitted] = useState(false);

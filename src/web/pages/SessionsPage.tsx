@@ -8,6 +8,7 @@ import { SessionList } from '../components/SessionList.tsx';
 import { useToasts } from '../components/Toasts.tsx';
 import { useLiveEvent, useLiveReconnect } from '../live.ts';
 import type { PageProps } from '../pages.ts';
+import { useSearch } from '../router.tsx';
 import { useSessions } from '../sessions-store.tsx';
 import type { ClusterView, FreeTable, SessionView } from '../types.ts';
 
@@ -23,6 +24,13 @@ export function SessionsPage(_props: PageProps) {
   const [clustersError, setClustersError] = useState<string | null>(null);
   const [free, setFree] = useState<Record<string, FreeTable>>({});
   const [selected, setSelected] = useState<string | null>(null);
+  // Links elsewhere (e.g. a job's "open in Jupyter") pre-fill the form: /?cluster=<name>&app=<id>.
+  const search = useSearch();
+  const wanted = {
+    cluster: search.get('cluster'),
+    app: search.get('app'),
+    environment: search.get('environment'),
+  };
 
   const loadClusters = useCallback(async () => {
     try {
@@ -36,7 +44,11 @@ export function SessionsPage(_props: PageProps) {
       setSelected((cur) =>
         cur && r.clusters.some((c) => c.name === cur)
           ? cur
-          : ((r.clusters.find((c) => !c.drained) ?? r.clusters[0])?.name ?? null),
+          : ((
+              r.clusters.find((c) => c.name === wanted.cluster) ??
+              r.clusters.find((c) => !c.drained) ??
+              r.clusters[0]
+            )?.name ?? null),
       );
       setClustersError(null);
     } catch (e) {
@@ -90,6 +102,7 @@ export function SessionsPage(_props: PageProps) {
             cluster={cluster}
             onClusterChange={setSelected}
             onStarted={started}
+            initial={{ app: wanted.app ?? undefined, environment: wanted.environment ?? undefined }}
           />
           <FreeNow title={cluster.title} table={free[cluster.name]} />
         </div>
