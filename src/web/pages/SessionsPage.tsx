@@ -1,5 +1,5 @@
 // The dashboard: my sessions, the new-session form and what is free on the chosen cluster.
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { get } from '../api.ts';
 import { Announcements } from '../components/Announcements.tsx';
 import { FreeNow } from '../components/FreeNow.tsx';
@@ -26,11 +26,8 @@ export function SessionsPage(_props: PageProps) {
   const [selected, setSelected] = useState<string | null>(null);
   // Links elsewhere (e.g. a job's "open in Jupyter") pre-fill the form: /?cluster=<name>&app=<id>.
   const search = useSearch();
-  const wanted = {
-    cluster: search.get('cluster'),
-    app: search.get('app'),
-    environment: search.get('environment'),
-  };
+  const wanted = { app: search.get('app'), environment: search.get('environment') };
+  const wantedCluster = useRef(search.get('cluster'));
 
   const loadClusters = useCallback(async () => {
     try {
@@ -45,7 +42,7 @@ export function SessionsPage(_props: PageProps) {
         cur && r.clusters.some((c) => c.name === cur)
           ? cur
           : ((
-              r.clusters.find((c) => c.name === wanted.cluster) ??
+              r.clusters.find((c) => c.name === wantedCluster.current) ??
               r.clusters.find((c) => !c.drained) ??
               r.clusters[0]
             )?.name ?? null),
