@@ -16,6 +16,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 step "build"
 npm run --silent build || exit 1
+step "apps for the app tests (code-server, desktop, Shiny)"
+bash scripts/apps.sh install code-server desktop shiny || exit 1
 
 passed=0; failed=0
 check() {
