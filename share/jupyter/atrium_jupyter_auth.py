@@ -8,6 +8,20 @@ import hmac
 import os
 
 _SECRET = os.environ.pop("ATRIUM_JUPYTER_TOKEN", "")
+# The Unix socket the wrapper asked for (atrium-jupyter --sock): Jupyter must listen there and only there.
+_SOCK = os.environ.pop("ATRIUM_JUPYTER_SOCK", "")
+
+
+def _validate(app):
+    if not _SECRET:
+        raise SystemExit("ATRIUM_JUPYTER_TOKEN is not set: refusing to run without authentication")
+    # A Jupyter too old to know `sock` (Notebook < 6.1, early Jupyter Server) only warns about the
+    # option and listens on TCP instead: refuse, rather than open a port.
+    if _SOCK and getattr(app, "sock", None) != _SOCK:
+        raise SystemExit(
+            "this Jupyter cannot listen on a Unix socket (Notebook 6.1 or later, or a Jupyter Server "
+            "with ServerApp.sock, is needed); refusing to listen on TCP instead"
+        )
 
 
 def _check(handler):
@@ -33,8 +47,7 @@ try:
 
         @classmethod
         def validate_security(cls, app, ssl_options=None):
-            if not _SECRET:
-                raise SystemExit("ATRIUM_JUPYTER_TOKEN is not set: refusing to run without authentication")
+            _validate(app)
 
 except ImportError:  # Jupyter Notebook not installed
     pass
@@ -53,8 +66,7 @@ try:
 
         @classmethod
         def validate_security(cls, app, ssl_options=None):
-            if not _SECRET:
-                raise SystemExit("ATRIUM_JUPYTER_TOKEN is not set: refusing to run without authentication")
+            _validate(app)
 
 except ImportError:  # Jupyter Server not installed
     pass

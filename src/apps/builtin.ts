@@ -16,10 +16,11 @@ export const BUILTIN_APPS: AppDefinition[] = [
     icon: 'jupyter',
     // share/jupyter/atrium-jupyter picks jupyter-lab, then jupyter-notebook (6 or 7), then nbclassic or
     // jupyter-server, on the session's PATH (so an environment may bring its own), with the right flags.
+    // It listens on a Unix socket of mode 600 like the other apps (behind the agent's relay on remote
+    // nodes): no TCP port that another user of the node could take over if Jupyter died.
     command: [
       '{share}/jupyter/atrium-jupyter',
-      '--ip={bind_host}',
-      '--port={port}',
+      '--sock={socket}',
       '--base-url={base_url}',
       '--root-dir={home}',
     ],
@@ -29,7 +30,9 @@ export const BUILTIN_APPS: AppDefinition[] = [
       PYDEVD_DISABLE_FILE_VALIDATION: '1',
     },
     prefix: 'keep',
+    unixSocket: true,
     ready: { http: '{base_url}api', timeoutSeconds: 120 },
+    // Still required on the socket: whoever reaches it (root on the node, a relay) gets nothing without it.
     upstreamHeaders: { Authorization: 'token {token}' },
     requires: ['jupyter-lab|jupyter-notebook|jupyter-nbclassic|jupyter-server'],
   },

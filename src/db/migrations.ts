@@ -218,11 +218,23 @@ const m004: Migration = {
   },
 };
 
+/**
+ * Which of a session's apps were started on a Unix socket (JSON list of app ids), fixed when the session
+ * is created: a reported port of such an app is the agent's relay. The route must not follow later
+ * catalogue changes (the built-in Jupyter moved from TCP to a socket while sessions ran).
+ */
+const m005: Migration = {
+  async up(db: AnyDb) {
+    await db.schema.alterTable('sessions').addColumn('socket_apps', 'text').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_auth_security': m002,
   '003_session_apps': m003,
   '004_jobs_history': m004,
+  '005_session_socket_apps': m005,
 };
 
 class InlineProvider implements MigrationProvider {

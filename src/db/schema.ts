@@ -82,6 +82,11 @@ export interface SessionsTable {
   updated_at: number;
   /** JSON [{id, port, socket?}]: the session's extra apps once they are ready (migration 003). */
   apps: string | null;
+  /**
+   * JSON [app id]: the apps of the session started on a Unix socket (migration 005); a port reported
+   * for one of them is the agent's relay. Null for sessions created before it.
+   */
+  socket_apps: string | null;
 }
 
 export interface SessionEventsTable {

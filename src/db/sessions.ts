@@ -26,6 +26,8 @@ export async function insertSession(
     appToken: string;
     agentSecretHash: string;
     timeLimitMin: number;
+    /** The session's apps (main and extra) that are started on a Unix socket. */
+    socketApps: string[];
   },
 ): Promise<SessionRow> {
   const now = Date.now();
@@ -59,6 +61,7 @@ export async function insertSession(
       warned_at: null,
       queue_info: null,
       updated_at: now,
+      socket_apps: JSON.stringify(s.socketApps),
     })
     .returningAll()
     .executeTakeFirstOrThrow();

@@ -87,8 +87,26 @@ export function rfbHooks(opts: RfbHooksOptions): Required<Pick<ProxyHooks, 'rawP
     },
 
     bridge(route: RouteEndpoint, req: http.IncomingMessage, socket: net.Socket, head: Buffer) {
+      // As for proxied WebSockets (src/proxy/proxy.ts): once the gateway's side of the browser's socket
+      // is finished (our FIN sent: the close handshake is done or was refused), the browser gets 2 s to
+      // close its own, not ws's 30 s during which the desktop's connection stays open too.
+      socket.once('finish', () => {
+        const t = setTimeout(() => socket.destroy(), 2000);
+        socket.once('close', () => clearTimeout(t));
+      });
       wss.handleUpgrade(req, socket, head, (ws) => {
-        const upstream = connectTarget(route.target);
+        let upstream: net.Socket;
+        try {
+          upstream = connectTarget(route.target);
+        } catch (e) {
+          // e.g. the switch to the user's identity failed: no desktop, and no socket left open.
+          opts.log.warn(
+            { prefix: route.prefix, err: (e as Error).message },
+            'desktop bridge: cannot connect',
+          );
+          ws.terminate();
+          return;
+        }
         const stream = createWebSocketStream(ws);
         const close = (why?: string) => {
           if (why) opts.log.debug({ prefix: route.prefix, why }, 'desktop bridge closed');

@@ -69,7 +69,15 @@ export function agentFor(t: RouteTarget): http.Agent | undefined {
   if (!needsOwnConnections(t)) return undefined;
   let a = agents.get(t);
   if (!a) {
-    a = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 16, timeout: 60_000 });
+    // Pooled like the proxy's main agent (src/proxy/proxy.ts): an app keeps as many idle connections
+    // as it had concurrent requests, since each new one costs a user switch or a relay preamble.
+    a = new http.Agent({
+      keepAlive: true,
+      maxSockets: 256,
+      maxFreeSockets: 256,
+      timeout: 60_000,
+      scheduling: 'lifo',
+    });
     (a as unknown as { createConnection: () => net.Socket }).createConnection = () => connectTarget(t);
     agents.set(t, a);
   }

@@ -306,6 +306,7 @@ export class SessionService {
       appToken,
       agentSecretHash: hashToken(secret),
       timeLimitMin: minutes,
+      socketApps: [app, ...extras].filter((a) => a.unixSocket).map((a) => a.id),
     });
     this.usernames.set(user.id, user.username);
     await addSessionEvent(this.d.db, id, 'requested', `requested ${app.name} on ${cluster.title}`);
@@ -575,15 +576,17 @@ export class SessionService {
       this.d.log.warn({ session: row.id }, 'the Unix user of the session is unknown; no route');
       return;
     }
+    const socketApps = socketAppsOf(row, (id) => this.app(id));
     const endpoint = (a: AppDefinition, base: string, port: number, socket: string | null): RouteEndpoint => {
       const token = appTokenFor(row.app_token, a.id, a.id === row.app);
       const headers: Record<string, string> = {};
       for (const [k, v] of Object.entries(a.upstreamHeaders ?? {}))
         headers[k] = v.replaceAll('{token}', token);
       const target: RouteTarget = { host, port, socketPath: socket ?? undefined };
-      // A socket is reached with its owner's rights; a Unix-socket app without one is behind the relay.
+      // A socket is reached with its owner's rights; an app started on a socket that reported a port
+      // is behind the agent's relay.
       if (socket) target.owner = owner ?? undefined;
-      else if (a.unixSocket) target.relaySecret = relaySecretFor(row.app_token, a.id);
+      else if (socketApps.has(a.id)) target.relaySecret = relaySecretFor(row.app_token, a.id);
       return {
         prefix: base,
         target,
@@ -770,6 +773,20 @@ export class SessionService {
     // and the reason stays "time limit reached" whatever state word the job ends with.
     if (left <= 0) await this.stop(row, REASONS.timeLimit);
   }
+}
+
+/**
+ * The apps of a session that were started on a Unix socket, as recorded when it was created. Sessions
+ * created before that record existed (migration 005) follow the catalogue, except Jupyter: the
+ * built-in Jupyter listened on a TCP port then, so its port is Jupyter's own, not a relay.
+ */
+export function socketAppsOf(
+  row: Pick<SessionRow, 'app' | 'request' | 'socket_apps'>,
+  appOf: (id: string) => AppDefinition | undefined,
+): Set<string> {
+  if (row.socket_apps !== null) return new Set(JSON.parse(row.socket_apps) as string[]);
+  const ids = [row.app, ...((JSON.parse(row.request) as SessionRequest).extraApps ?? [])];
+  return new Set(ids.filter((id) => id !== 'jupyter' && appOf(id)?.unixSocket));
 }
 
 function describeEvent(e: SessionEvent): string {

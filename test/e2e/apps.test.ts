@@ -1,7 +1,8 @@
 // The shipped apps end to end, on the local backend, everything through the gateway only: VS Code
 // (code-server), the remote desktop (Xvnc + noVNC + the gateway's bridge), the web terminal, R Shiny,
 // RStudio's "not installed", an admin environment, `atrium kernel add`, Jupyter plus a terminal in one
-// session, and the agent relay used for remote nodes. Browser checks run in Debian's Chromium.
+// session, and the agent relay used for remote nodes. Browser checks run in Debian's Chromium. The same
+// apps in Slurm jobs, through the relay: test/e2e/apps-slurm.test.ts.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -16,25 +17,6 @@ import { createKernel, runInKernel, wsStatus } from '../helpers/jupyter.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 
-// The Slurm test cluster of scripts/cluster.sh (scripts/test.sh starts it), when it is up with nodes.
-const SLURM_BASE = process.env.ATRIUM_TEST_CLUSTER_BASE ?? '/tmp/atrium-slurm-atrium';
-function slurmCluster(): { conf: string } | { why: string } {
-  const file = path.join(SLURM_BASE, 'cluster.json');
-  if (!fs.existsSync(file)) return { why: `no ${file}` };
-  const conf = (JSON.parse(fs.readFileSync(file, 'utf8')) as { slurmConf: string }).slurmConf;
-  const env = { ...process.env, SLURM_CONF: conf };
-  const sinfo = spawnSync('sinfo', ['-h', '-p', 'interactive', '-o', '%t'], {
-    env,
-    encoding: 'utf8',
-    timeout: 15_000,
-  });
-  if (sinfo.status !== 0) return { why: `sinfo failed: ${sinfo.stderr.trim()}` };
-  if (!/^(idle|mix|alloc)/m.test(sinfo.stdout)) return { why: 'no node of partition interactive is up' };
-  return { conf };
-}
-const slurm = slurmCluster();
-if ('why' in slurm)
-  console.warn(`[apps e2e] Slurm variants SKIPPED: ${slurm.why} (start it: bash scripts/cluster.sh up)`);
 const SHOTS = path.join(os.tmpdir(), 'atrium-apps-screenshots');
 
 let gw: TestGateway;
@@ -88,6 +70,30 @@ function sessionDir(id: string): string {
   return `/home/alice/.atrium/sessions/${id}`;
 }
 
+/**
+ * Jupyter listens on the session's socket (mode 600, alice's) and on no TCP port; even straight to the
+ * socket (as root), nothing gets in without the gateway's header.
+ */
+async function expectJupyterOnItsSocketOnly(s: View, program: string): Promise<void> {
+  const sock = `${sessionDir(s.id)}/app.sock`;
+  const st = fs.statSync(sock);
+  expect(st.isSocket()).toBe(true);
+  expect(st.mode & 0o777).toBe(0o600);
+  expect(st.uid).toBe(Number(execFileSync('id', ['-u', 'alice'], { encoding: 'utf8' })));
+  const jupyter = pidsOfSession(s.id).filter((p) =>
+    fs.readFileSync(`/proc/${p}/cmdline`, 'latin1').includes(program),
+  );
+  expect(jupyter.length).toBe(1);
+  const listening = execFileSync('ss', ['-ltnpH'], { encoding: 'utf8' });
+  expect(listening).not.toContain(`pid=${jupyter[0]},`);
+  const direct = spawnSync(
+    'curl',
+    ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', sock, `http://x${s.url}api/status`],
+    { encoding: 'utf8' },
+  );
+  expect(direct.stdout).toBe('403');
+}
+
 beforeAll(async () => {
   // code-server is not in Debian: installed once per machine (about a minute), then found in place.
   execFileSync(
@@ -119,9 +125,10 @@ beforeAll(async () => {
       '  description: Shiny, as this site describes it',
       '- id: jupyter-classic',
       '  name: Jupyter (classic UI on Jupyter Server)',
-      "  command: ['{share}/jupyter/atrium-jupyter', '--ip={bind_host}', '--port={port}', '--base-url={base_url}', '--root-dir={home}']",
+      "  command: ['{share}/jupyter/atrium-jupyter', '--sock={socket}', '--base-url={base_url}', '--root-dir={home}']",
       "  env: {ATRIUM_JUPYTER_TOKEN: '{token}', ATRIUM_JUPYTER_UI: nbclassic}",
       '  prefix: keep',
+      '  unixSocket: true',
       "  ready: {http: '{base_url}api'}",
       "  upstreamHeaders: {Authorization: 'token {token}'}",
       '  requires: [jupyter-nbclassic]',
@@ -141,21 +148,6 @@ beforeAll(async () => {
       '    backend: local',
       '    title: Relay test',
       '    appSockets: relay',
-      ...('conf' in slurm
-        ? [
-            // Nodes on this host: sockets are reachable, and the software is this host's.
-            '  - name: slurm',
-            '    backend: slurm',
-            '    title: Test cluster',
-            '    appSockets: unix',
-            '    checkInstalled: true',
-            '    slurm:',
-            `      conf: ${slurm.conf}`,
-            '      runAs: runuser',
-            '      partition: interactive',
-            '      pollSeconds: 1',
-          ]
-        : []),
       'environments:',
       '  - id: system',
       '    name: System software',
@@ -392,6 +384,7 @@ describe('remote desktop', () => {
 describe('R Shiny', () => {
   it('serves the example app; its server-side output arrives over the WebSocket', async () => {
     const s = await start(alice, { app: 'shiny' });
+    expect(fs.statSync(`${sessionDir(s.id)}/app.sock`).mode & 0o777).toBe(0o600);
     const page = await browserPage(alice);
     await page.goto(gw.url + s.openUrl);
     await expect.poll(() => page.locator('#product').textContent(), { timeout: 30_000 }).toBe('n * 7 = 42');
@@ -409,12 +402,10 @@ describe('Jupyter on Jupyter Server (the path JupyterLab takes)', () => {
       .map((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'latin1'))
       .find((c) => c.includes('jupyter-nbclassic'));
     expect(cmd).toContain('--ServerApp.login_handler_class=atrium_jupyter_auth.ServerLoginHandler');
+    expect(cmd).toContain(`--ServerApp.sock=${sessionDir(s.id)}/app.sock`);
     const k = await createKernel(url, alice.cookie);
     expect((await runInKernel(url, alice.cookie, k, 'print(6*7)')).trim()).toBe('42');
-    // Straight to its port, without the gateway's header: refused.
-    const port = /--ServerApp\.port=(\d+)/.exec(cmd!.replaceAll('\0', ' '))?.[1];
-    const direct = await fetch(`http://127.0.0.1:${port}${s.url}api/status`);
-    expect(direct.status).toBe(403);
+    await expectJupyterOnItsSocketOnly(s, 'jupyter-nbclassic');
     await stop(s.id);
   });
 });
@@ -431,6 +422,8 @@ describe('environments and user kernels', () => {
       'import os; print(os.environ.get("SITE_MARKER"), os.environ.get("VIRTUAL_ENV"))',
     );
     expect(out.trim()).toBe(`set-by-setup ${work}/venv`);
+    // The built-in Jupyter (Notebook 6 here) is on the session's socket, like the other apps.
+    await expectJupyterOnItsSocketOnly(s, 'jupyter-notebook');
     await stop(s.id);
   });
 
@@ -645,48 +638,5 @@ describe('remote-node mode: the agent relay', () => {
     });
     expect(got).toBe('');
     await stop(s.id);
-  });
-});
-
-describe.skipIf(!('conf' in slurm))('on the Slurm test cluster', () => {
-  it('runs Jupyter and a terminal in one job, in the chosen environment, for the owner only', async () => {
-    const s = await start(alice, {
-      cluster: 'slurm',
-      app: 'jupyter',
-      extraApps: ['terminal'],
-      environment: 'testvenv',
-    });
-    expect(s.jobId).toMatch(/^\d+$/);
-    const url = gw.url + s.url;
-    const k = await createKernel(url, alice.cookie);
-    const out = await runInKernel(
-      url,
-      alice.cookie,
-      k,
-      'import os; print(os.environ.get("SITE_MARKER"), os.environ.get("SLURM_JOB_ID"))',
-    );
-    expect(out.trim()).toBe(`set-by-setup ${s.jobId}`);
-    const term = await alice.req('GET', s.apps[0]!.url, undefined, { accept: 'text/html' });
-    expect(term.status).toBe(200);
-    await term.text();
-    for (const p of [`${s.url}api/status`, s.apps[0]!.url])
-      expect((await bob.req('GET', p)).status, p).toBe(404);
-    expect(
-      await wsStatus(`${gw.url.replace('http', 'ws')}${s.apps[0]!.url}pty`, { cookie: bob.cookie }),
-    ).toBe(404);
-    await stop(s.id);
-  });
-
-  it('says RStudio is not installed and submits no job', async () => {
-    const env = { ...process.env, SLURM_CONF: (slurm as { conf: string }).conf };
-    const jobs = () =>
-      spawnSync('squeue', ['-h', '-a', '-u', 'alice', '-o', '%i'], { env, encoding: 'utf8' }).stdout;
-    const before = jobs();
-    const r = await alice.post('/api/sessions', { ...base, cluster: 'slurm', app: 'rstudio' });
-    expect(r.status).toBe(400);
-    expect((r.body as { errors: { message: string }[] }).errors[0]!.message).toMatch(
-      /RStudio is not installed on Test cluster/,
-    );
-    expect(jobs()).toBe(before);
   });
 });

@@ -355,7 +355,8 @@ describe.skipIf(!cluster)('sessions on the real Slurm test cluster', () => {
     sessionA = await waitForState(alice, sessionA.id, ['running'], 60_000);
     const job = squeue(['alice']).find((j) => j.id === sessionA.jobId)!;
     expect(job).toMatchObject({ state: 'RUNNING', user: 'alice', partition: 'interactive' });
-    // The agent reported the job's node (its NodeAddr) and a port that a process of alice listens on.
+    // The agent reported the job's node (its NodeAddr) and a port that a process of alice listens on:
+    // its relay (Jupyter itself is on a private socket, as every app on a remote node).
     const db = new Database(path.join(gw.dir, 'data', 'atrium.db'), { readonly: true });
     const row = db.prepare('select host, port from sessions where id = ?').get(sessionA.id) as {
       host: string;
@@ -368,6 +369,7 @@ describe.skipIf(!cluster)('sessions on the real Slurm test cluster', () => {
     const pid = /pid=(\d+)/.exec(ss)?.[1];
     expect(pid).toBeTruthy();
     expect(execFileSync('ps', ['-o', 'user=', '-p', pid!], { encoding: 'utf8' }).trim()).toBe('alice');
+    expect(fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1')).not.toContain('jupyter');
     kernelA = await createKernel(gw.url + sessionA.url, alice.cookie);
     expect((await runInKernel(gw.url + sessionA.url, alice.cookie, kernelA, 'print(6*7)')).trim()).toBe('42');
     const whoami = await runInKernel(

@@ -23,6 +23,7 @@ import { ConfigError, parseConfig } from '../../src/config/load.ts';
 import { validateRequest } from '../../src/core/request.ts';
 import { parseUserPath } from '../../src/proxy/routes.ts';
 import { relayPreamble } from '../../src/proxy/upstream.ts';
+import { socketAppsOf } from '../../src/sessions/service.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-apps-unit-'));
@@ -199,19 +200,16 @@ describe('Jupyter front end choice (share/jupyter/atrium-jupyter)', () => {
     }
     return d;
   }
-  function choose(pathDir: string, ui?: string): string[] {
-    const r = spawnSync(
-      wrapper,
-      ['--ip=127.0.0.1', '--port=9999', '--base-url=/user/a/s1/', '--root-dir=/home/a'],
-      {
-        encoding: 'utf8',
-        env: {
-          PATH: `${pathDir}:/usr/bin:/bin`,
-          ATRIUM_JUPYTER_DRY_RUN: '1',
-          ...(ui ? { ATRIUM_JUPYTER_UI: ui } : {}),
-        },
+  const TCP = ['--ip=127.0.0.1', '--port=9999', '--base-url=/user/a/s1/', '--root-dir=/home/a'];
+  function choose(pathDir: string, ui?: string, args = TCP): string[] {
+    const r = spawnSync(wrapper, args, {
+      encoding: 'utf8',
+      env: {
+        PATH: `${pathDir}:/usr/bin:/bin`,
+        ATRIUM_JUPYTER_DRY_RUN: '1',
+        ...(ui ? { ATRIUM_JUPYTER_UI: ui } : {}),
       },
-    );
+    });
     if (r.status !== 0) return [`exit ${r.status}: ${r.stderr.trim()}`];
     return r.stdout.trim().split('\n');
   }
@@ -235,6 +233,66 @@ describe('Jupyter front end choice (share/jupyter/atrium-jupyter)', () => {
     expect(argv).toContain('--NotebookApp.notebook_dir=/home/a');
     expect(argv).toContain('--NotebookApp.port_retries=0');
     expect(argv.join(' ')).not.toContain('ServerApp');
+  });
+
+  it('listens on a Unix socket of mode 600 with --sock, and on no port', () => {
+    const sock = [
+      '--sock=/home/a/.atrium/sessions/s1/app.sock',
+      '--base-url=/user/a/s1/',
+      '--root-dir=/home/a',
+    ];
+    const nb6 = choose(stubs('nb6', { 'jupyter-notebook': '6.4.12' }), undefined, sock);
+    expect(nb6).toContain('--NotebookApp.sock=/home/a/.atrium/sessions/s1/app.sock');
+    expect(nb6).toContain('--NotebookApp.sock_mode=0600');
+    expect(nb6.join(' ')).not.toMatch(/\.(port|ip|port_retries)=/);
+    const lab = choose(stubs('lab', { 'jupyter-lab': '4.2.0' }), undefined, sock);
+    expect(lab).toContain('--ServerApp.sock=/home/a/.atrium/sessions/s1/app.sock');
+    expect(lab).toContain('--ServerApp.sock_mode=0600');
+    expect(lab).toContain('--ServerApp.login_handler_class=atrium_jupyter_auth.ServerLoginHandler');
+    expect(lab.join(' ')).not.toMatch(/\.(port|ip)=/);
+    // One or the other, and an absolute path.
+    expect(choose(stubs('lab', {}), undefined, [...sock, '--port=1'])[0]).toMatch(/^exit 2: .*not both/);
+    expect(choose(stubs('lab', {}), undefined, ['--sock=app.sock'])[0]).toMatch(/^exit 2: .*absolute/);
+  });
+
+  it('the sign-in module refuses a Jupyter that would not listen on the socket asked for', () => {
+    const check = (env: Record<string, string>, sock: string | null) =>
+      spawnSync(
+        '/usr/bin/python3',
+        [
+          '-c',
+          `import atrium_jupyter_auth as a\nclass App: sock = ${sock === null ? 'None' : JSON.stringify(sock)}\na._validate(App())\nprint("ok")`,
+        ],
+        {
+          encoding: 'utf8',
+          env: {
+            PATH: '/usr/bin:/bin',
+            PYTHONPATH: path.join(ROOT, 'share', 'jupyter'),
+            PYTHONDONTWRITEBYTECODE: '1',
+            ...env,
+          },
+        },
+      );
+    const want = { ATRIUM_JUPYTER_TOKEN: 't', ATRIUM_JUPYTER_SOCK: '/s/app.sock' };
+    expect(check(want, '/s/app.sock').stdout.trim()).toBe('ok');
+    // A Jupyter that does not know `sock` has none: it would listen on TCP.
+    const old = check(want, null);
+    expect(old.status).toBe(1);
+    expect(old.stderr).toContain('cannot listen on a Unix socket');
+    expect(check(want, '/elsewhere.sock').status).toBe(1);
+    // TCP mode (no socket asked for) and the token check as before.
+    expect(check({ ATRIUM_JUPYTER_TOKEN: 't' }, '').stdout.trim()).toBe('ok');
+    expect(check({ ATRIUM_JUPYTER_SOCK: '/s/app.sock' }, '/s/app.sock').stderr).toContain(
+      'ATRIUM_JUPYTER_TOKEN is not set',
+    );
+  });
+
+  it('the built-in Jupyter runs on its socket', () => {
+    const jupyter = BUILTIN_APPS.find((a) => a.id === 'jupyter')!;
+    expect(jupyter.unixSocket).toBe(true);
+    expect(jupyter.command).toContain('--sock={socket}');
+    expect(jupyter.command.join(' ')).not.toContain('{port}');
+    expect(jupyter.upstreamHeaders).toEqual({ Authorization: 'token {token}' });
   });
 
   it('runs Notebook 7 on Jupyter Server flags, and obeys ATRIUM_JUPYTER_UI', () => {
@@ -361,5 +419,20 @@ describe('agent relay', () => {
     expect(logs.some((l) => l.includes('refused'))).toBe(true);
     relay.close();
     echo.close();
+  });
+
+  it('treats a reported port as a relay only for apps the session started on a socket', () => {
+    const app = (id: string) => BUILTIN_APPS.find((a) => a.id === id);
+    const request = JSON.stringify({ extraApps: ['terminal'] });
+    // Recorded at creation: what the agent was told, whatever the catalogue says later.
+    expect(socketAppsOf({ app: 'jupyter', request, socket_apps: '["jupyter","terminal"]' }, app)).toEqual(
+      new Set(['jupyter', 'terminal']),
+    );
+    expect(socketAppsOf({ app: 'jupyter', request, socket_apps: '[]' }, app)).toEqual(new Set());
+    // Sessions from before the record: the catalogue, but Jupyter was on TCP then.
+    expect(socketAppsOf({ app: 'jupyter', request, socket_apps: null }, app)).toEqual(new Set(['terminal']));
+    expect(socketAppsOf({ app: 'vscode', request: '{}', socket_apps: null }, app)).toEqual(
+      new Set(['vscode']),
+    );
   });
 });
