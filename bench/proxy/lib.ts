@@ -6,6 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
+// A free TCP port on 127.0.0.1, as the tests find one.
+export { freePort } from '../../test/helpers/gateway.ts';
 export const BENCH_DIR = path.join(ROOT, 'bench', 'proxy');
 
 /** CPU layout: the proxy under test gets CPU1 alone; wrk, the load generators and upstreams share CPU0. */
@@ -137,17 +139,6 @@ export async function stopAll(): Promise<void> {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 /** Resident set size of a process, from /proc (kB → bytes). */

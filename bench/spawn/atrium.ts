@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { type Child, EventStream, freePort, kernelRoundTrip, ROOT, start, stop, until } from './lib.ts';
+import { kernelRoundTrip } from '../../test/helpers/jupyter.ts';
+import { type Child, EventStream, freePort, ROOT, start, stop, until } from './lib.ts';
 
 const ATRIUM = path.join(ROOT, 'bin', 'atrium');
 
@@ -185,7 +186,7 @@ export async function atriumSample(gw: AtriumGateway, cluster: 'local' | 'hpc'):
     if (ev.data.state !== 'running')
       throw new Error(`session ${s.id} ${String(ev.data.state)}: ${String(ev.data.reason)}`);
     const tSeen = ev.at;
-    const out = await kernelRoundTrip(gw.url + s.url, { cookie: gw.cookie });
+    const out = (await kernelRoundTrip(gw.url + s.url, { cookie: gw.cookie })).stdout;
     const tReply = Date.now();
     if (out.trim() !== '42') throw new Error(`kernel printed ${JSON.stringify(out)}`);
 

@@ -7,19 +7,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  alive,
-  type Child,
-  freePort,
-  kernelRoundTrip,
-  log,
-  ROOT,
-  sleep,
-  start,
-  stop,
-  stopPid,
-  until,
-} from './lib.ts';
+import { kernelRoundTrip } from '../../test/helpers/jupyter.ts';
+import { alive, type Child, freePort, log, ROOT, sleep, start, stop, stopPid, until } from './lib.ts';
 
 export interface Hub {
   url: string;
@@ -169,7 +158,7 @@ export async function hubSample(h: Hub): Promise<HubSample> {
     }
     const tReady = Date.now();
     if (!url) url = serverOf((await hubApi(h, 'GET', `/users/${h.user}`)).body)?.url ?? `/user/${h.user}/`;
-    const out = await kernelRoundTrip(h.url + url, { authorization: `token ${h.token}` });
+    const out = (await kernelRoundTrip(h.url + url, { authorization: `token ${h.token}` })).stdout;
     const tReply = Date.now();
     if (out.trim() !== '42') throw new Error(`kernel printed ${JSON.stringify(out)}`);
     return { total: tReply - t0, spawn: tReady - t0, kernel: tReply - tReady };

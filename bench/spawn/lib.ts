@@ -1,29 +1,16 @@
-// Small helpers of the spawn benchmark: child processes stopped by PID, ports, statistics, a Jupyter
-// kernel round trip (REST + WebSocket) with any auth header, and a server-sent-events reader.
+// Small helpers of the spawn benchmark: child processes stopped by PID, ports, statistics, and the
+// live events. Ports, waiting, the event-stream reader and the Jupyter kernel round trip are the
+// tests' own (test/helpers/).
 import { type ChildProcess, spawn } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
-import WebSocket from 'ws';
+import { readEvents } from '../../test/helpers/events.ts';
+import { until as pollUntil, sleep } from '../../test/helpers/wait.ts';
 
-export const ROOT = path.resolve(import.meta.dirname, '../..');
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { freePort, ROOT } from '../../test/helpers/gateway.ts';
+export { sleep };
 
 export function log(s: string): void {
   process.stdout.write(`${s}\n`);
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 export interface Child {
@@ -97,25 +84,13 @@ export async function stopAll(): Promise<void> {
   for (const c of [...children]) await stop(c);
 }
 
-export async function until<T>(
+/** Polls every 100 ms by default: the benchmark measures when things happen. */
+export const until = <T>(
   what: string,
   fn: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs: number,
   everyMs = 100,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(everyMs);
-  }
-}
+): Promise<T> => pollUntil(what, fn, timeoutMs, everyMs);
 
 export function median(xs: number[]): number {
   if (xs.length === 0) return Number.NaN;
@@ -136,75 +111,6 @@ export function stat(xs: number[]): Stat {
     min: Math.round(Math.min(...xs)),
     max: Math.round(Math.max(...xs)),
   };
-}
-
-// ---- Jupyter: create a kernel and run print(6*7) through a proxy ------------------------------------
-
-export async function kernelRoundTrip(
-  serverUrl: string,
-  headers: Record<string, string>,
-  code = 'print(6*7)',
-  timeoutMs = 60_000,
-): Promise<string> {
-  const r = await fetch(`${serverUrl}api/kernels`, {
-    method: 'POST',
-    headers: { ...headers, 'content-type': 'application/json' },
-    body: JSON.stringify({ name: 'python3' }),
-  });
-  if (r.status !== 201) throw new Error(`kernel create: HTTP ${r.status} ${(await r.text()).slice(0, 300)}`);
-  const kernelId = ((await r.json()) as { id: string }).id;
-  const wsUrl = `${serverUrl.replace(/^http/, 'ws')}api/kernels/${kernelId}/channels?session_id=${crypto.randomUUID()}`;
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, { headers });
-    const msgId = crypto.randomUUID();
-    let out = '';
-    const timer = setTimeout(() => {
-      ws.terminate();
-      reject(new Error(`kernel did not answer in ${timeoutMs} ms`));
-    }, timeoutMs);
-    ws.on('unexpected-response', (req, res) => {
-      clearTimeout(timer);
-      req.destroy();
-      reject(new Error(`kernel websocket refused: HTTP ${res.statusCode}`));
-    });
-    ws.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    ws.on('open', () => {
-      ws.send(
-        JSON.stringify({
-          header: {
-            msg_id: msgId,
-            username: 'bench',
-            session: crypto.randomUUID(),
-            msg_type: 'execute_request',
-            version: '5.3',
-            date: new Date().toISOString(),
-          },
-          parent_header: {},
-          metadata: {},
-          content: { code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false },
-          channel: 'shell',
-          buffers: [],
-        }),
-      );
-    });
-    ws.on('message', (data) => {
-      const m = JSON.parse(String(data)) as {
-        msg_type: string;
-        parent_header: { msg_id?: string };
-        content: Record<string, unknown>;
-      };
-      if (m.parent_header?.msg_id !== msgId) return;
-      if (m.msg_type === 'stream') out += String(m.content.text ?? '');
-      if (m.msg_type === 'status' && m.content.execution_state === 'idle') {
-        clearTimeout(timer);
-        ws.close();
-        resolve(out);
-      }
-    });
-  });
 }
 
 // ---- server-sent events ------------------------------------------------------------------------------
@@ -229,34 +135,13 @@ export class EventStream {
       opened = res;
       failed = rej;
     });
-    void (async () => {
-      try {
-        const r = await fetch(url, { headers, signal: this.ac.signal });
-        if (!r.ok || !r.body) throw new Error(`event stream: HTTP ${r.status}`);
-        opened();
-        const reader = r.body.getReader();
-        const dec = new TextDecoder();
-        let buf = '';
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          buf += dec.decode(value, { stream: true });
-          for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
-            const block = buf.slice(0, i);
-            buf = buf.slice(i + 2);
-            let type = 'message';
-            let data = '';
-            for (const line of block.split('\n')) {
-              if (line.startsWith('event: ')) type = line.slice(7);
-              else if (line.startsWith('data: ')) data += line.slice(6);
-            }
-            if (data) this.push({ type, data: JSON.parse(data), at: Date.now() });
-          }
-        }
-      } catch (e) {
-        failed(e as Error);
-      }
-    })();
+    readEvents(
+      url,
+      headers,
+      this.ac.signal,
+      (type, data) => this.push({ type, data: JSON.parse(data), at: Date.now() }),
+      opened,
+    ).catch((e: Error) => failed(e));
   }
 
   private push(e: LiveEvent): void {

@@ -23,6 +23,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CLUSTER_BASE, CLUSTER_SCRIPT, loadCluster } from '../../test/helpers/cluster.ts';
 import { type AtriumGateway, type AtriumSample, atriumSample, startAtrium, stopAtrium } from './atrium.ts';
 import { ensureJupyterHub, type Hub, type HubSample, hubSample, startHub, stopHub } from './jupyterhub.ts';
 import { log, ROOT, type Stat, stat, stopAll } from './lib.ts';
@@ -36,26 +37,11 @@ const TARGETS = (process.env.BENCH_TARGETS ?? 'slurm,local,jupyterhub')
   .split(',')
   .map((s) => s.trim())
   .filter(Boolean) as Target[];
-const CLUSTER_BASE = process.env.ATRIUM_TEST_CLUSTER_BASE ?? '/tmp/atrium-slurm-atrium';
-const CLUSTER_SCRIPT = path.join(ROOT, 'scripts', 'cluster.sh');
-
 const LABEL: Record<Target, string> = {
   slurm: 'atrium/slurm',
   local: 'atrium/local',
   jupyterhub: 'jupyterhub 3.0',
 };
-
-function clusterUp(): { slurmConf: string } | undefined {
-  const file = path.join(CLUSTER_BASE, 'cluster.json');
-  if (!fs.existsSync(file)) return undefined;
-  const c = JSON.parse(fs.readFileSync(file, 'utf8')) as { slurmConf: string };
-  const ping = spawnSync('scontrol', ['ping'], {
-    env: { ...process.env, SLURM_CONF: c.slurmConf },
-    encoding: 'utf8',
-    timeout: 15_000,
-  });
-  return /is UP/.test(ping.stdout) ? c : undefined;
-}
 
 function clusterScript(sub: 'up' | 'down'): void {
   execFileSync('bash', [CLUSTER_SCRIPT, sub], {
@@ -88,12 +74,12 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root (sessions run as the user)');
   ensureUser(USER);
   let startedCluster = false;
-  let cluster = TARGETS.includes('slurm') ? clusterUp() : undefined;
+  let cluster = TARGETS.includes('slurm') ? loadCluster().cluster : undefined;
   if (TARGETS.includes('slurm') && !cluster) {
     log(`no test cluster at ${CLUSTER_BASE}: starting one (scripts/cluster.sh up)`);
     clusterScript('up');
     startedCluster = true;
-    cluster = clusterUp();
+    cluster = loadCluster().cluster;
     if (!cluster) throw new Error('the test cluster did not come up');
   }
   if (TARGETS.includes('jupyterhub')) ensureJupyterHub();

@@ -284,9 +284,16 @@ async function main(): Promise<void> {
   log(
     `ready: ${apps.map((a) => `${a.spec.id} on ${a.socketPath && !a.relayPort ? a.socketPath : `${host}:${where(a).port}`}`).join(', ')}; reporting to the gateway`,
   );
+  // Extra apps that have exited: listed on every heartbeat (the first one at once), and the gateway
+  // drops their routes, since a port an app let go of is anyone's to bind.
+  const stoppedApps = new Set<string>();
+  let beat: () => Promise<void> = async () => undefined;
   for (const a of apps.slice(1)) {
     void a.exited.then(() => {
-      if (!stopping) log(`${a.label} stopped; the session goes on with the others`);
+      if (stopping) return;
+      log(`${a.label} stopped; the session goes on with the others`);
+      stoppedApps.add(a.spec.id);
+      void beat();
     });
   }
 
@@ -320,10 +327,11 @@ async function main(): Promise<void> {
   }
 
   // Heartbeats until the app exits or the gateway says the session is over.
-  const beat = async () => {
+  beat = async () => {
     try {
       const r = await postJson(`${input.hubUrl}/api/agent/heartbeat`, heartbeatToken, {
         sessionId: input.sessionId,
+        ...(stoppedApps.size > 0 ? { stoppedApps: [...stoppedApps] } : {}),
       });
       if (r.status === 410 || r.status === 401) {
         await stopApp(`the gateway ended the session (HTTP ${r.status})`);
@@ -334,6 +342,7 @@ async function main(): Promise<void> {
     }
   };
   const timer = setInterval(() => void beat(), input.heartbeatSeconds * 1000);
+  if (stoppedApps.size > 0) void beat();
   const tokens = input.fetchAccessToken
     ? keepAccessToken(input, heartbeatToken, tokenFile)
     : { stop: () => undefined };

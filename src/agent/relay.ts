@@ -1,48 +1,76 @@
 // The agent's relay, for nodes the gateway cannot reach Unix sockets on (any remote node). The app
 // still listens on its private socket; the relay listens on TCP on the node and passes a connection on
-// only when its first line is the session's secret, which only the gateway knows (see
-// src/proxy/upstream.ts). Other users of the node get nothing but a closed connection.
-import crypto from 'node:crypto';
+// only after a mutual proof that both ends know the app's relay secret (src/apps/relay-protocol.ts),
+// which only the gateway and this agent hold. Other users of the node get a closed connection, or, if
+// they open with the protocol's first line, a proof bound to their own nonce that is of no use to them.
 import net from 'node:net';
-import { RELAY_MAGIC } from '../apps/types.ts';
+import {
+  HANDSHAKE_TIMEOUT_MS,
+  HELLO_LEN,
+  isNonce,
+  macMatches,
+  newNonce,
+  PROOF_LEN,
+  RELAY_HELLO,
+  relayMac,
+} from '../apps/relay-protocol.ts';
 
 export interface Relay {
   port: number;
   close(): void;
 }
 
-const MAX_PREAMBLE = 512;
+const HELLO = Buffer.from(RELAY_HELLO, 'latin1');
 
 export function startRelay(opts: {
   socketPath: string;
   host: string;
   secret: string;
   log: (msg: string) => void;
+  handshakeTimeoutMs?: number;
 }): Promise<Relay> {
-  const expected = Buffer.from(`${RELAY_MAGIC} ${opts.secret}`, 'latin1');
   let refused = 0;
-  const server = net.createServer((conn) => {
+  // No Nagle: the handshake and the app's answers are small writes, each awaited by the other side.
+  const server = net.createServer({ noDelay: true }, (conn) => {
     conn.on('error', () => conn.destroy());
-    let buf = Buffer.alloc(0);
-    const timer = setTimeout(() => conn.destroy(), 10_000);
+    const timer = setTimeout(
+      () => refuse('no handshake in time'),
+      opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+    );
+    conn.on('close', () => clearTimeout(timer));
+    let buf: Buffer = Buffer.alloc(0);
+    let nonceG = '';
+    let nonceR = '';
+    function refuse(why: string): void {
+      // Logged now and then, not per attempt: a port scan must not fill the user's disk.
+      if (refused++ % 100 === 0) opts.log(`relay: refused a connection (${why})`);
+      conn.destroy();
+    }
     const onData = (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      const nl = buf.indexOf(10);
-      if (nl === -1) {
-        if (buf.length > MAX_PREAMBLE) conn.destroy();
+      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+      if (!nonceR) {
+        // The gateway's opening line; anything else is dropped as soon as it differs.
+        const n = Math.min(buf.length, HELLO.length);
+        if (!buf.subarray(0, n).equals(HELLO.subarray(0, n))) return refuse('not the relay protocol');
+        if (buf.length < HELLO_LEN) return;
+        nonceG = buf.toString('latin1', HELLO.length, HELLO_LEN - 1);
+        // The gateway says nothing more before our answer.
+        if (buf.length > HELLO_LEN || buf[HELLO_LEN - 1] !== 10 || !isNonce(nonceG))
+          return refuse('malformed opening');
+        nonceR = newNonce();
+        buf = Buffer.alloc(0);
+        conn.write(`${nonceR} ${relayMac(opts.secret, 'relay', nonceG, nonceR)}\n`);
         return;
       }
+      if (buf.length < PROOF_LEN) return;
+      const proof = buf.subarray(0, PROOF_LEN);
+      if (!macMatches(proof, `${relayMac(opts.secret, 'gateway', nonceR, nonceG)}\n`))
+        return refuse('wrong secret');
+      // The gateway's first bytes for the app may have come with its proof.
+      const rest = buf.subarray(PROOF_LEN);
       conn.off('data', onData);
       conn.pause();
       clearTimeout(timer);
-      const line = buf.subarray(0, nl);
-      const rest = buf.subarray(nl + 1);
-      if (line.length !== expected.length || !crypto.timingSafeEqual(line, expected)) {
-        // Logged now and then, not per attempt: a port scan must not fill the user's disk.
-        if (refused++ % 100 === 0) opts.log(`relay: refused a connection without the session secret`);
-        conn.destroy();
-        return;
-      }
       const up = net.connect(opts.socketPath);
       const close = () => {
         conn.destroy();
@@ -59,7 +87,6 @@ export function startRelay(opts: {
       });
     };
     conn.on('data', onData);
-    conn.on('close', () => clearTimeout(timer));
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -106,6 +106,3 @@ export function extraAppBase(sessionBase: string, appId: string): string {
 export function socketName(appId: string, main: boolean): string {
   return main ? 'app.sock' : `app-${appId}.sock`;
 }
-
-/** Environment variable of one connection's relay preamble (remote nodes; see src/agent/relay.ts). */
-export const RELAY_MAGIC = 'ATRIUM-RELAY';

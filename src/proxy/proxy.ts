@@ -14,7 +14,7 @@ import {
   type RouteEndpoint,
   type RouteTable,
 } from './routes.ts';
-import { agentFor } from './upstream.ts';
+import { agentFor, RelayRefused } from './upstream.ts';
 
 export interface ProxyUser {
   id: number;
@@ -105,7 +105,11 @@ export class GatewayProxy {
   }
 
   private onProxyError(err: Error, req: http.IncomingMessage, res: http.ServerResponse | net.Socket): void {
-    this.opts.log.debug({ err: err.message, url: req.url }, 'upstream error');
+    // A relay that does not prove it knows the secret may be someone else's listener on a dead agent's
+    // port: worth a warning (the path only: a query may hold a user's secrets).
+    if (err instanceof RelayRefused)
+      this.opts.log.warn({ err: err.message, path: req.url?.split('?')[0] }, 'upstream refused');
+    else this.opts.log.debug({ err: err.message, url: req.url }, 'upstream error');
     if (res instanceof http.ServerResponse) {
       if (!res.headersSent && !res.writableEnded) {
         sendPage(
@@ -178,7 +182,15 @@ export class GatewayProxy {
     }
     // An extra app (/user/<name>/<session>.<app>/) is served by the session's route like its main app.
     const ep = endpointOf(route, p);
-    if (route && p.app && !ep) return notFound(res);
+    if (route && p.app && !ep) {
+      if (!route.stoppedApps?.has(p.app)) return notFound(res);
+      return sendPage(
+        res,
+        502,
+        'The app has stopped',
+        'This app of the session has stopped; the others go on.',
+      );
+    }
     if (ep && ep.transport !== 'http' && this.opts.hooks.rawPage) {
       this.opts.hooks.rawPage(ep, p.rest, req, res);
       return;
@@ -209,7 +221,7 @@ export class GatewayProxy {
       const route = this.opts.routes.get(parsed.sessionId);
       if (!route || route.userId !== user.id) return refuse(socket, 404);
       const ep = endpointOf(route, parsed);
-      if (!ep) return refuse(socket, 404);
+      if (!ep) return refuse(socket, parsed.app && route.stoppedApps?.has(parsed.app) ? 502 : 404);
       this.opts.hooks.onWsOpen?.();
       this.openWebSockets++;
       this.sockets.set(socket, { userId: user.id, sessionKey: user.sessionKey });

@@ -95,32 +95,35 @@ export function rfbHooks(opts: RfbHooksOptions): Required<Pick<ProxyHooks, 'rawP
         socket.once('close', () => clearTimeout(t));
       });
       wss.handleUpgrade(req, socket, head, (ws) => {
-        let upstream: net.Socket;
-        try {
-          upstream = connectTarget(route.target);
-        } catch (e) {
-          // e.g. the switch to the user's identity failed: no desktop, and no socket left open.
-          opts.log.warn(
-            { prefix: route.prefix, err: (e as Error).message },
-            'desktop bridge: cannot connect',
-          );
-          ws.terminate();
-          return;
-        }
         const stream = createWebSocketStream(ws);
+        let upstream: net.Socket | undefined;
         const close = (why?: string) => {
           if (why) opts.log.debug({ prefix: route.prefix, why }, 'desktop bridge closed');
-          upstream.destroy();
+          upstream?.destroy();
           stream.destroy();
           ws.terminate();
         };
-        upstream.on('error', (e) => close(e.message));
-        upstream.on('close', () => close());
         stream.on('error', (e) => close(e.message));
         ws.on('close', () => close());
-        upstream.on('connect', () => {
-          stream.pipe(upstream);
-          upstream.pipe(stream);
+        connectTarget(route.target, (err, s) => {
+          if (err || !s) {
+            // e.g. the switch to the user's identity failed, or the relay did not prove itself: no
+            // desktop, and no socket left open.
+            opts.log.warn({ prefix: route.prefix, err: err?.message }, 'desktop bridge: cannot connect');
+            close();
+            return;
+          }
+          upstream = s;
+          // The browser went away during the relay's handshake.
+          if (ws.readyState !== ws.OPEN) return close();
+          s.on('error', (e) => close(e.message));
+          s.on('close', () => close());
+          const pipe = () => {
+            stream.pipe(s);
+            s.pipe(stream);
+          };
+          if (s.connecting) s.once('connect', pipe);
+          else pipe();
         });
       });
     },

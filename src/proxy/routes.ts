@@ -8,12 +8,13 @@ export interface RouteTarget {
   socketPath?: string;
   /** Connect to socketPath with this user's credentials (see src/proxy/upstream.ts). */
   owner?: { uid: number; gid: number };
-  /** host:port is an agent relay: each connection starts with this secret (see src/agent/relay.ts). */
+  /** host:port is an agent relay: each connection starts with a handshake proving this secret both ways
+   * (src/apps/relay-protocol.ts). */
   relaySecret?: string;
 }
 
 /** Where one app of a session is served: the session's main app, or one of its extra apps. */
-export type RouteEndpoint = Omit<Route, 'subRoutes' | 'sessionId' | 'userId' | 'username'>;
+export type RouteEndpoint = Omit<Route, 'subRoutes' | 'stoppedApps' | 'sessionId' | 'userId' | 'username'>;
 
 export interface Route {
   sessionId: string;
@@ -28,6 +29,8 @@ export interface Route {
   transport: 'http' | 'rfb';
   /** Extra apps on the same allocation, by app id: /user/<name>/<session>.<app>/... */
   subRoutes?: Map<string, RouteEndpoint>;
+  /** Extra apps whose exit the agent reported: their route is gone, their address says so. */
+  stoppedApps?: Set<string>;
 }
 
 export function sessionPrefix(username: string, sessionId: string): string {

@@ -103,6 +103,14 @@ export interface SessionServiceDeps {
 
 const UNKNOWN_GRACE_MS = 5_000;
 
+/** One extra app's endpoint as recorded in `sessions.apps` (`stopped` once its agent reported its exit). */
+interface ExtraAppEndpoint {
+  id: string;
+  port: number;
+  socket?: string;
+  stopped?: boolean;
+}
+
 export class SessionService {
   private readonly usernames = new Map<number, string>();
   /** Owner's Unix user per user id: jobs are matched by tag only when they belong to the owner. */
@@ -519,16 +527,41 @@ export class SessionService {
     return heartbeat;
   }
 
-  /** Returns false when the session is over (the agent then stops its app). */
-  async agentHeartbeat(sessionId: string, token: string): Promise<'ok' | 'gone' | 'refused'> {
+  /**
+   * Returns 'gone' when the session is over (the agent then stops its app). `stoppedApps`: the extra apps
+   * that have exited (the agent lists them on every beat); their addresses stop reaching anything.
+   */
+  async agentHeartbeat(
+    sessionId: string,
+    token: string,
+    stoppedApps: string[] = [],
+  ): Promise<'ok' | 'gone' | 'refused'> {
     const row = typeof sessionId === 'string' ? await getSession(this.d.db, sessionId) : undefined;
     if (!row || !row.heartbeat_token_hash)
       return row && isTerminal(row.state as SessionState) ? 'gone' : 'refused';
     if (!token || !safeEqual(hashToken(token), row.heartbeat_token_hash)) return 'refused';
     if (!isActive(row.state as SessionState) || row.state === 'ending') return 'gone';
-    await updateSession(this.d.db, row.id, { last_heartbeat_at: Date.now() });
+    const patch: Partial<SessionRow> = { last_heartbeat_at: Date.now() };
+    const extras = row.apps ? (JSON.parse(row.apps) as ExtraAppEndpoint[]) : [];
+    const newlyStopped = extras.filter((e) => !e.stopped && stoppedApps.includes(e.id));
+    if (newlyStopped.length > 0) {
+      // An app that has exited may have let go of a port that someone else can bind: its route goes
+      // now, not at the end of the session (and stays gone across a restart of the gateway).
+      for (const e of newlyStopped) e.stopped = true;
+      patch.apps = JSON.stringify(extras);
+      const route = this.d.routes.get(row.id);
+      if (route) {
+        route.stoppedApps ??= new Set();
+        for (const e of newlyStopped) {
+          route.subRoutes?.delete(e.id);
+          route.stoppedApps.add(e.id);
+        }
+      }
+      this.d.log.info({ session: row.id, apps: newlyStopped.map((e) => e.id) }, 'extra apps stopped');
+    }
+    await updateSession(this.d.db, row.id, patch);
     if (row.state === 'running' && !this.d.routes.get(row.id))
-      await this.addRoute(row, await this.usernameOf(row.user_id));
+      await this.addRoute({ ...row, ...patch }, await this.usernameOf(row.user_id));
     return 'ok';
   }
 
@@ -596,11 +629,11 @@ export class SessionService {
       };
     };
     const subRoutes = new Map<string, RouteEndpoint>();
-    for (const e of row.apps
-      ? (JSON.parse(row.apps) as { id: string; port: number; socket?: string }[])
-      : []) {
+    const stoppedApps = new Set<string>();
+    for (const e of row.apps ? (JSON.parse(row.apps) as ExtraAppEndpoint[]) : []) {
       const a = this.app(e.id);
-      if (a) subRoutes.set(e.id, endpoint(a, extraAppBase(prefix, e.id), e.port, e.socket ?? null));
+      if (e.stopped) stoppedApps.add(e.id);
+      else if (a) subRoutes.set(e.id, endpoint(a, extraAppBase(prefix, e.id), e.port, e.socket ?? null));
     }
     this.d.routes.set({
       sessionId: row.id,
@@ -608,6 +641,7 @@ export class SessionService {
       username,
       ...endpoint(app, prefix, row.port ?? 0, row.socket_path),
       subRoutes: subRoutes.size > 0 ? subRoutes : undefined,
+      stoppedApps: stoppedApps.size > 0 ? stoppedApps : undefined,
     });
   }
 

@@ -2,24 +2,20 @@
 // strangers (401), enumerated from the gateway's own route table; drain and announcements through the
 // API and the CLI (the running gateway picks CLI changes up); and, in Chromium, an admin stops alice's
 // session from the admin page while alice's dashboard shows it ended "stopped by an administrator".
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, shareSession, type TestBrowser } from '../helpers/browser.ts';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
 import { createTestGateway, type TestGateway } from '../helpers/gateway.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const jupyter = { cluster: 'local', app: 'jupyter', cores: 1, memoryGb: 1, hours: 1 };
 
 let gw: TestGateway;
 let admin: Client;
 let alice: Client;
 let bob: Client;
-let browserTmp: string;
-let adminBrowser: BrowserContext;
-let aliceBrowser: BrowserContext;
+let adminBrowser: TestBrowser;
+let aliceBrowser: TestBrowser;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -33,30 +29,11 @@ async function until<T>(what: string, f: () => Promise<T | undefined | false>, m
   }
 }
 
-async function browser(name: string): Promise<BrowserContext> {
-  const ctx = await chromium.launchPersistentContext(path.join(browserTmp, name), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    env: { ...process.env, TMPDIR: browserTmp },
-    viewport: { width: 1280, height: 900 },
-  });
-  ctx.setDefaultTimeout(20_000);
-  return ctx;
-}
-
-async function signInBrowser(ctx: BrowserContext, c: Client): Promise<void> {
-  const [name, value] = c.cookie.split('=') as [string, string];
-  await ctx.addCookies([{ name, value, url: gw.url }]);
+/** A browser signed in with an API client's session. */
+async function browserOf(name: string, c: Client): Promise<TestBrowser> {
+  const b = await launchBrowser({ name: `admin-${name}`, viewport: { width: 1280, height: 900 } });
+  await shareSession(b.context, gw.url, c.cookie);
+  return b;
 }
 
 beforeAll(async () => {
@@ -71,12 +48,11 @@ beforeAll(async () => {
   expect((await admin.login('root-admin', gw.passwords['root-admin']!)).status).toBe(200);
   expect((await alice.login('alice', gw.passwords.alice!)).status).toBe(200);
   expect((await bob.login('bob', gw.passwords.bob!)).status).toBe(200);
-  browserTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-admin-chromium-'));
 });
 
 afterAll(async () => {
-  await adminBrowser?.close().catch(() => undefined);
-  await aliceBrowser?.close().catch(() => undefined);
+  await adminBrowser?.close();
+  await aliceBrowser?.close();
   for (const c of [alice, bob]) {
     const list = ((await c?.get('/api/sessions'))?.body as { sessions?: SessionView[] })?.sessions ?? [];
     for (const s of list)
@@ -84,7 +60,6 @@ afterAll(async () => {
   }
   await sleep(1500);
   await gw?.stop();
-  if (browserTmp) fs.rmSync(browserTmp, { recursive: true, force: true });
 });
 
 describe('admin routes', () => {
@@ -188,18 +163,16 @@ describe('the admin page (Chromium)', () => {
     const s = (r.body as { session: SessionView }).session;
     await waitForState(alice, s.id, ['running'], 90_000);
 
-    aliceBrowser = await browser('alice');
-    await signInBrowser(aliceBrowser, alice);
-    const alicePage = await aliceBrowser.newPage();
+    aliceBrowser = await browserOf('alice', alice);
+    const alicePage = await aliceBrowser.context.newPage();
     await alicePage.goto(`${gw.url}/`);
     await alicePage.locator(`tr[data-session="${s.id}"][data-state="running"]`).waitFor();
     // An announcement reaches alice's open dashboard live.
     await admin.post('/api/admin/announcements', { message: 'Admin page test notice', level: 'info' });
     await alicePage.getByText('Admin page test notice').waitFor();
 
-    adminBrowser = await browser('admin');
-    await signInBrowser(adminBrowser, admin);
-    const page = await adminBrowser.newPage();
+    adminBrowser = await browserOf('admin', admin);
+    const page = await adminBrowser.context.newPage();
     await page.goto(`${gw.url}/admin`);
     await page.getByRole('tab', { name: 'Sessions' }).waitFor();
     const row = page.locator(`tr[data-session="${s.id}"]`);
@@ -215,7 +188,7 @@ describe('the admin page (Chromium)', () => {
       .locator(`details.recent tr[data-session="${s.id}"]`)
       .getByText('stopped by an administrator')
       .waitFor();
-    await page.screenshot({ path: path.join(browserTmp, 'admin-page.png') });
+    await page.screenshot({ path: path.join(adminBrowser.dir, 'admin-page.png') });
     // The other tabs render for the admin.
     for (const tab of ['Jobs', 'Clusters', 'Announcements', 'Audit log']) {
       await page.getByRole('tab', { name: tab }).click();

@@ -7,39 +7,22 @@
 // configured with `appSockets: unix` (right for single-host clusters): Jupyter and a terminal there are
 // reached on their sockets directly. One gateway; the sessions start in parallel. The cluster is found through $ATRIUM_TEST_CLUSTER_BASE/cluster.json; without it
 // (or without a node of partition interactive up) the file skips with a message.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { launchBrowser, shareSession, type TestBrowser } from '../helpers/browser.ts';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
+import { testCluster } from '../helpers/cluster.ts';
 import { createTestGateway, ROOT, type TestGateway } from '../helpers/gateway.ts';
 import { createKernel, runInKernel, wsStatus } from '../helpers/jupyter.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SLURM_BASE = process.env.ATRIUM_TEST_CLUSTER_BASE ?? '/tmp/atrium-slurm-atrium';
-
-function slurmCluster(): { conf: string } | { why: string } {
-  if (process.getuid?.() !== 0) return { why: 'must run as root (runuser)' };
-  const file = path.join(SLURM_BASE, 'cluster.json');
-  if (!fs.existsSync(file)) return { why: `no ${file}` };
-  const conf = (JSON.parse(fs.readFileSync(file, 'utf8')) as { slurmConf: string }).slurmConf;
-  const sinfo = spawnSync('sinfo', ['-h', '-p', 'interactive', '-o', '%t'], {
-    env: { ...process.env, SLURM_CONF: conf },
-    encoding: 'utf8',
-    timeout: 15_000,
-  });
-  if (sinfo.status !== 0) return { why: `sinfo failed: ${sinfo.stderr.trim()}` };
-  if (!/^(idle|mix|alloc)/m.test(sinfo.stdout)) return { why: 'no node of partition interactive is up' };
-  return { conf };
-}
-const slurm = slurmCluster();
-if ('why' in slurm)
-  console.warn(`[apps-slurm e2e] SKIPPED: ${slurm.why} (start it: bash scripts/cluster.sh up)`);
-const conf = 'conf' in slurm ? slurm.conf : '';
+const cluster = testCluster('apps-slurm', { up: 'nodes', partition: 'interactive' });
+const conf = cluster?.slurmConf ?? '';
 const slurmEnv = () => ({ ...process.env, SLURM_CONF: conf });
 const SHOTS = path.join(os.tmpdir(), 'atrium-apps-screenshots');
 
@@ -49,9 +32,8 @@ const base = { cluster: 'slurm', cores: 1, memoryGb: 1, hours: 1 };
 let gw: TestGateway;
 let alice: Client;
 let bob: Client;
-let context: BrowserContext;
+let browser: TestBrowser;
 let work: string;
-let browserTmp: string;
 const started: string[] = [];
 const sessions: Record<'vscode' | 'desktop' | 'shiny' | 'jupyter' | 'unix', View> = {} as never;
 
@@ -69,9 +51,8 @@ async function stop(id: string): Promise<void> {
 }
 
 async function browserPage(): Promise<Page> {
-  const [name, value] = alice.cookie.split('=') as [string, string];
-  await context.addCookies([{ name, value, url: gw.url }]);
-  return context.newPage();
+  await shareSession(browser.context, gw.url, alice.cookie);
+  return browser.context.newPage();
 }
 
 function sessionDir(id: string): string {
@@ -113,12 +94,78 @@ function directAnswer(port: number, first: string): Promise<string> {
   });
 }
 
+/**
+ * A client that speaks the relay's protocol (src/apps/relay-protocol.ts) without the secret: its opening
+ * gets the relay's nonce and proof; its guessed proof, and the request after it, get nothing more.
+ */
+function guessedHandshake(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1', () => c.write(`ATRIUM-RELAY1 ${'n'.repeat(43)}\n`));
+    let data = '';
+    c.on('data', (d) => {
+      const first = data === '';
+      data += d;
+      if (first) c.write(`${'m'.repeat(43)}\nGET / HTTP/1.1\r\nHost: x\r\n\r\n`);
+    });
+    c.on('close', () => resolve(data));
+    c.on('error', () => resolve(data));
+  });
+}
+
 /** The session's app is reached through the relay, not a socket, and the relay is closed to others. */
 async function expectBehindRelay(s: View, app: string): Promise<void> {
   const port = relayPort(s.id, app);
   expect(port, `relay port of ${app}`).toBeGreaterThan(0);
   expect(await directAnswer(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n')).toBe('');
   expect(await directAnswer(port, 'ATRIUM-RELAY guess\nGET / HTTP/1.1\r\nHost: x\r\n\r\n')).toBe('');
+  expect(await guessedHandshake(port)).toMatch(/^[\w-]{43} [\w-]{43}\n$/);
+}
+
+/**
+ * bob's listener on a port (retried until the port is free): answers each connection's first bytes as a
+ * relay would, with a made-up proof, and says at the end everything each connection sent it.
+ */
+function squatAsBob(port: number) {
+  const script = `
+    const crypto = require('node:crypto');
+    const got = [];
+    const server = require('node:net').createServer((c) => {
+      const i = got.push('') - 1;
+      c.on('error', () => {});
+      c.on('data', (d) => {
+        if (got[i] === '') c.write(crypto.randomBytes(32).toString('base64url') + ' ' + crypto.randomBytes(32).toString('base64url') + '\\n');
+        got[i] += d.toString('latin1');
+      });
+    });
+    server.on('error', () => setTimeout(() => server.listen(${port}, '127.0.0.1'), 100));
+    server.on('listening', () => console.log('listening'));
+    server.listen(${port}, '127.0.0.1');
+    process.stdin.on('end', () => { console.log(JSON.stringify(got)); process.exit(0); });
+    process.stdin.resume();`;
+  const p = spawn('runuser', ['-u', 'bob', '--', process.execPath, '-e', script], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  let out = '';
+  p.stdout.on('data', (d) => {
+    out += d;
+  });
+  const exited = new Promise<void>((r) => p.once('exit', () => r()));
+  return {
+    pid: p.pid!,
+    listening: async () => {
+      const deadline = Date.now() + 15_000;
+      while (!out.includes('listening') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(out).toContain('listening');
+    },
+    /** Stops the listener; what each connection sent it. */
+    received: async (): Promise<string[]> => {
+      p.stdin.end();
+      const t = setTimeout(() => p.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(t);
+      return JSON.parse(out.split('\n').find((l) => l.startsWith('[')) ?? 'null') as string[];
+    },
+  };
 }
 
 /** Types `echo $((6*7)) $SLURM_JOB_ID` in the session's terminal (its extra app) and returns the output. */
@@ -144,7 +191,7 @@ function shellAnswer(s: View): Promise<string> {
   });
 }
 
-describe.skipIf(!('conf' in slurm))('the apps in Slurm jobs, through the relay', () => {
+describe.skipIf(!cluster)('the apps in Slurm jobs, through the relay', () => {
   beforeAll(async () => {
     // Installed once per machine (code-server about a minute), then found in place.
     execFileSync(
@@ -173,6 +220,16 @@ describe.skipIf(!('conf' in slurm))('the apps in Slurm jobs, through the relay',
         '      partition: interactive',
         '      pollSeconds: 1',
         // The same nodes seen as a single-host cluster: the gateway reaches the apps' sockets itself.
+        // The same again, polled rarely: a dead agent's route outlives it long enough to squat its port.
+        '  - name: slurm-slow',
+        '    backend: slurm',
+        '    title: Test cluster (slow poll)',
+        '    checkInstalled: true',
+        '    slurm:',
+        `      conf: ${conf}`,
+        '      runAs: runuser',
+        '      partition: interactive',
+        '      pollSeconds: 600',
         '  - name: slurm-unix',
         '    backend: slurm',
         '    title: Test cluster (sockets)',
@@ -198,36 +255,22 @@ describe.skipIf(!('conf' in slurm))('the apps in Slurm jobs, through the relay',
     bob = new Client(gw.url);
     expect((await alice.login('alice', gw.passwords.alice!)).status).toBe(200);
     expect((await bob.login('bob', gw.passwords.bob!)).status).toBe(200);
-    browserTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-apps-slurm-chromium-'));
     fs.mkdirSync(SHOTS, { recursive: true });
     // The five sessions start at once (five jobs); Chromium starts meanwhile.
-    const [vscode, desktop, shiny, jupyter, unix, ctx] = await Promise.all([
+    const [vscode, desktop, shiny, jupyter, unix, b] = await Promise.all([
       startSession({ app: 'vscode' }),
       startSession({ app: 'desktop' }),
       startSession({ app: 'shiny' }),
       startSession({ app: 'jupyter', extraApps: ['terminal'], environment: 'testvenv' }),
       startSession({ cluster: 'slurm-unix', app: 'jupyter', extraApps: ['terminal'] }),
-      chromium.launchPersistentContext(path.join(browserTmp, 'profile'), {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: [
-          '--headless=new',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--no-first-run',
-          '--disable-background-networking',
-        ],
-        env: { ...process.env, TMPDIR: browserTmp },
-        viewport: { width: 1280, height: 800 },
-      }),
+      launchBrowser({ name: 'apps-slurm', timeout: 30_000 }),
     ]);
     Object.assign(sessions, { vscode, desktop, shiny, jupyter, unix });
-    context = ctx;
-    context.setDefaultTimeout(30_000);
+    browser = b;
   }, 240_000);
 
   afterAll(async () => {
-    await context?.close().catch(() => undefined);
+    await browser?.close();
     if (alice) {
       await Promise.all(
         started.map(async (id) => {
@@ -241,7 +284,7 @@ describe.skipIf(!('conf' in slurm))('the apps in Slurm jobs, through the relay',
     while (started.some((id) => pidsOfSession(id).length > 0) && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 250));
     await gw?.stop();
-    for (const d of [browserTmp, work, gw?.dir]) if (d) fs.rmSync(d, { recursive: true, force: true });
+    for (const d of [work, gw?.dir]) if (d) fs.rmSync(d, { recursive: true, force: true });
   });
 
   it('runs each session as a Slurm job of alice', () => {
@@ -366,6 +409,68 @@ describe.skipIf(!('conf' in slurm))('the apps in Slurm jobs, through the relay',
     ).toBe(s.jobId);
     expect(await shellAnswer(s)).toContain(`42 ${s.jobId}`);
     expect((await bob.req('GET', `${s.url}api/status`)).status).toBe(404);
+  });
+
+  it("an extra app that exits loses its route at once; the session's main app goes on", async () => {
+    const s = sessions.jupyter;
+    const servers = pidsOfSession(s.id).filter((p) =>
+      fs.readFileSync(`/proc/${p}/cmdline`, 'latin1').includes('apps/terminal/server.mjs'),
+    );
+    expect(servers.length).toBe(1);
+    process.kill(servers[0]!, 'SIGKILL');
+    // The agent reports the exit on its heartbeat channel at once; the gateway drops the route.
+    await expect
+      .poll(
+        async () => {
+          const r = await alice.req('GET', s.apps[0]!.url, undefined, { accept: 'text/html' });
+          return `${r.status} ${await r.text()}`;
+        },
+        { timeout: 15_000 },
+      )
+      .toMatch(/^502 [\s\S]*The app has stopped/);
+    const wsBase = gw.url.replace('http', 'ws');
+    expect(await wsStatus(`${wsBase}${s.apps[0]!.url}pty`, { cookie: alice.cookie })).toBe(502);
+    expect((await bob.req('GET', s.apps[0]!.url)).status).toBe(404);
+    expect((await alice.req('GET', `${s.url}api/status`)).status).toBe(200);
+  });
+
+  it("a dead agent's relay port bound by another user gets the handshake's opening only; the request fails", async () => {
+    const s = await startSession({ cluster: 'slurm-slow', app: 'terminal' });
+    const page = await alice.req('GET', s.url, undefined, { accept: 'text/html' });
+    expect(page.status).toBe(200);
+    await page.text();
+    // The agent dies (out of memory, say): its relay's port is free, and its route still there until
+    // the next poll of the scheduler (600 s here).
+    const port = relayPort(s.id, 'terminal');
+    const ss = execFileSync('ss', ['-Hltnp', `sport = :${port}`], { encoding: 'utf8' });
+    const agent = Number(/pid=(\d+)/.exec(ss)?.[1]);
+    expect(fs.readFileSync(`/proc/${agent}/cmdline`, 'latin1')).toContain('atrium-agent');
+    process.kill(agent, 'SIGKILL');
+    const bobs = squatAsBob(port);
+    let received: string[] = [];
+    try {
+      await bobs.listening();
+      const r = await alice.req('GET', `${s.url}?q=QUERY-MARKER`, undefined, { accept: 'text/html' });
+      expect(r.status).toBe(502);
+      expect(await r.text()).toContain('The app is not answering');
+      expect(await wsStatus(`${gw.url.replace('http', 'ws')}${s.url}pty`, { cookie: alice.cookie })).not.toBe(
+        101,
+      );
+    } finally {
+      received = await bobs.received();
+    }
+    // bob's listener was asked, and got the opening line of the handshake: no secret, no token, no request.
+    expect(received.length).toBeGreaterThan(0);
+    for (const got of received) expect(got).toMatch(/^ATRIUM-RELAY1 [\w-]{43}\n$/);
+    await stop(s.id);
+    // The app outlived its agent (its own process group; a cluster's cgroups would end it with the job).
+    for (const p of pidsOfSession(s.id)) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
   });
 
   it('stops every session: the jobs end and nothing of the apps is left', async () => {

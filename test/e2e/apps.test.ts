@@ -8,23 +8,21 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { launchBrowser, shareSession, type TestBrowser } from '../helpers/browser.ts';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
 import { createTestGateway, ROOT, type TestGateway } from '../helpers/gateway.ts';
 import { createKernel, runInKernel, wsStatus } from '../helpers/jupyter.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
 
 const SHOTS = path.join(os.tmpdir(), 'atrium-apps-screenshots');
 
 let gw: TestGateway;
 let alice: Client;
 let bob: Client;
-let context: BrowserContext;
+let browser: TestBrowser;
 let work: string;
-let browserTmp: string;
 const started: string[] = [];
 
 type View = SessionView & { apps: { id: string; url: string; openUrl: string }[] };
@@ -44,9 +42,8 @@ async function stop(id: string): Promise<void> {
 }
 
 async function browserPage(c: Client): Promise<Page> {
-  const [name, value] = c.cookie.split('=') as [string, string];
-  await context.addCookies([{ name, value, url: gw.url }]);
-  return context.newPage();
+  await shareSession(browser.context, gw.url, c.cookie);
+  return browser.context.newPage();
 }
 
 /** The session's processes (cmdline or environment names it). */
@@ -64,6 +61,11 @@ function pidsOfSession(id: string): number[] {
     }
   }
   return out;
+}
+
+/** The `atrium` command line as alice. */
+function atriumAsAlice(...args: string[]) {
+  return spawnSync('runuser', ['-u', 'alice', '--', `${ROOT}/bin/atrium`, ...args], { encoding: 'utf8' });
 }
 
 function sessionDir(id: string): string {
@@ -164,26 +166,12 @@ beforeAll(async () => {
   bob = new Client(gw.url);
   expect((await alice.login('alice', gw.passwords.alice!)).status).toBe(200);
   expect((await bob.login('bob', gw.passwords.bob!)).status).toBe(200);
-  browserTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-apps-chromium-'));
   fs.mkdirSync(SHOTS, { recursive: true });
-  context = await chromium.launchPersistentContext(path.join(browserTmp, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-    ],
-    env: { ...process.env, TMPDIR: browserTmp },
-    viewport: { width: 1280, height: 800 },
-  });
-  context.setDefaultTimeout(30_000);
+  browser = await launchBrowser({ name: 'apps', timeout: 30_000 });
 }, 240_000);
 
 afterAll(async () => {
-  await context?.close().catch(() => undefined);
+  await browser?.close();
   for (const id of started) {
     const r = await alice.get(`/api/sessions/${id}`).catch(() => null);
     const state = (r?.body as { session?: SessionView } | undefined)?.session?.state;
@@ -201,9 +189,9 @@ afterAll(async () => {
       }
     }
   }
-  spawnSync('runuser', ['-u', 'alice', '--', `${ROOT}/bin/atrium`, 'kernel', 'remove', 'atrium-test-venv']);
+  atriumAsAlice('kernel', 'remove', 'atrium-test-venv');
   await gw?.stop();
-  for (const d of [browserTmp, work, gw?.dir]) if (d) fs.rmSync(d, { recursive: true, force: true });
+  for (const d of [work, gw?.dir]) if (d) fs.rmSync(d, { recursive: true, force: true });
 });
 
 describe('the catalogue on the form', () => {
@@ -428,46 +416,14 @@ describe('environments and user kernels', () => {
   });
 
   it('`atrium kernel add` (as the user) gives a kernel the next session lists and runs', async () => {
-    const add = spawnSync(
-      'runuser',
-      [
-        '-u',
-        'alice',
-        '--',
-        `${ROOT}/bin/atrium`,
-        'kernel',
-        'add',
-        '--name',
-        'atrium-test-venv',
-        '--venv',
-        `${work}/venv`,
-      ],
-      { encoding: 'utf8' },
-    );
+    const add = atriumAsAlice('kernel', 'add', '--name', 'atrium-test-venv', '--venv', `${work}/venv`);
     expect(add.status, add.stderr).toBe(0);
     const spec = '/home/alice/.local/share/jupyter/kernels/atrium-test-venv/kernel.json';
     expect(fs.statSync(spec).uid).toBe(Number(execFileSync('id', ['-u', 'alice'], { encoding: 'utf8' })));
     // Without ipykernel, it says how to install it.
     fs.mkdirSync(`${work}/bare`);
     execFileSync('/usr/bin/python3', ['-m', 'venv', '--without-pip', `${work}/bare`]);
-    const bare = spawnSync(
-      'runuser',
-      [
-        '-u',
-        'alice',
-        '--',
-        `${ROOT}/bin/atrium`,
-        'kernel',
-        'add',
-        '--name',
-        'bare',
-        '--venv',
-        `${work}/bare`,
-      ],
-      {
-        encoding: 'utf8',
-      },
-    );
+    const bare = atriumAsAlice('kernel', 'add', '--name', 'bare', '--venv', `${work}/bare`);
     expect(bare.status).toBe(2);
     expect(bare.stderr).toContain(
       `ipykernel is not installed there; install it with: ${work}/bare/bin/python -m pip install ipykernel`,

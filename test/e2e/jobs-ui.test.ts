@@ -1,57 +1,30 @@
 // The jobs pages in headless Chromium against the real Slurm test cluster: submit a pasted script from
 // the form, watch it go to "completed" live in My jobs, get an in-page and a browser notification when
 // it completes, follow its output on the job page, and see the queue page.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
-import { createTestGateway, ROOT, type TestGateway } from '../helpers/gateway.ts';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  type ClusterJson,
-  cancelAll,
-  gatewayYaml,
-  homeOf,
-  loadCluster,
-  writeAs,
-} from '../helpers/jobs-cluster.ts';
+  CHROMIUM,
+  ensureWebBuilt,
+  keepFailureEvidence,
+  launchBrowser,
+  signIn,
+  type TestBrowser,
+  visible,
+} from '../helpers/browser.ts';
+import { type ClusterJson, cancelAll, testCluster } from '../helpers/cluster.ts';
+import { createTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { gatewayYaml, homeOf, writeAs } from '../helpers/jobs-cluster.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const WEB_DIR = path.join(ROOT, 'dist', 'web');
 const SHOTS = path.join(os.tmpdir(), 'atrium-jobs-ui');
 
-const { cluster, why } = loadCluster();
+const cluster = testCluster('jobs-ui', { up: 'nodes' });
 const noBrowser = !fs.existsSync(CHROMIUM);
-if (!cluster)
-  console.warn(`[jobs-ui e2e] SKIPPED: ${why}. Start the test cluster: bash scripts/cluster.sh up`);
-else if (noBrowser) console.warn(`[jobs-ui e2e] SKIPPED: no ${CHROMIUM}`);
-
-function newest(p: string): number {
-  const st = fs.statSync(p);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let m = st.mtimeMs;
-  for (const e of fs.readdirSync(p)) m = Math.max(m, newest(path.join(p, e)));
-  return m;
-}
-
-/** The gateway serves dist/web: build it when missing or older than its sources. */
-function ensureWebBuilt(): void {
-  const index = path.join(WEB_DIR, 'index.html');
-  const sources = Math.max(
-    newest(path.join(ROOT, 'src', 'web')),
-    newest(path.join(ROOT, 'src', 'core')),
-    newest(path.join(ROOT, 'vite.config.ts')),
-  );
-  if (fs.existsSync(index) && fs.statSync(index).mtimeMs >= sources) return;
-  execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'build.mjs'), '--web-only'], {
-    cwd: ROOT,
-    stdio: 'inherit',
-  });
-}
-
-const visible = (l: Locator, timeout?: number) => l.waitFor({ state: 'visible', timeout });
+if (cluster && noBrowser) console.warn(`[jobs-ui e2e] SKIPPED: no ${CHROMIUM}`);
 
 // Records every browser notification the page creates (headless Chromium shows none on screen).
 const RECORD_NOTIFICATIONS = `(() => {
@@ -71,10 +44,8 @@ const RECORD_NOTIFICATIONS = `(() => {
 describe.skipIf(!cluster || noBrowser)('jobs pages in a browser', () => {
   const c = cluster as ClusterJson;
   let gw: TestGateway;
-  let context: BrowserContext;
+  let browser: TestBrowser;
   let page: Page;
-  let profileDir: string;
-  let browserTmp: string;
   const dir = path.join(homeOf('alice'), 'atrium-jobs-ui');
   // Unique names: alice's jobs of earlier runs are still in the queue's recent history (MinJobAge).
   const run = randomBytes(3).toString('hex');
@@ -88,57 +59,24 @@ describe.skipIf(!cluster || noBrowser)('jobs pages in a browser', () => {
     writeAs('alice', path.join(dir, '.keep'), '');
     gw = await createTestGateway({ name: 'jobsui', users: [{ name: 'alice' }], yaml: gatewayYaml(c) });
     await gw.start();
-    profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-chromium-profile-'));
-    browserTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-chromium-tmp-'));
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless=new',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      env: { ...process.env, TMPDIR: browserTmp },
-      viewport: { width: 1280, height: 900 },
-      locale: 'en-GB',
-      timezoneId: 'UTC',
-    });
-    context.setDefaultTimeout(20_000);
-    await context.grantPermissions(['notifications'], { origin: gw.url });
-    await context.addInitScript(RECORD_NOTIFICATIONS);
-    page = context.pages()[0] ?? (await context.newPage());
+    browser = await launchBrowser({ name: 'jobs-ui', viewport: { width: 1280, height: 900 } });
+    await browser.context.grantPermissions(['notifications'], { origin: gw.url });
+    await browser.context.addInitScript(RECORD_NOTIFICATIONS);
+    page = browser.page;
   });
 
-  beforeEach(({ task }) => {
-    onTestFailed(async () => {
-      fs.mkdirSync(SHOTS, { recursive: true });
-      await page
-        ?.screenshot({ path: path.join(SHOTS, 'failure.png'), fullPage: true })
-        .catch(() => undefined);
-      fs.writeFileSync(path.join(SHOTS, 'gateway.log'), gw?.log() ?? '');
-      console.error(`"${task.name}" failed: screenshot and gateway log in ${SHOTS}`);
-    });
-  });
+  keepFailureEvidence(() => ({ browser, gw }));
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await gw?.stop();
     if (c) await cancelAll(c).catch(() => undefined);
-    for (const d of [profileDir, browserTmp, gw?.dir]) if (d) fs.rmSync(d, { recursive: true, force: true });
+    if (gw?.dir) fs.rmSync(gw.dir, { recursive: true, force: true });
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('signs in and opens the Jobs page from the navigation', async () => {
-    await page.goto(`${gw.url}/login`);
-    await page.getByLabel('User name').fill('alice');
-    await page.getByLabel('Password').fill(gw.passwords.alice!);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${gw.url}/`);
+    await signIn(page, gw, 'alice');
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Jobs' }).click();
     await page.waitForURL(`${gw.url}/jobs`);
     await visible(page.getByRole('heading', { name: 'My jobs' }));

@@ -8,22 +8,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '../helpers/client.ts';
+import { type ClusterJson, cancelAll, slurm, testCluster } from '../helpers/cluster.ts';
 import { createTestGateway, type TestGateway } from '../helpers/gateway.ts';
-import {
-  type ClusterJson,
-  cancelAll,
-  gatewayYaml,
-  homeOf,
-  loadCluster,
-  openEvents,
-  sbatchAs,
-  slurm,
-  waitFor,
-  writeAs,
-} from '../helpers/jobs-cluster.ts';
+import { gatewayYaml, homeOf, openEvents, sbatchAs, writeAs } from '../helpers/jobs-cluster.ts';
+import { until } from '../helpers/wait.ts';
 
-const { cluster, why } = loadCluster();
-if (!cluster) console.warn(`[jobs e2e] SKIPPED: ${why}. Start the test cluster: bash scripts/cluster.sh up`);
+const cluster = testCluster('jobs', { up: 'nodes' });
 
 interface JobView {
   cluster: string;
@@ -73,7 +63,7 @@ describe.skipIf(!cluster)('batch jobs on the Slurm test cluster', () => {
     return (r.body as { jobs: JobView[] }).jobs.find((j) => j.jobId === jobId);
   };
   const waitJob = (cl: Client, jobId: string, pred: (j: JobView) => boolean, what: string, ms = 60_000) =>
-    waitFor(
+    until(
       `job ${jobId} ${what}`,
       async () => {
         const j = await jobOf(cl, jobId);
@@ -324,7 +314,7 @@ describe.skipIf(!cluster)('batch jobs on the Slurm test cluster', () => {
     let text = '';
     let offset = 0;
     const seenWhileRunning: string[] = [];
-    await waitFor(
+    await until(
       'line-3 while running',
       async () => {
         const p = (await alice.get(`/api/jobs/hpc/${id}/output?stream=stdout&offset=${offset}`))
@@ -392,7 +382,7 @@ describe.skipIf(!cluster)('batch jobs on the Slurm test cluster', () => {
       await waitJob(bob, bid, (j) => j.state === 'completed', 'completed');
       await waitJob(alice, aid, (j) => j.state === 'completed', 'completed');
       // A notification for alice's job, live and stored.
-      const note = await waitFor('alice notification', async () =>
+      const note = await until('alice notification', async () =>
         aliceEvents.events.find(
           (e) =>
             e.type === 'notification' &&
@@ -425,7 +415,7 @@ describe.skipIf(!cluster)('batch jobs on the Slurm test cluster', () => {
 
       // The queue: PrivateData=jobs, so alice gets her own rows only, but counts of everybody's.
       const held = sbatchAs(c, 'bob', ['-H', '-p', 'batch', '-J', 'bobs-held', '--wrap', 'sleep 1']);
-      await waitFor('bob held job in the poll', async () => {
+      await until('bob held job in the poll', async () => {
         const q = (await bob.get('/api/queue?cluster=hpc')).body as { jobs: { jobId: string }[] };
         return q.jobs.some((j) => j.jobId === held);
       });
@@ -493,7 +483,7 @@ describe.skipIf(!cluster)('batch jobs on the Slurm test cluster', () => {
     expect(s.status, JSON.stringify(s.body)).toBe(201);
     const session = (s.body as { session: { id: string; url: string } }).session;
     try {
-      await waitFor(
+      await until(
         'the Jupyter session to run',
         async () => {
           const v = (await alice.get(`/api/sessions/${session.id}`)).body as {
@@ -533,7 +523,7 @@ describe.skipIf(!cluster)('batch jobs on the Slurm test cluster', () => {
         ids.push(sbatchAs(c, user, ['-H', '-p', 'batch', '-J', `${prefix}${i}`, '--wrap', 'sleep 1']));
     }
     expect(ids.length).toBe(105);
-    await waitFor('the poll to see all of them', async () => {
+    await until('the poll to see all of them', async () => {
       const q = (await bob.get('/api/queue?cluster=hpc')).body as {
         partitions: { partition: string; pending: number }[];
       };

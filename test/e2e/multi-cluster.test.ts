@@ -3,38 +3,14 @@
 // A session on each; each cluster's free table follows only its own jobs; a cluster limited to a
 // group is neither offered to nor usable by someone outside it.
 import { execFileSync, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
-import { createTestGateway, ROOT, type TestGateway } from '../helpers/gateway.ts';
+import { CLUSTER_SCRIPT, readCluster, testCluster } from '../helpers/cluster.ts';
+import { createTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { kernelRoundTrip } from '../helpers/jupyter.ts';
 
-const BASE1 = process.env.ATRIUM_TEST_CLUSTER_BASE ?? '/tmp/atrium-slurm-atrium';
-const SCRIPT = path.join(ROOT, 'scripts', 'cluster.sh');
-
-interface ClusterJson {
-  name: string;
-  slurmConf: string;
-  port: number;
-}
-
-function first(): { c?: ClusterJson; why?: string } {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return { why: 'must run as root' };
-  const file = path.join(BASE1, 'cluster.json');
-  if (!fs.existsSync(file)) return { why: `no ${file} (start it: bash scripts/cluster.sh up)` };
-  const c = JSON.parse(fs.readFileSync(file, 'utf8')) as ClusterJson;
-  const ping = spawnSync('scontrol', ['ping'], {
-    env: { ...process.env, SLURM_CONF: c.slurmConf },
-    encoding: 'utf8',
-    timeout: 15_000,
-  });
-  if (!/is UP/.test(ping.stdout)) return { why: `slurmctld of ${c.name} does not answer` };
-  return { c };
-}
-
-const { c: one, why } = first();
-if (why) console.warn(`[multi-cluster e2e] SKIPPED: ${why}`);
+const one = testCluster('multi-cluster');
 
 // The second cluster: ports well away from the first (clusters need >= 10 apart).
 const two = {
@@ -90,10 +66,9 @@ async function tablesAfter(since: number): Promise<Record<string, ClusterJ>> {
 describe.skipIf(!one)('two Slurm clusters behind one gateway', () => {
   beforeAll(async () => {
     const t0 = Date.now();
-    execFileSync('bash', [SCRIPT, 'up'], { env: twoEnv, stdio: 'inherit', timeout: 240_000 });
+    execFileSync('bash', [CLUSTER_SCRIPT, 'up'], { env: twoEnv, stdio: 'inherit', timeout: 240_000 });
     upSeconds = (Date.now() - t0) / 1000;
-    const conf2 = (JSON.parse(fs.readFileSync(path.join(two.base, 'cluster.json'), 'utf8')) as ClusterJson)
-      .slurmConf;
+    const conf2 = readCluster(two.base).slurmConf;
     const slurm = (name: string, title: string, conf: string, extra: string[] = []) => [
       `  - name: ${name}`,
       '    backend: slurm',
@@ -130,7 +105,7 @@ describe.skipIf(!one)('two Slurm clusters behind one gateway', () => {
       await new Promise((r) => setTimeout(r, 2000));
     }
     await gw?.stop();
-    spawnSync('bash', [SCRIPT, 'down'], { env: twoEnv, stdio: 'inherit', timeout: 120_000 });
+    spawnSync('bash', [CLUSTER_SCRIPT, 'down'], { env: twoEnv, stdio: 'inherit', timeout: 120_000 });
   }, 180_000);
 
   it('offers each user only the clusters they may use; outsiders get a cluster error', async () => {

@@ -3,11 +3,10 @@
 // refresh of the provider's tokens, a fresh access token inside a running session, and sign-out.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, type TestBrowser } from '../helpers/browser.ts';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
 import { echoApps } from '../helpers/echo-app.ts';
 import { createTestGateway, freePort, type TestGateway } from '../helpers/gateway.ts';
@@ -23,8 +22,7 @@ import {
 const AT_TTL = 20;
 let gw: TestGateway;
 let op: TestProvider;
-let browser: BrowserContext | undefined;
-let profileDir = '';
+let browser: TestBrowser | undefined;
 const echo = echoApps();
 
 /** A Client (API helper) that uses the cookie a jar got at sign-in. */
@@ -110,8 +108,7 @@ ${echo.yaml}`,
 });
 
 afterAll(async () => {
-  await browser?.close().catch(() => undefined);
-  if (profileDir) fs.rmSync(profileDir, { recursive: true, force: true });
+  await browser?.close();
   await gw?.stop();
   await op?.close();
 });
@@ -125,20 +122,8 @@ describe('OpenID Connect sign-in', () => {
   });
 
   it('signs in with headless Chromium (code + PKCE), with safe cookies, and signs out at the provider too', async () => {
-    profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-oidc-chromium-'));
-    browser = await chromium.launchPersistentContext(profileDir, {
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--headless=new',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-      ],
-    });
-    browser.setDefaultTimeout(20_000);
-    const page = browser.pages()[0] ?? (await browser.newPage());
+    browser = await launchBrowser({ name: 'oidc' });
+    const page = browser.page;
     const authRequests: string[] = [];
     page.on('request', (r) => {
       if (r.url().startsWith(`${op.issuer}/auth`)) authRequests.push(r.url());
@@ -156,7 +141,7 @@ describe('OpenID Connect sign-in', () => {
     await page.fill('input[name="password"]', 'whatever');
     await Promise.all([page.waitForURL(`${gw.url}/sessions`), page.click('button[type="submit"]')]);
 
-    const cookies = await browser.cookies(gw.url);
+    const cookies = await browser.context.cookies(gw.url);
     const session = cookies.find((c) => c.name === 'atrium_session');
     expect(session).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' });
     expect(cookies.find((c) => c.name === 'atrium_oidc')).toBeUndefined();

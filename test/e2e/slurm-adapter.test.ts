@@ -1,7 +1,6 @@
 // SlurmAdapter against the real test cluster of scripts/cluster.sh (start it first:
 // `bash scripts/cluster.sh up`; another base: ATRIUM_TEST_CLUSTER_BASE=/tmp/... ). Runs as root:
 // sbatch/scancel go through runuser as alice/bob/carol.
-import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,57 +19,12 @@ import {
   type SessionSubmission,
   type UnixIdentity,
 } from '../../src/scheduler/types.ts';
+import { type ClusterJson, cancelAll, clusterScript, slurm, testCluster } from '../helpers/cluster.ts';
+import { until } from '../helpers/wait.ts';
 
-interface ClusterJson {
-  name: string;
-  base: string;
-  slurmConf: string;
-  port: number;
-  nodePrefix: string;
-  withDbd: boolean;
-  nodes: Array<{ name: string; address: string; cpus: number; memoryMb: number; gpus: number }>;
-  reservations: Array<{ name: string; users: string[]; nodes: string[] }>;
-}
+const cluster = testCluster('slurm-adapter');
 
-const BASE = process.env.ATRIUM_TEST_CLUSTER_BASE ?? '/tmp/atrium-slurm-atrium';
-const SCRIPT = path.resolve(import.meta.dirname, '..', '..', 'scripts', 'cluster.sh');
-
-function loadCluster(): { cluster?: ClusterJson; why?: string } {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0)
-    return { why: 'must run as root (runuser)' };
-  const file = path.join(BASE, 'cluster.json');
-  if (!fs.existsSync(file)) return { why: `no ${file}` };
-  const cluster = JSON.parse(fs.readFileSync(file, 'utf8')) as ClusterJson;
-  const ping = spawnSync('scontrol', ['ping'], {
-    env: { ...process.env, SLURM_CONF: cluster.slurmConf },
-    encoding: 'utf8',
-    timeout: 15_000,
-  });
-  if (!/is UP/.test(ping.stdout)) return { why: `slurmctld of ${cluster.name} does not answer` };
-  return { cluster };
-}
-
-const { cluster, why } = loadCluster();
-if (!cluster) {
-  console.warn(`[slurm-adapter e2e] SKIPPED: ${why}. Start the test cluster: bash scripts/cluster.sh up`);
-}
-
-const slurmEnv = () => ({ ...process.env, SLURM_CONF: cluster?.slurmConf ?? '', SLURM_TIME_FORMAT: '%s' });
-const sh = (cmd: string, args: string[]): string =>
-  execFileSync(cmd, args, { env: slurmEnv(), encoding: 'utf8', timeout: 30_000 });
-const clusterScript = (sub: string): string =>
-  execFileSync('bash', [SCRIPT, sub], {
-    env: {
-      ...process.env,
-      CLUSTER_NAME: cluster?.name ?? '',
-      CLUSTER_BASE: cluster?.base ?? BASE,
-      CLUSTER_PORT: String(cluster?.port ?? ''),
-      NODE_PREFIX: cluster?.nodePrefix ?? 'node',
-      WITH_DBD: cluster?.withDbd ? '1' : '0',
-    },
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
+const sh = (cmd: string, args: string[]): string => slurm(cluster!, cmd, args);
 
 function identityOf(user: string): UnixIdentity {
   const line = fs
@@ -82,39 +36,7 @@ function identityOf(user: string): UnixIdentity {
   return { user, uid: Number(uid), gid: Number(gid), home: home ?? '', shell: shell ?? '/bin/bash' };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
-
-const TEST_USERS = ['alice', 'bob', 'carol'];
-
-/** Cancel every job of the test users and wait until none holds resources. */
-async function cancelAll(): Promise<void> {
-  for (const u of TEST_USERS) spawnSync('scancel', [`--user=${u}`], { env: slurmEnv() });
-  await waitFor(
-    'jobs of the test users to end',
-    async () =>
-      sh('squeue', ['-h', '-a', '-t', 'PD,R,CG,S', '-u', TEST_USERS.join(','), '-o', '%i']).trim() === '',
-    60_000,
-  );
-}
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>) => until(what, fn, 30_000);
 
 const suffix = () => randomBytes(4).toString('hex');
 
@@ -165,11 +87,11 @@ describe.skipIf(!cluster)('SlurmAdapter on the real test cluster', () => {
     carol = identityOf('carol');
     runner = new ExecRunner({ timeoutMs: 15_000 });
     adapter = new SlurmAdapter(cfg(), runner);
-    await cancelAll();
+    await cancelAll(c);
   });
 
   afterEach(async () => {
-    await cancelAll();
+    await cancelAll(c);
   });
 
   afterAll(() => {
@@ -463,7 +385,7 @@ describe.skipIf(!cluster)('SlurmAdapter on the real test cluster', () => {
       expect(down.error).toMatch(/timed out|Unable to contact slurm controller/);
       console.info(`[slurm e2e] poll with slurmctld down: ${down.error}`);
     } finally {
-      clusterScript('start-ctld');
+      clusterScript(c, 'start-ctld');
     }
     const up = await adapter.poll();
     expect(up.ok).toBe(true);

@@ -4,66 +4,28 @@
 // $ATRIUM_TEST_CLUSTER_BASE/cluster.json (default /tmp/atrium-slurm-atrium); without it the file skips.
 //
 // The one-minute session is started first and checked late, so its wait overlaps the other tests.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
+import {
+  type ClusterJson,
+  clusterScript,
+  scancelTestUsers,
+  slurm as slurmAsRoot,
+  TEST_USERS,
+  testCluster,
+} from '../helpers/cluster.ts';
+import { readEvents } from '../helpers/events.ts';
 import { createTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { createKernel, runInKernel } from '../helpers/jupyter.ts';
+import { sleep, until } from '../helpers/wait.ts';
 
-interface ClusterJson {
-  name: string;
-  base: string;
-  slurmConf: string;
-  port: number;
-  nodePrefix: string;
-  withDbd: boolean;
-  nodes: Array<{ name: string; address: string; cpus: number; memoryMb: number; gpus: number }>;
-}
+const cluster = testCluster('slurm-sessions', { dbd: true });
 
-const BASE = process.env.ATRIUM_TEST_CLUSTER_BASE ?? '/tmp/atrium-slurm-atrium';
-const SCRIPT = path.resolve(import.meta.dirname, '..', '..', 'scripts', 'cluster.sh');
-
-function loadCluster(): { cluster?: ClusterJson; why?: string } {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0)
-    return { why: 'must run as root (runuser)' };
-  const file = path.join(BASE, 'cluster.json');
-  if (!fs.existsSync(file)) return { why: `no ${file}` };
-  const cluster = JSON.parse(fs.readFileSync(file, 'utf8')) as ClusterJson;
-  const ping = spawnSync('scontrol', ['ping'], {
-    env: { ...process.env, SLURM_CONF: cluster.slurmConf },
-    encoding: 'utf8',
-    timeout: 15_000,
-  });
-  if (!/is UP/.test(ping.stdout)) return { why: `slurmctld of ${cluster.name} does not answer` };
-  if (!cluster.withDbd) return { why: 'the cluster runs without slurmdbd (accounts are needed)' };
-  return { cluster };
-}
-
-const { cluster, why } = loadCluster();
-if (!cluster) {
-  console.warn(`[slurm-sessions e2e] SKIPPED: ${why}. Start the test cluster: bash scripts/cluster.sh up`);
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const slurmEnv = () => ({ ...process.env, SLURM_CONF: cluster?.slurmConf ?? '', SLURM_TIME_FORMAT: '%s' });
-const slurm = (cmd: string, args: string[]): string =>
-  execFileSync(cmd, args, { env: slurmEnv(), encoding: 'utf8', timeout: 30_000 });
-const clusterScript = (sub: string): string =>
-  execFileSync('bash', [SCRIPT, sub], {
-    env: {
-      ...process.env,
-      CLUSTER_NAME: cluster?.name ?? '',
-      CLUSTER_BASE: cluster?.base ?? BASE,
-      CLUSTER_PORT: String(cluster?.port ?? ''),
-      NODE_PREFIX: cluster?.nodePrefix ?? 'node',
-      WITH_DBD: cluster?.withDbd ? '1' : '0',
-    },
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
+const slurm = (cmd: string, args: string[]): string => slurmAsRoot(cluster!, cmd, args);
 
 interface SqueueJob {
   id: string;
@@ -86,12 +48,6 @@ function squeue(users: string[]): SqueueJob[] {
     });
 }
 
-const TEST_USERS = ['alice', 'bob', 'carol'];
-
-function cancelTestJobs(): void {
-  for (const u of TEST_USERS) spawnSync('scancel', [`--user=${u}`], { env: slurmEnv() });
-}
-
 function nodeCpus(node: string): { alloc: number; total: number } {
   // CPUsState: allocated/idle/other/total
   const [alloc, , , total] = slurm('sinfo', ['-h', '-N', '-n', node, '-o', '%C'])
@@ -99,25 +55,6 @@ function nodeCpus(node: string): { alloc: number; total: number } {
     .split('\n')[0]!
     .split('/');
   return { alloc: Number(alloc), total: Number(total) };
-}
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false> | T | undefined | false,
-  ms: number,
-): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(250);
-  }
 }
 
 // ---- server-sent events, read like the web UI does (reconnects after a gateway restart) ----------
@@ -143,34 +80,13 @@ class EventStream {
 
   private async loop(): Promise<void> {
     while (!this.closed) {
-      try {
-        const r = await fetch(this.url, { headers: { cookie: this.cookie }, signal: this.ac.signal });
-        if (!r.ok || !r.body) throw new Error(`HTTP ${r.status}`);
-        this.connects++;
-        const reader = r.body.getReader();
-        const dec = new TextDecoder();
-        let buf = '';
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          buf += dec.decode(value, { stream: true });
-          let i = buf.indexOf('\n\n');
-          while (i >= 0) {
-            const block = buf.slice(0, i);
-            buf = buf.slice(i + 2);
-            let type = 'message';
-            let data = '';
-            for (const line of block.split('\n')) {
-              if (line.startsWith('event: ')) type = line.slice(7);
-              else if (line.startsWith('data: ')) data += line.slice(6);
-            }
-            if (data) this.events.push({ type, data: JSON.parse(data), at: Date.now() });
-            i = buf.indexOf('\n\n');
-          }
-        }
-      } catch {
-        // gateway restarting or stream closed
-      }
+      await readEvents(
+        this.url,
+        { cookie: this.cookie },
+        this.ac.signal,
+        (type, data) => this.events.push({ type, data: JSON.parse(data), at: Date.now() }),
+        () => this.connects++,
+      ).catch(() => undefined); // gateway restarting or stream closed
       if (!this.closed) await sleep(300);
     }
   }
@@ -255,7 +171,7 @@ function metric(text: string, name: string, cluster: string): number {
 describe.skipIf(!cluster)('sessions on the real Slurm test cluster', () => {
   beforeAll(async () => {
     // Nothing of an earlier run (or file) may hold the node the sharing test uses.
-    cancelTestJobs();
+    scancelTestUsers(cluster!);
     await until(
       'no job of the test users',
       () => squeue(TEST_USERS).every((j) => !/RUNNING|PENDING|COMPLETING/.test(j.state)),
@@ -280,7 +196,7 @@ describe.skipIf(!cluster)('sessions on the real Slurm test cluster', () => {
     if (!gw) return;
     // A failed outage test must not leave slurmctld down.
     try {
-      clusterScript('start-ctld');
+      clusterScript(cluster!, 'start-ctld');
     } catch {
       // reported by the test itself
     }
@@ -293,7 +209,7 @@ describe.skipIf(!cluster)('sessions on the real Slurm test cluster', () => {
     );
     await sleep(1500);
     await gw.stop();
-    cancelTestJobs();
+    scancelTestUsers(cluster!);
   });
 
   it('five whole-node sessions share every core of one node; a sixth pends with its reason, place and start, live', async () => {
@@ -628,7 +544,7 @@ describe.skipIf(!cluster)('sessions on the real Slurm test cluster', () => {
     const three = [sessionA, sessionB, sessionC];
     const ids = three.map((s) => s.jobId).sort();
     const t = Date.now();
-    clusterScript('stop-ctld');
+    clusterScript(cluster!, 'stop-ctld');
     try {
       // The next poll fails: states become unknown (live and in the API); routes stay.
       for (const s of three) {
@@ -652,7 +568,7 @@ describe.skipIf(!cluster)('sessions on the real Slurm test cluster', () => {
       }
       await sleep(Math.max(0, t + 30_000 - Date.now()));
     } finally {
-      clusterScript('start-ctld');
+      clusterScript(cluster!, 'start-ctld');
     }
     const back = Date.now();
     for (const s of three) {

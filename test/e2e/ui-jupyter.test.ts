@@ -1,47 +1,31 @@
 // The web UI in a real browser: sign in, start Jupyter from the dashboard form, watch the row go
 // live to "running", Connect, create a notebook in Jupyter's own UI and run print(6*7) there, then
 // stop the session from the dashboard. Chromium (Debian's) is driven by playwright-core.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ensureWebBuilt,
+  gone,
+  keepFailureEvidence,
+  launchBrowser,
+  submitLogin,
+  type TestBrowser,
+  textOf,
+  visible,
+} from '../helpers/browser.ts';
 import { Client } from '../helpers/client.ts';
 import { createTestGateway, ROOT, type TestGateway } from '../helpers/gateway.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const WEB_DIR = path.join(ROOT, 'dist', 'web');
 const SCREENSHOT = path.join(ROOT, 'docs', 'screenshot.png');
 
 let gw: TestGateway;
-let context: BrowserContext;
+let browser: TestBrowser;
 let page: Page;
-let profileDir: string;
-let browserTmp: string;
 let sessionId: string | undefined;
 let notebookPath: string | undefined;
 const sessionPosts: string[] = [];
-
-/** Newest modification time under `dir` (ms). */
-function newest(p: string): number {
-  const st = fs.statSync(p);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let m = st.mtimeMs;
-  for (const e of fs.readdirSync(p)) m = Math.max(m, newest(path.join(p, e)));
-  return m;
-}
-
-/** The gateway serves dist/web: build it when missing or older than its sources. */
-function ensureWebBuilt(): void {
-  const index = path.join(WEB_DIR, 'index.html');
-  const sources = Math.max(newest(path.join(ROOT, 'src', 'web')), newest(path.join(ROOT, 'vite.config.ts')));
-  if (fs.existsSync(index) && fs.statSync(index).mtimeMs >= sources) return;
-  execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'build.mjs'), '--web-only'], {
-    cwd: ROOT,
-    stdio: 'inherit',
-  });
-}
 
 /** PIDs of processes that belong to a session (its app and agent name the session in argv or env). */
 function pidsOfSession(id: string): number[] {
@@ -71,53 +55,19 @@ async function waitFor(
   }
 }
 
-// playwright-core has no web-first assertions (those are @playwright/test's): wait, then assert.
-const visible = (l: Locator, timeout?: number) => l.waitFor({ state: 'visible', timeout });
-const gone = (l: Locator, timeout?: number) => l.waitFor({ state: 'detached', timeout });
-const textOf = (l: Locator) => l.textContent({ timeout: 1_000 }).catch(() => '');
-
 beforeAll(async () => {
   ensureWebBuilt();
   gw = await createTestGateway({ name: 'ui', users: [{ name: 'alice' }] });
   await gw.start();
-  profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-chromium-profile-'));
-  browserTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-chromium-tmp-'));
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    env: { ...process.env, TMPDIR: browserTmp },
-    viewport: { width: 1280, height: 800 },
-    locale: 'en-GB',
-    timezoneId: 'UTC',
-  });
-  context.setDefaultTimeout(20_000);
-  page = context.pages()[0] ?? (await context.newPage());
+  browser = await launchBrowser({ name: 'ui' });
+  page = browser.page;
   page.on('request', (r) => {
     if (r.method() === 'POST' && new URL(r.url()).pathname === '/api/sessions') sessionPosts.push(r.url());
   });
 });
 
 // On a failure, keep a picture of every open page and the end of the gateway's log.
-beforeEach(({ task }) => {
-  onTestFailed(async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-ui-failure-'));
-    for (const [i, p] of (context?.pages() ?? []).entries()) {
-      await p.screenshot({ path: path.join(dir, `page-${i}.png`) }).catch(() => undefined);
-    }
-    fs.writeFileSync(path.join(dir, 'gateway.log'), gw?.log() ?? '');
-    console.error(`"${task.name}" failed: screenshots and gateway log in ${dir}`);
-  });
-});
+keepFailureEvidence(() => ({ browser, gw }));
 
 afterAll(async () => {
   // Whatever happened above, leave nothing running: the session (through the API), the browser,
@@ -132,7 +82,7 @@ afterAll(async () => {
       if (state && state !== 'ended' && state !== 'failed') await c.del(`/api/sessions/${sessionId}`);
     }
   }
-  await context?.close();
+  await browser?.close();
   if (sessionId) {
     const id = sessionId;
     await waitFor(() => pidsOfSession(id).length === 0, 20_000, 'the session processes to exit').catch(() => {
@@ -146,7 +96,6 @@ afterAll(async () => {
     });
   }
   await gw?.stop();
-  for (const d of [profileDir, browserTmp]) if (d) fs.rmSync(d, { recursive: true, force: true });
   if (gw?.dir) fs.rmSync(gw.dir, { recursive: true, force: true });
 });
 
@@ -155,17 +104,13 @@ describe('web UI: sign in, start Jupyter, run a notebook cell, stop', () => {
     await page.goto(`${gw.url}/`);
     await page.waitForURL(/\/login$/);
     await visible(page.getByLabel('User name'));
-    await page.getByLabel('User name').fill('alice');
-    await page.getByLabel('Password').fill('not-the-password');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await submitLogin(page, 'alice', 'not-the-password');
     await expect.poll(() => textOf(page.getByRole('alert'))).toBe('Wrong user name or password.');
     expect(await page.getByLabel('Password').getAttribute('aria-invalid')).toBe('true');
   });
 
   it('signs in and shows the dashboard', async () => {
-    await page.getByLabel('User name').fill('alice');
-    await page.getByLabel('Password').fill(gw.passwords.alice!);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await submitLogin(page, 'alice', gw.passwords.alice!);
     await page.waitForURL(`${gw.url}/`);
     await visible(page.getByRole('heading', { name: 'My sessions' }));
     await visible(page.getByRole('heading', { name: 'New session' }));
@@ -237,7 +182,10 @@ describe('web UI: sign in, start Jupyter, run a notebook cell, stop', () => {
     await visible(newButton, 60_000);
     await newButton.click();
     const python = page.locator('#new-menu').getByText(/^Python 3/);
-    const [nb] = await Promise.all([context.waitForEvent('page', { timeout: 30_000 }), python.click()]);
+    const [nb] = await Promise.all([
+      browser.context.waitForEvent('page', { timeout: 30_000 }),
+      python.click(),
+    ]);
     await nb.waitForURL(new RegExp(`/user/alice/${sessionId}/notebooks/.+\\.ipynb`), { timeout: 60_000 });
     notebookPath = decodeURIComponent(new URL(nb.url()).pathname.split('/notebooks/')[1]!);
     // The kernel indicator turns idle once the kernel is up (a cell run earlier would be queued anyway).
@@ -264,9 +212,7 @@ describe('web UI: sign in, start Jupyter, run a notebook cell, stop', () => {
     // The proxy sends a signed-out visitor of a session to /login?next=<session address>.
     await page.goto(`${gw.url}/user/alice/${sessionId}/tree`);
     await page.waitForURL(/\/login\?next=/);
-    await page.getByLabel('User name').fill('alice');
-    await page.getByLabel('Password').fill(gw.passwords.alice!);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await submitLogin(page, 'alice', gw.passwords.alice!);
     await page.waitForURL(new RegExp(`/user/alice/${sessionId}/tree`), { timeout: 30_000 });
     await visible(page.locator('#new-dropdown-button'), 60_000);
   });

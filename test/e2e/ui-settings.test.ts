@@ -2,47 +2,27 @@
 // page (and the SSO button passing ?next= on), then an API token made in the UI with the `read` scope,
 // shown once, used from Node (GET allowed, POST refused), revoked in the UI (then refused), and
 // "Sign out everywhere". Chromium (Debian's) is driven by playwright-core.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ensureWebBuilt,
+  gone,
+  keepFailureEvidence,
+  launchBrowser,
+  signIn,
+  submitLogin,
+  type TestBrowser,
+  textOf,
+  visible,
+} from '../helpers/browser.ts';
 import { Client } from '../helpers/client.ts';
-import { createTestGateway, freePort, ROOT, type TestGateway } from '../helpers/gateway.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
-const WEB_DIR = path.join(ROOT, 'dist', 'web');
+import { createTestGateway, freePort, type TestGateway } from '../helpers/gateway.ts';
 
 let gw: TestGateway;
-let context: BrowserContext;
+let browser: TestBrowser;
 let page: Page;
-let profileDir: string;
-let browserTmp: string;
 let token = '';
-
-function newest(p: string): number {
-  const st = fs.statSync(p);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let m = st.mtimeMs;
-  for (const e of fs.readdirSync(p)) m = Math.max(m, newest(path.join(p, e)));
-  return m;
-}
-
-/** The gateway serves dist/web: build it when missing or older than its sources. */
-function ensureWebBuilt(): void {
-  const index = path.join(WEB_DIR, 'index.html');
-  const sources = Math.max(newest(path.join(ROOT, 'src', 'web')), newest(path.join(ROOT, 'vite.config.ts')));
-  if (fs.existsSync(index) && fs.statSync(index).mtimeMs >= sources) return;
-  execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'build.mjs'), '--web-only'], {
-    cwd: ROOT,
-    stdio: 'inherit',
-  });
-}
-
-const visible = (l: Locator, timeout?: number) => l.waitFor({ state: 'visible', timeout });
-const gone = (l: Locator, timeout?: number) => l.waitFor({ state: 'detached', timeout });
-const textOf = (l: Locator) => l.textContent({ timeout: 1_000 }).catch(() => '');
 
 /** A request from a script, with the token and nothing of the browser's. */
 function withToken(method: string, p: string, body?: unknown): Promise<Response> {
@@ -73,46 +53,16 @@ beforeAll(async () => {
 `,
   });
   await gw.start();
-  profileDir = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-chromium-profile-'));
-  browserTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-chromium-tmp-'));
-  context = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    env: { ...process.env, TMPDIR: browserTmp },
-    viewport: { width: 1280, height: 800 },
-    locale: 'en-GB',
-    timezoneId: 'UTC',
-  });
-  context.setDefaultTimeout(15_000);
-  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: gw.url });
-  page = context.pages()[0] ?? (await context.newPage());
+  browser = await launchBrowser({ name: 'ui-settings', timeout: 15_000 });
+  await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: gw.url });
+  page = browser.page;
 });
 
-beforeEach(({ task }) => {
-  onTestFailed(async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-ui-failure-'));
-    for (const [i, p] of (context?.pages() ?? []).entries()) {
-      await p.screenshot({ path: path.join(dir, `page-${i}.png`), fullPage: true }).catch(() => undefined);
-    }
-    fs.writeFileSync(path.join(dir, 'gateway.log'), gw?.log() ?? '');
-    console.error(`"${task.name}" failed: screenshots and gateway log in ${dir}`);
-  });
-});
+keepFailureEvidence(() => ({ browser, gw }));
 
 afterAll(async () => {
-  await context?.close();
+  await browser?.close();
   await gw?.stop();
-  for (const d of [profileDir, browserTmp]) if (d) fs.rmSync(d, { recursive: true, force: true });
   if (gw?.dir) fs.rmSync(gw.dir, { recursive: true, force: true });
 });
 
@@ -151,11 +101,7 @@ describe('web UI: sign-in messages, API tokens, sign out everywhere', () => {
   });
 
   it('signs in and opens Settings from the tabs', async () => {
-    await page.goto(`${gw.url}/login`);
-    await page.getByLabel('User name').fill('alice');
-    await page.getByLabel('Password').fill(gw.passwords.alice!);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-    await page.waitForURL(`${gw.url}/`);
+    await signIn(page, gw, 'alice');
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Settings' }).click();
     await page.waitForURL(`${gw.url}/settings`);
     await visible(page.getByRole('heading', { level: 1, name: 'Settings' }));
@@ -289,9 +235,7 @@ describe('web UI: sign-in messages, API tokens, sign out everywhere', () => {
   });
 
   it("signs out from the menu, also on to the provider's logout address", async () => {
-    await page.getByLabel('User name').fill('alice');
-    await page.getByLabel('Password').fill(gw.passwords.alice!);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await submitLogin(page, 'alice', gw.passwords.alice!);
     await page.waitForURL(`${gw.url}/`);
     const bodies: unknown[] = [];
     await page.route('**/api/logout', async (route) => {

@@ -1,35 +1,10 @@
-// The Slurm test cluster for the batch-job tests (scripts/cluster.sh; CI sets ATRIUM_TEST_CLUSTER_BASE),
-// a gateway configured for it, shell helpers as root, and a server-sent-events reader.
-import { execFileSync, spawnSync } from 'node:child_process';
+// The batch-job tests on the Slurm test cluster (test/helpers/cluster.ts): a gateway configured for it,
+// shell helpers as root, and the events a user's browser would get.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-
-export interface ClusterJson {
-  name: string;
-  base: string;
-  slurmConf: string;
-  withDbd: boolean;
-  nodes: Array<{ name: string; cpus: number; gpus: number }>;
-}
-
-export const CLUSTER_BASE = process.env.ATRIUM_TEST_CLUSTER_BASE ?? '/tmp/atrium-slurm-atrium';
-
-/** The cluster when it is up (slurmctld answers, nodes usable), else why not. */
-export function loadCluster(): { cluster?: ClusterJson; why?: string } {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0)
-    return { why: 'must run as root (runuser)' };
-  const file = path.join(CLUSTER_BASE, 'cluster.json');
-  if (!fs.existsSync(file)) return { why: `no ${file}` };
-  const cluster = JSON.parse(fs.readFileSync(file, 'utf8')) as ClusterJson;
-  const sinfo = spawnSync('sinfo', ['-h', '-o', '%t'], {
-    env: { ...process.env, SLURM_CONF: cluster.slurmConf },
-    encoding: 'utf8',
-    timeout: 15_000,
-  });
-  if (sinfo.status !== 0) return { why: `sinfo failed: ${sinfo.stderr.trim()}` };
-  if (!/^(idle|mix|alloc)/m.test(sinfo.stdout)) return { why: 'no node is up' };
-  return { cluster };
-}
+import type { ClusterJson } from './cluster.ts';
+import { readEvents } from './events.ts';
 
 export function gatewayYaml(c: ClusterJson, extra = ''): string {
   return [
@@ -44,15 +19,6 @@ export function gatewayYaml(c: ClusterJson, extra = ''): string {
     '      pollSeconds: 1',
     extra,
   ].join('\n');
-}
-
-/** A Slurm command as root (sees every job: the gateway's poll view). */
-export function slurm(c: ClusterJson, cmd: string, args: string[]): string {
-  return execFileSync(cmd, args, {
-    env: { ...process.env, SLURM_CONF: c.slurmConf, SLURM_TIME_FORMAT: '%s' },
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
 }
 
 /** sbatch as a user, outside the gateway; returns the job id. */
@@ -89,30 +55,6 @@ export function writeAs(user: string, file: string, text: string, mode = 0o600):
   fs.chownSync(file, uid, gid);
 }
 
-export const TEST_USERS = ['alice', 'bob', 'carol'];
-
-/** Cancels every job of the test users (held ones too) and waits until none is left active. */
-export async function cancelAll(c: ClusterJson): Promise<void> {
-  for (const u of TEST_USERS)
-    spawnSync('scancel', [`--user=${u}`], { env: { ...process.env, SLURM_CONF: c.slurmConf } });
-  const end = Date.now() + 60_000;
-  while (Date.now() < end) {
-    const left = slurm(c, 'squeue', [
-      '-h',
-      '-a',
-      '-t',
-      'PD,R,CG,S',
-      '-u',
-      TEST_USERS.join(','),
-      '-o',
-      '%i',
-    ]).trim();
-    if (left === '') return;
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  throw new Error('jobs of the test users did not end');
-}
-
 export interface SseEvent {
   type: string;
   data: unknown;
@@ -122,56 +64,12 @@ export interface SseEvent {
 export function openEvents(base: string, cookie: string): { events: SseEvent[]; close(): void } {
   const events: SseEvent[] = [];
   const ac = new AbortController();
-  void (async () => {
+  readEvents(`${base}/api/events`, { cookie }, ac.signal, (type, data) => {
     try {
-      const r = await fetch(`${base}/api/events`, { headers: { cookie }, signal: ac.signal });
-      if (!r.body) return;
-      const reader = r.body.getReader();
-      const dec = new TextDecoder();
-      let buf = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += dec.decode(value, { stream: true });
-        let i = buf.indexOf('\n\n');
-        while (i >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const type = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (type && data !== undefined) {
-            try {
-              events.push({ type, data: JSON.parse(data) });
-            } catch {
-              events.push({ type, data });
-            }
-          }
-          i = buf.indexOf('\n\n');
-        }
-      }
+      events.push({ type, data: JSON.parse(data) });
     } catch {
-      // aborted
+      events.push({ type, data });
     }
-  })();
+  }).catch(() => undefined); // aborted, or refused: no events
   return { events, close: () => ac.abort() };
-}
-
-export async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined | false | null>,
-  timeoutMs = 60_000,
-  everyMs = 250,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false && v !== null) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
 }

@@ -1,12 +1,18 @@
-// Talks to a Jupyter server through the gateway only: create a kernel over REST, run code over the
-// kernel WebSocket, return what it printed.
+// Talks to a Jupyter server through a proxy only (the gateway's, or JupyterHub's in the spawn benchmark):
+// create a kernel over REST, run code over the kernel WebSocket, return what it printed.
 import crypto from 'node:crypto';
 import WebSocket from 'ws';
 
-export async function createKernel(sessionUrl: string, cookie: string): Promise<string> {
+/** A session cookie (`name=value`), or the headers to send (e.g. JupyterHub's `authorization`). */
+export type JupyterAuth = string | Record<string, string>;
+
+const headersOf = (auth: JupyterAuth): Record<string, string> =>
+  typeof auth === 'string' ? { cookie: auth } : auth;
+
+export async function createKernel(sessionUrl: string, auth: JupyterAuth): Promise<string> {
   const r = await fetch(`${sessionUrl}api/kernels`, {
     method: 'POST',
-    headers: { cookie, 'content-type': 'application/json' },
+    headers: { ...headersOf(auth), 'content-type': 'application/json' },
     body: JSON.stringify({ name: 'python3' }),
   });
   if (r.status !== 201) throw new Error(`kernel create: HTTP ${r.status} ${await r.text()}`);
@@ -16,14 +22,14 @@ export async function createKernel(sessionUrl: string, cookie: string): Promise<
 /** Runs `code` in the kernel and resolves with its stdout. */
 export function runInKernel(
   sessionUrl: string,
-  cookie: string,
+  auth: JupyterAuth,
   kernelId: string,
   code: string,
   timeoutMs = 60_000,
 ): Promise<string> {
   const wsUrl = `${sessionUrl.replace(/^http/, 'ws')}api/kernels/${kernelId}/channels?session_id=${crypto.randomUUID()}`;
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, { headers: { cookie } });
+    const ws = new WebSocket(wsUrl, { headers: headersOf(auth) });
     const msgId = crypto.randomUUID();
     let out = '';
     const timer = setTimeout(() => {
@@ -86,11 +92,11 @@ export function runInKernel(
 
 export async function kernelRoundTrip(
   sessionUrl: string,
-  cookie: string,
+  auth: JupyterAuth,
   code = 'print(6*7)',
 ): Promise<{ kernelId: string; stdout: string }> {
-  const kernelId = await createKernel(sessionUrl, cookie);
-  const stdout = await runInKernel(sessionUrl, cookie, kernelId, code);
+  const kernelId = await createKernel(sessionUrl, auth);
+  const stdout = await runInKernel(sessionUrl, auth, kernelId, code);
   return { kernelId, stdout };
 }
 

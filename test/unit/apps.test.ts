@@ -2,11 +2,9 @@
 // and the agent relay: everything of issue 6 that needs no session.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startRelay } from '../../src/agent/relay.ts';
 import { BUILTIN_APPS } from '../../src/apps/builtin.ts';
 import { buildCatalogue } from '../../src/apps/catalogue.ts';
 import { missingRequirements } from '../../src/apps/requires.ts';
@@ -22,7 +20,6 @@ import {
 import { ConfigError, parseConfig } from '../../src/config/load.ts';
 import { validateRequest } from '../../src/core/request.ts';
 import { parseUserPath } from '../../src/proxy/routes.ts';
-import { relayPreamble } from '../../src/proxy/upstream.ts';
 import { socketAppsOf } from '../../src/sessions/service.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -390,37 +387,7 @@ describe('atrium kernel', () => {
   });
 });
 
-describe('agent relay', () => {
-  it('passes a connection on only after the session secret', async () => {
-    const sock = path.join(tmp, 'echo.sock');
-    const echo = net.createServer((c) => c.pipe(c)).listen(sock);
-    await new Promise((r) => echo.once('listening', r));
-    const logs: string[] = [];
-    const relay = await startRelay({
-      socketPath: sock,
-      host: '127.0.0.1',
-      secret: 's3cret',
-      log: (m) => logs.push(m),
-    });
-    const talk = (first: string) =>
-      new Promise<string>((resolve) => {
-        const c = net.connect(relay.port, '127.0.0.1', () => c.write(first));
-        let got = '';
-        c.on('data', (d) => {
-          got += d;
-          if (got.includes('ping')) c.end();
-        });
-        c.on('close', () => resolve(got));
-        c.on('error', () => resolve(got));
-      });
-    expect(await talk(`${relayPreamble('s3cret')}ping`)).toBe('ping');
-    expect(await talk(`${relayPreamble('wrong!')}ping`)).toBe('');
-    expect(await talk('GET / HTTP/1.1\r\n\r\nping')).toBe('');
-    expect(logs.some((l) => l.includes('refused'))).toBe(true);
-    relay.close();
-    echo.close();
-  });
-
+describe('agent relay (the handshake: relay.test.ts)', () => {
   it('treats a reported port as a relay only for apps the session started on a socket', () => {
     const app = (id: string) => BUILTIN_APPS.find((a) => a.id === id);
     const request = JSON.stringify({ extraApps: ['terminal'] });

@@ -53,7 +53,10 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void
 
   app.post('/api/agent/heartbeat', { bodyLimit }, async (req, reply) => {
     const b = (req.body ?? {}) as Record<string, unknown>;
-    const r = await ctx.sessions.agentHeartbeat(String(b.sessionId ?? ''), bearer(req));
+    const stopped = Array.isArray(b.stoppedApps)
+      ? (b.stoppedApps as unknown[]).slice(0, 16).filter((x): x is string => typeof x === 'string')
+      : [];
+    const r = await ctx.sessions.agentHeartbeat(String(b.sessionId ?? ''), bearer(req), stopped);
     if (r === 'ok') return { ok: true };
     if (r === 'gone') return reply.code(410).send({ error: 'session over' });
     ctx.log.warn({ session: String(b.sessionId ?? '').slice(0, 40), ip: clientIp(req) }, 'heartbeat refused');

@@ -8,6 +8,7 @@ import { plural } from '../format.ts';
 import { useNow } from '../hooks.ts';
 import { ConfirmDialog } from './ConfirmDialog.tsx';
 import { Field } from './Field.tsx';
+import { ACTIONS, TableHead } from './TableHead.tsx';
 import { useToasts } from './Toasts.tsx';
 
 export interface TokenView {
@@ -192,20 +193,16 @@ function TokenTable({ tokens, caption, status, now, onRevoke }: TableProps) {
     <div className="table-wrap">
       <table className="table tokens">
         <caption className="visually-hidden">{caption}</caption>
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Scopes</th>
-            <th scope="col">Created</th>
-            <th scope="col">{status ? 'Ended' : 'Expires'}</th>
-            <th scope="col">Last used</th>
-            {onRevoke && (
-              <th scope="col">
-                <span className="visually-hidden">Actions</span>
-              </th>
-            )}
-          </tr>
-        </thead>
+        <TableHead
+          columns={[
+            'Name',
+            'Scopes',
+            'Created',
+            status ? 'Ended' : 'Expires',
+            'Last used',
+            onRevoke && ACTIONS,
+          ]}
+        />
         <tbody>
           {tokens.map((t) => (
             <tr key={t.id} data-token={t.id}>

@@ -40,3 +40,17 @@ export function Field({ name, label, hint, error, className, children }: Props) 
     </div>
   );
 }
+
+/** The options of a <select> of plain values: first `empty` (the value ""), then each value as itself. */
+export function Options({ empty, values }: { empty: ReactNode; values: readonly string[] }) {
+  return (
+    <>
+      <option value="">{empty}</option>
+      {values.map((x) => (
+        <option key={x} value={x}>
+          {x}
+        </option>
+      ))}
+    </>
+  );
+}

@@ -1,6 +1,7 @@
 // What is free on a cluster right now, grouped by free GPUs per node (the scheduler's latest poll).
 import { formatClock, formatGb } from '../format.ts';
 import type { FreeTable } from '../types.ts';
+import { num, TableHead } from './TableHead.tsx';
 
 interface Props {
   title: string;
@@ -25,20 +26,7 @@ export function FreeNow({ title, table }: Props) {
       {rows.length > 0 && (
         <table className="table table-compact">
           <caption className="visually-hidden">Free resources on {title}</caption>
-          <thead>
-            <tr>
-              <th scope="col">GPUs</th>
-              <th scope="col" className="num">
-                Nodes
-              </th>
-              <th scope="col" className="num">
-                Free cores
-              </th>
-              <th scope="col" className="num">
-                Free memory (GB)
-              </th>
-            </tr>
-          </thead>
+          <TableHead columns={['GPUs', num('Nodes'), num('Free cores'), num('Free memory (GB)')]} />
           <tbody>
             {rows.map((r) => (
               <tr key={r.freeGpus}>

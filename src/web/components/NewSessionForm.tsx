@@ -18,7 +18,7 @@ import {
 } from '../form.ts';
 import { formatHours } from '../format.ts';
 import type { ClusterView, SessionView } from '../types.ts';
-import { Field } from './Field.tsx';
+import { Field, Options } from './Field.tsx';
 
 interface Props {
   clusters: ClusterView[];
@@ -333,14 +333,10 @@ export function NewSessionForm({ clusters, cluster, onClusterChange, onStarted, 
             <Field name="partition" label="Partition" error={errors.partition}>
               {(p) => (
                 <select {...p} {...inputProps('partition')}>
-                  <option value="">
-                    {cluster.defaultPartition ? `automatic (${cluster.defaultPartition})` : 'automatic'}
-                  </option>
-                  {(l.partitions ?? []).map((x) => (
-                    <option key={x} value={x}>
-                      {x}
-                    </option>
-                  ))}
+                  <Options
+                    empty={cluster.defaultPartition ? `automatic (${cluster.defaultPartition})` : 'automatic'}
+                    values={l.partitions ?? []}
+                  />
                 </select>
               )}
             </Field>
@@ -349,12 +345,7 @@ export function NewSessionForm({ clusters, cluster, onClusterChange, onStarted, 
             <Field name="account" label="Account" error={errors.account}>
               {(p) => (
                 <select {...p} {...inputProps('account')}>
-                  <option value="">default</option>
-                  {(l.accounts ?? []).map((x) => (
-                    <option key={x} value={x}>
-                      {x}
-                    </option>
-                  ))}
+                  <Options empty="default" values={l.accounts ?? []} />
                 </select>
               )}
             </Field>
@@ -363,12 +354,7 @@ export function NewSessionForm({ clusters, cluster, onClusterChange, onStarted, 
             <Field name="reservation" label="Reservation" error={errors.reservation}>
               {(p) => (
                 <select {...p} {...inputProps('reservation')}>
-                  <option value="">none</option>
-                  {(l.reservations ?? []).map((x) => (
-                    <option key={x} value={x}>
-                      {x}
-                    </option>
-                  ))}
+                  <Options empty="none" values={l.reservations ?? []} />
                 </select>
               )}
             </Field>

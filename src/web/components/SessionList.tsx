@@ -15,6 +15,7 @@ import {
 import { useNow } from '../hooks.ts';
 import type { SessionView } from '../types.ts';
 import { ConfirmDialog } from './ConfirmDialog.tsx';
+import { ACTIONS, TableHead } from './TableHead.tsx';
 import { useToasts } from './Toasts.tsx';
 
 interface Props {
@@ -69,18 +70,7 @@ export function SessionList({ sessions, error, clusterTitle, onChanged }: Props)
       {active.length > 0 && (
         <div className="table-wrap">
           <table className="table sessions" aria-labelledby="my-sessions-title">
-            <thead>
-              <tr>
-                <th scope="col">Session</th>
-                <th scope="col">Cluster</th>
-                <th scope="col">State</th>
-                <th scope="col">Resources</th>
-                <th scope="col">Time left</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Session', 'Cluster', 'State', 'Resources', 'Time left', ACTIONS]} />
             <tbody>
               {active.map((s) => (
                 <SessionRow
@@ -101,15 +91,7 @@ export function SessionList({ sessions, error, clusterTitle, onChanged }: Props)
           <div className="table-wrap">
             <table className="table table-compact">
               <caption className="visually-hidden">Recently ended sessions</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Session</th>
-                  <th scope="col">Cluster</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Ended</th>
-                  <th scope="col">Reason</th>
-                </tr>
-              </thead>
+              <TableHead columns={['Session', 'Cluster', 'State', 'Ended', 'Reason']} />
               <tbody>
                 {recent.map((s) => {
                   const badge = stateBadge(s.displayState);

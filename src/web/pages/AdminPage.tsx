@@ -5,6 +5,7 @@ import { ApiError, get, post, sentence } from '../api.ts';
 import type { AnnouncementView } from '../components/Announcements.tsx';
 import { ConfirmDialog } from '../components/ConfirmDialog.tsx';
 import { FreeNow } from '../components/FreeNow.tsx';
+import { ACTIONS, num, TableHead } from '../components/TableHead.tsx';
 import { useToasts } from '../components/Toasts.tsx';
 import { formatResources, formatWhen, plural, sessionTitle, stateBadge } from '../format.ts';
 import { useNow } from '../hooks.ts';
@@ -188,19 +189,7 @@ function SessionsTab() {
       {sessions.length > 0 && (
         <div className="table-wrap">
           <table className="table" aria-labelledby="admin-sessions-title">
-            <thead>
-              <tr>
-                <th scope="col">User</th>
-                <th scope="col">Session</th>
-                <th scope="col">Cluster</th>
-                <th scope="col">State</th>
-                <th scope="col">Resources</th>
-                <th scope="col">Started</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['User', 'Session', 'Cluster', 'State', 'Resources', 'Started', ACTIONS]} />
             <tbody>
               {sessions.map((s) => {
                 const badge = stateBadge(s.displayState);
@@ -276,19 +265,7 @@ function JobsTab() {
       {jobs.length > 0 && (
         <div className="table-wrap">
           <table className="table table-compact" aria-labelledby="admin-jobs-title">
-            <thead>
-              <tr>
-                <th scope="col">User</th>
-                <th scope="col">Cluster</th>
-                <th scope="col">Job</th>
-                <th scope="col">Name</th>
-                <th scope="col">State</th>
-                <th scope="col">Submitted</th>
-                <th scope="col" className="num">
-                  Exit
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['User', 'Cluster', 'Job', 'Name', 'State', 'Submitted', num('Exit')]} />
             <tbody>
               {jobs.map((j) => (
                 <tr key={j.id}>
@@ -369,21 +346,9 @@ function ClustersTab() {
             <div className="table-wrap">
               <table className="table table-compact">
                 <caption>Queue ({plural(c.jobs.length, 'job')})</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Job</th>
-                    <th scope="col">User</th>
-                    <th scope="col">State</th>
-                    <th scope="col">Partition</th>
-                    <th scope="col">Nodes</th>
-                    <th scope="col" className="num">
-                      Cores
-                    </th>
-                    <th scope="col" className="num">
-                      GPUs
-                    </th>
-                  </tr>
-                </thead>
+                <TableHead
+                  columns={['Job', 'User', 'State', 'Partition', 'Nodes', num('Cores'), num('GPUs')]}
+                />
                 <tbody>
                   {c.jobs.map((j) => (
                     <tr key={j.jobId}>
@@ -498,17 +463,7 @@ function AnnouncementsTab() {
         {data && list.length === 0 && <p className="empty">None yet.</p>}
         {list.length > 0 && (
           <table className="table table-compact" aria-labelledby="admin-announcements-title">
-            <thead>
-              <tr>
-                <th scope="col">Message</th>
-                <th scope="col">Level</th>
-                <th scope="col">Posted</th>
-                <th scope="col">Until</th>
-                <th scope="col">
-                  <span className="visually-hidden">Actions</span>
-                </th>
-              </tr>
-            </thead>
+            <TableHead columns={['Message', 'Level', 'Posted', 'Until', ACTIONS]} />
             <tbody>
               {list.map((a) => {
                 const shown = a.active && (!a.expiresAt || a.expiresAt > now);
@@ -551,16 +506,7 @@ function AuditTab() {
       {(data?.entries ?? []).length > 0 && (
         <div className="table-wrap">
           <table className="table table-compact" aria-labelledby="admin-audit-title">
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Who</th>
-                <th scope="col">Action</th>
-                <th scope="col">Target</th>
-                <th scope="col">Address</th>
-                <th scope="col">Result</th>
-              </tr>
-            </thead>
+            <TableHead columns={['When', 'Who', 'Action', 'Target', 'Address', 'Result']} />
             <tbody>
               {data!.entries.map((e) => (
                 <tr key={e.id}>

@@ -5,7 +5,8 @@ import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react'
 import { type BatchRequest, validateBatchRequest } from '../../core/batch-request.ts';
 import { ApiError, del, get, post, sentence } from '../api.ts';
 import { ConfirmDialog } from '../components/ConfirmDialog.tsx';
-import { Field } from '../components/Field.tsx';
+import { Field, Options } from '../components/Field.tsx';
+import { TableHead } from '../components/TableHead.tsx';
 import { useToasts } from '../components/Toasts.tsx';
 import { formatWhen, plural } from '../format.ts';
 import { useNow } from '../hooks.ts';
@@ -135,15 +136,7 @@ function JobTable({ jobs, now, label }: { jobs: JobView[]; now: number; label: s
     <div className="table-wrap">
       <table className="table jobs-table">
         <caption className="visually-hidden">{label}</caption>
-        <thead>
-          <tr>
-            <th scope="col">Job</th>
-            <th scope="col">State</th>
-            <th scope="col">Time</th>
-            <th scope="col">Nodes</th>
-            <th scope="col">Submitted</th>
-          </tr>
-        </thead>
+        <TableHead columns={['Job', 'State', 'Time', 'Nodes', 'Submitted']} />
         <tbody>
           {jobs.map((j0) => {
             const j = withNow(j0, now);
@@ -306,6 +299,23 @@ function SubmitJobForm({
     }
   };
 
+  /** A field for a whole number from `wholeFrom` (cores, GPUs), or without it for any amount from 0. */
+  const numberField = (k: 'cores' | 'memoryGb' | 'gpus' | 'hours', label: string, wholeFrom?: number) => (
+    <Field name={k} label={label} error={errors[k]}>
+      {(p) => (
+        <input
+          {...p}
+          type="number"
+          min={wholeFrom ?? 0}
+          step={wholeFrom === undefined ? 'any' : undefined}
+          inputMode={wholeFrom === undefined ? undefined : 'numeric'}
+          value={v[k]}
+          onChange={(e) => set(k, e.target.value)}
+        />
+      )}
+    </Field>
+  );
+
   const partitions = l.partitions ?? [];
   return (
     <section className="card" aria-labelledby="submit-job-title">
@@ -427,14 +437,10 @@ function SubmitJobForm({
             <Field name="partition" label="Partition" error={errors.partition}>
               {(p) => (
                 <select {...p} value={v.partition} onChange={(e) => set('partition', e.target.value)}>
-                  <option value="">
-                    From the script{cluster.defaultPartition ? ` (else ${cluster.defaultPartition})` : ''}
-                  </option>
-                  {partitions.map((x) => (
-                    <option key={x} value={x}>
-                      {x}
-                    </option>
-                  ))}
+                  <Options
+                    empty={`From the script${cluster.defaultPartition ? ` (else ${cluster.defaultPartition})` : ''}`}
+                    values={partitions}
+                  />
                 </select>
               )}
             </Field>
@@ -443,66 +449,15 @@ function SubmitJobForm({
             <Field name="account" label="Account" error={errors.account}>
               {(p) => (
                 <select {...p} value={v.account} onChange={(e) => set('account', e.target.value)}>
-                  <option value="">From the script or default</option>
-                  {l.accounts!.map((x) => (
-                    <option key={x} value={x}>
-                      {x}
-                    </option>
-                  ))}
+                  <Options empty="From the script or default" values={l.accounts!} />
                 </select>
               )}
             </Field>
           )}
-          <Field name="cores" label="Cores" error={errors.cores}>
-            {(p) => (
-              <input
-                {...p}
-                type="number"
-                min={1}
-                inputMode="numeric"
-                value={v.cores}
-                onChange={(e) => set('cores', e.target.value)}
-              />
-            )}
-          </Field>
-          <Field name="memoryGb" label="Memory (GB)" error={errors.memoryGb}>
-            {(p) => (
-              <input
-                {...p}
-                type="number"
-                min={0}
-                step="any"
-                value={v.memoryGb}
-                onChange={(e) => set('memoryGb', e.target.value)}
-              />
-            )}
-          </Field>
-          {(l.maxGpus ?? 0) > 0 && (
-            <Field name="gpus" label="GPUs" error={errors.gpus}>
-              {(p) => (
-                <input
-                  {...p}
-                  type="number"
-                  min={0}
-                  inputMode="numeric"
-                  value={v.gpus}
-                  onChange={(e) => set('gpus', e.target.value)}
-                />
-              )}
-            </Field>
-          )}
-          <Field name="hours" label="Time limit (hours)" error={errors.hours}>
-            {(p) => (
-              <input
-                {...p}
-                type="number"
-                min={0}
-                step="any"
-                value={v.hours}
-                onChange={(e) => set('hours', e.target.value)}
-              />
-            )}
-          </Field>
+          {numberField('cores', 'Cores', 1)}
+          {numberField('memoryGb', 'Memory (GB)')}
+          {(l.maxGpus ?? 0) > 0 && numberField('gpus', 'GPUs', 0)}
+          {numberField('hours', 'Time limit (hours)')}
         </div>
         <div className="form-actions">
           <button type="submit" className="btn btn-primary" disabled={busy}>

@@ -3,6 +3,7 @@
 // GPUs in use. Everything comes from the gateway's one shared poll; the page refreshes after each poll.
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { get, sentence } from '../api.ts';
+import { num, TableHead } from '../components/TableHead.tsx';
 import { formatWhen } from '../format.ts';
 import { useNow } from '../hooks.ts';
 import { type ClusterStatus, formatLimit, formatMemory, jobBadge, type QueueView } from '../jobs-format.ts';
@@ -166,23 +167,19 @@ export function QueuePage({ me }: PageProps) {
           <div className="table-wrap">
             <table className="table table-compact queue-table">
               <caption className="visually-hidden">Jobs in the queue</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Job</th>
-                  <th scope="col">User</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Partition</th>
-                  <th scope="col" className="num">
-                    Cores
-                  </th>
-                  <th scope="col">Memory</th>
-                  <th scope="col" className="num">
-                    GPUs
-                  </th>
-                  <th scope="col">Nodes / start</th>
-                  <th scope="col">Limit</th>
-                </tr>
-              </thead>
+              <TableHead
+                columns={[
+                  'Job',
+                  'User',
+                  'State',
+                  'Partition',
+                  num('Cores'),
+                  'Memory',
+                  num('GPUs'),
+                  'Nodes / start',
+                  'Limit',
+                ]}
+              />
               <tbody>
                 {queue.jobs.map((j) => {
                   const b = jobBadge(j.state);
@@ -264,20 +261,16 @@ function StatusCard({ status }: { status: ClusterStatus }) {
       <div className="table-wrap">
         <table className="table table-compact">
           <caption className="visually-hidden">Load per partition</caption>
-          <thead>
-            <tr>
-              <th scope="col">Partition</th>
-              <th scope="col">Cores in use</th>
-              <th scope="col">GPUs in use</th>
-              <th scope="col" className="num">
-                Running
-              </th>
-              <th scope="col" className="num">
-                Pending
-              </th>
-              <th scope="col">Longest job</th>
-            </tr>
-          </thead>
+          <TableHead
+            columns={[
+              'Partition',
+              'Cores in use',
+              'GPUs in use',
+              num('Running'),
+              num('Pending'),
+              'Longest job',
+            ]}
+          />
           <tbody>
             {status.partitions.map((p) => (
               <tr key={p.name} data-partition={p.name}>
@@ -323,16 +316,9 @@ function StatusCard({ status }: { status: ClusterStatus }) {
           <div className="table-wrap">
             <table className="table table-compact">
               <caption className="visually-hidden">Nodes</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Node</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Partitions</th>
-                  <th scope="col">Cores in use</th>
-                  <th scope="col">Memory in use</th>
-                  <th scope="col">GPUs in use</th>
-                </tr>
-              </thead>
+              <TableHead
+                columns={['Node', 'State', 'Partitions', 'Cores in use', 'Memory in use', 'GPUs in use']}
+              />
               <tbody>
                 {status.nodes.map((n) => (
                   <tr key={n.name}>
