@@ -10,7 +10,9 @@
 // alike; each figure is the median over the rounds (min–max kept in the JSON). Every process is
 // started and stopped by PID.
 //
-// Env: BENCH_SECONDS (measured seconds per cell, 4), BENCH_WARMUP (seconds before each cell, 1),
+// Env: BENCH_SECONDS (measured seconds per cell, 10: wrk opens its connections over up to ~1.5 s on
+//      this machine and the first requests on late ones wait in the accept queue; in a 4 s cell that
+//      start-up alone set the c=200 p99 of every proxy), BENCH_WARMUP (seconds before each cell, 1),
 //      BENCH_ROUNDS (HTTP rounds, 3), BENCH_WS_ROUNDS (2), BENCH_HTTP_CONNS (10,50,200),
 //      BENCH_WS_CONNS (10,50,200), BENCH_TARGETS (direct,ours,chp,chp_keepalive),
 //      BENCH_CYCLES (50000), BENCH_CHURN (ours,chp; "none" to skip), BENCH_NO_PIN=1, BENCH_NO_SAVE=1,
@@ -49,7 +51,7 @@ import {
 import { type ChurnResult, describeChurn, runChurn } from './ws-churn.ts';
 
 const num = (v: string | undefined, d: number) => (v === undefined || v === '' ? d : Number(v));
-const SECONDS = num(process.env.BENCH_SECONDS, 4);
+const SECONDS = num(process.env.BENCH_SECONDS, 10);
 const WARMUP = num(process.env.BENCH_WARMUP, 1);
 const ROUNDS = num(process.env.BENCH_ROUNDS, 3);
 const WS_ROUNDS = num(process.env.BENCH_WS_ROUNDS, 2);

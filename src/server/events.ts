@@ -1,6 +1,7 @@
 // In-process publish/subscribe for live pages (server-sent events). Every event names its audience:
-// one user, admins, or everyone signed in; a subscriber only ever receives what is addressed to it.
-export type Audience = { userId: number } | { admins: true } | { all: true };
+// one user, admins, the users of one cluster, or everyone signed in; a subscriber only ever receives
+// what is addressed to it.
+export type Audience = { userId: number } | { admins: true } | { cluster: string } | { all: true };
 
 export interface LiveEvent {
   /** e.g. 'session', 'job', 'notification', 'resources', 'announcement' */
@@ -11,6 +12,8 @@ export interface LiveEvent {
 export interface Subscriber {
   userId: number;
   isAdmin: boolean;
+  /** The clusters this user may use: only their free-resources tables reach the user (admins get all). */
+  clusters?: ReadonlySet<string>;
   send(ev: LiveEvent): void;
 }
 
@@ -24,7 +27,12 @@ export class EventBus {
 
   publish(to: Audience, ev: LiveEvent): void {
     for (const s of this.subs) {
-      if ('all' in to || ('admins' in to && s.isAdmin) || ('userId' in to && s.userId === to.userId)) {
+      if (
+        'all' in to ||
+        ('admins' in to && s.isAdmin) ||
+        ('userId' in to && s.userId === to.userId) ||
+        ('cluster' in to && (s.isAdmin || s.clusters?.has(to.cluster) === true))
+      ) {
         try {
           s.send(ev);
         } catch {

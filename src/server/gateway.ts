@@ -308,7 +308,7 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
       metrics.schedulerCalls.inc({ cluster: name }, snap.calls);
       metrics.pollDuration.observe({ cluster: name }, c.poller.lastDurationMs / 1000);
       if (!snap.ok) metrics.pollFailures.inc({ cluster: name });
-      bus.publish({ all: true }, { type: 'resources', data: c.freeTable() });
+      bus.publish({ cluster: name }, { type: 'resources', data: c.freeTable() });
     });
     c.poller.start();
   }

@@ -1,12 +1,13 @@
 // Two Slurm clusters behind one gateway: the CI cluster ($ATRIUM_TEST_CLUSTER_BASE) and a second one
 // this file starts and stops itself (own ClusterName, ports, state, WITH_DBD=0, loopback only).
 // A session on each; each cluster's free table follows only its own jobs; a cluster limited to a
-// group is neither offered to nor usable by someone outside it.
+// group is neither offered to nor usable by someone outside it, nor is its live table pushed to them.
 import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
 import { CLUSTER_SCRIPT, readCluster, testCluster } from '../helpers/cluster.ts';
+import { readEvents } from '../helpers/events.ts';
 import { createTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { kernelRoundTrip } from '../helpers/jupyter.ts';
 
@@ -123,6 +124,24 @@ describe.skipIf(!one)('two Slurm clusters behind one gateway', () => {
     expect(r.status).toBeLessThan(500);
     expect((r.body as { field: string }).field).toBe('cluster');
     expect((await carol.get('/api/clusters/hpc2/free')).status).toBe(404);
+  });
+
+  it("pushes each cluster's live free table only to the users of that cluster", async () => {
+    const seen = async (c: Client) => {
+      const names = new Set<string>();
+      const stop = new AbortController();
+      const done = readEvents(`${gw.url}/api/events`, { cookie: c.cookie }, stop.signal, (type, data) => {
+        if (type === 'resources') names.add((JSON.parse(data) as { cluster: string }).cluster);
+      }).catch(() => undefined);
+      // Both clusters are polled every second.
+      await new Promise((r) => setTimeout(r, 4000));
+      stop.abort();
+      await done;
+      return [...names].sort();
+    };
+    const [forAlice, forCarol] = await Promise.all([seen(alice), seen(carol)]);
+    expect(forAlice).toEqual(['hpc1', 'hpc2']);
+    expect(forCarol).toEqual(['hpc1']);
   });
 
   it('runs a session on each cluster; each free table counts only its own jobs', async () => {

@@ -5,8 +5,11 @@ import { onSignOut } from './auth.ts';
 
 /** Server-sent events: session and job changes, notifications, the free-resources table. */
 export function registerEventRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.get('/api/events', (req, reply) => {
+  app.get('/api/events', async (req, reply) => {
     const user = requireUser(req, 'read');
+    // Fixed for the stream's life: a change of groups takes effect when the page reconnects.
+    const clusters = new Set<string>();
+    for (const c of ctx.clusters.values()) if (await c.mayUse(user)) clusters.add(c.name);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -19,7 +22,7 @@ export function registerEventRoutes(app: FastifyInstance, ctx: AppContext): void
     const send = (ev: { type: string; data: unknown }) => {
       res.write(`event: ${ev.type}\ndata: ${JSON.stringify(ev.data)}\n\n`);
     };
-    const unsubscribe = ctx.bus.subscribe({ userId: user.id, isAdmin: user.isAdmin, send });
+    const unsubscribe = ctx.bus.subscribe({ userId: user.id, isAdmin: user.isAdmin, clusters, send });
     const ping = setInterval(() => res.write(': ping\n\n'), 25_000);
     // A signed-out browser's stream ends with its sign-in (no events to a tab that is signed out).
     const webSessionId = req.webSession?.id;
