@@ -1,6 +1,7 @@
 // OpenID Connect sign-in (authorization code flow with PKCE S256, state and nonce) against any standard
 // provider (Keycloak first). This module talks to the provider; the routes that keep the single-use
 // login state and the browser sessions are in src/server/routes/oidc.ts.
+import * as jose from 'jose';
 import * as client from 'openid-client';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
@@ -18,7 +19,18 @@ export interface OidcTokens {
   expiresAt?: number;
   /** Lifetime of the access token as issued, in ms (to plan the next refresh). */
   lifetimeMs?: number;
+  /** The provider's session id (the ID token's `sid`): a back-channel logout may name it. */
+  sid?: string;
 }
+
+/** What a verified back-channel logout token asks: end the sign-ins of `sub`, or of session `sid`. */
+export interface LogoutRequest {
+  sub?: string;
+  sid?: string;
+  jti: string;
+}
+
+const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
 export interface OidcIdentity {
   sub: string;
@@ -126,7 +138,9 @@ function tokensFrom(
 ): OidcTokens {
   const expiresIn = r.expiresIn();
   const lifetimeMs = expiresIn !== undefined ? expiresIn * 1000 : undefined;
+  const sid = (r.claims() as Claims | undefined)?.sid;
   return {
+    sid: typeof sid === 'string' ? sid : previous?.sid,
     sub,
     accessToken: r.access_token,
     // Providers that do not rotate refresh tokens send none back: keep the one we have.
@@ -267,6 +281,38 @@ export class OidcClient {
     };
     if (idToken) params.id_token_hint = idToken;
     return client.buildEndSessionUrl(c, params).href;
+  }
+
+  private jwks: ReturnType<typeof jose.createRemoteJWKSet> | null = null;
+
+  /**
+   * Verifies a back-channel logout token (OpenID Connect Back-Channel Logout 1.0, section 2.6):
+   * signed with the provider's published keys, our issuer and client as audience, issued in the last
+   * few minutes, with the logout event, a jti, a sub or sid, and no nonce (so an ID token cannot pose
+   * as one). Throws with the reason otherwise.
+   */
+  async verifyLogoutToken(token: string): Promise<LogoutRequest> {
+    const c = await this.config();
+    const meta = c.serverMetadata();
+    if (!meta.jwks_uri) throw new Error('the provider publishes no keys (jwks_uri)');
+    this.jwks ??= jose.createRemoteJWKSet(new URL(meta.jwks_uri), { timeoutDuration: 10_000 });
+    const { payload, protectedHeader } = await jose.jwtVerify(token, this.jwks, {
+      issuer: meta.issuer,
+      audience: this.cfg.clientId,
+      maxTokenAge: '5m',
+      clockTolerance: 30,
+      requiredClaims: ['iat', 'jti', 'events'],
+    });
+    if (protectedHeader.typ !== undefined && protectedHeader.typ.toLowerCase() !== 'logout+jwt')
+      throw new Error(`wrong token type ${protectedHeader.typ}`);
+    const events = payload.events as Record<string, unknown> | undefined;
+    const event = events?.[BACKCHANNEL_EVENT];
+    if (!event || typeof event !== 'object') throw new Error('no back-channel logout event');
+    if ('nonce' in payload) throw new Error('a logout token carries no nonce');
+    const sub = typeof payload.sub === 'string' ? payload.sub : undefined;
+    const sid = typeof payload.sid === 'string' ? payload.sid : undefined;
+    if (!sub && !sid) throw new Error('neither sub nor sid');
+    return { sub, sid, jti: String(payload.jti) };
   }
 
   static randomState(): string {

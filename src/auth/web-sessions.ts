@@ -1,5 +1,6 @@
 // Signed-in browser sessions: an opaque random token in a cookie, its hash in the database.
 // A small in-memory cache keeps the proxy's per-request check to one Map lookup.
+import { sql } from 'kysely';
 import type { Db } from '../db/index.ts';
 import { findUserById, toUser, type User } from '../db/users.ts';
 import { hashToken, newToken } from './secrets.ts';
@@ -117,9 +118,12 @@ export class WebSessionStore {
   }
 
   /** The raw rows of one session or of all of a user's live sessions (server-side data included). */
-  async rows(where: { id: string } | { userId: number }) {
+  async rows(where: { id: string } | { userId: number } | { dataContains: string }) {
     let q = this.db.selectFrom('web_sessions').selectAll().where('expires_at', '>', Date.now());
-    q = 'id' in where ? q.where('id', '=', where.id) : q.where('user_id', '=', where.userId);
+    if ('id' in where) q = q.where('id', '=', where.id);
+    else if ('userId' in where) q = q.where('user_id', '=', where.userId);
+    // A coarse prefilter (instr: no LIKE wildcards to escape); callers check the parsed data.
+    else q = q.where(sql<number>`instr(data, ${where.dataContains})`, '>', 0);
     return q.execute();
   }
 

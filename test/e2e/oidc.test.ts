@@ -1,6 +1,8 @@
 // OpenID Connect sign-in end to end against a real provider (oidc-provider on 127.0.0.1): a full
 // sign-in in headless Chromium, group rules, refusal of forged, expired and replayed responses,
-// refresh of the provider's tokens, a fresh access token inside a running session, and sign-out.
+// refresh of the provider's tokens, a fresh access token inside a running session, sign-out, and
+// back-channel logout (the provider ends our sign-ins; forged, replayed or malformed logout tokens
+// end nothing).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +16,7 @@ import {
   CookieJar,
   decodeJwt,
   loginAtProvider,
+  logoutAtProvider,
   signJwt,
   startOidcProvider,
   type TestProvider,
@@ -99,6 +102,7 @@ ${echo.yaml}`,
     clientSecret: secret,
     redirectUris: [`${gw.url}/api/auth/oidc/callback`],
     postLogoutRedirectUris: [`${gw.url}/login`],
+    backchannelLogoutUri: `${gw.url}/api/auth/oidc/backchannel-logout`,
     accessTokenTtlSeconds: AT_TTL,
     extraAccounts: {
       dave: { preferred_username: 'dave', groups: ['/hpcusers'], name: 'Dave', email: 'd@x' },
@@ -436,5 +440,101 @@ describe("the provider's tokens in a running session", () => {
       const c = await clientFrom(j);
       await c.del(`/api/sessions/${session.id}`);
     }
+  });
+});
+
+describe('back-channel logout', () => {
+  const BCL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+  const logoutToken = (
+    claims: Record<string, unknown>,
+    opts: { key?: crypto.KeyObject; header?: Record<string, unknown> } = {},
+  ) =>
+    signJwt(
+      { alg: 'RS256', kid: op.kid, typ: 'logout+jwt', ...opts.header },
+      {
+        iss: op.issuer,
+        aud: op.clientId,
+        iat: Math.floor(Date.now() / 1000),
+        jti: crypto.randomBytes(12).toString('hex'),
+        events: { [BCL_EVENT]: {} },
+        ...claims,
+      },
+      opts.key ?? op.signingKey,
+    );
+  const post = (token: string) =>
+    fetch(`${gw.url}/api/auth/oidc/backchannel-logout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ logout_token: token }),
+    });
+  const signedIn = async (jar: CookieJar) => {
+    const r = await jar.fetch(`${gw.url}/api/me`);
+    await r.text();
+    return r.status === 200;
+  };
+
+  it('ends exactly the sign-in the provider ended (by its session id), not the same user elsewhere', async () => {
+    const one = await signInAs('alice');
+    const two = await signInAs('alice'); // another browser: another session at the provider
+    const bob = await signInAs('bob');
+    for (const x of [one, two, bob]) expect(await signedIn(x.jar)).toBe(true);
+    const delivered = op.backchannel.length;
+    await logoutAtProvider(one.jar, op.issuer, op.clientId);
+    expect(op.backchannel.slice(delivered)).toEqual([{ ok: true }]);
+    expect(await signedIn(one.jar)).toBe(false);
+    expect(await signedIn(two.jar)).toBe(true);
+    expect(await signedIn(bob.jar)).toBe(true);
+    const outs = await auditOf('signout');
+    expect(outs.some((o) => o.actor === 'alice' && String(o.details.why).includes('back-channel'))).toBe(
+      true,
+    );
+  });
+
+  it('refuses forged, foreign, malformed and replayed logout tokens, ending nothing', async () => {
+    const bob = await signInAs('bob');
+    const { privateKey: otherKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const bad: [string, string][] = [
+      ['signed with another key', logoutToken({ sub: 'bob' }, { key: otherKey })],
+      [
+        'unsigned (alg none)',
+        signJwt(
+          { alg: 'none', typ: 'logout+jwt' },
+          {
+            iss: op.issuer,
+            aud: op.clientId,
+            iat: Math.floor(Date.now() / 1000),
+            jti: 'x1',
+            events: { [BCL_EVENT]: {} },
+            sub: 'bob',
+          },
+          null,
+        ),
+      ],
+      ['for another client', logoutToken({ sub: 'bob', aud: 'someone-else' })],
+      ['from another issuer', logoutToken({ sub: 'bob', iss: 'http://127.0.0.1:1' })],
+      ['issued an hour ago', logoutToken({ sub: 'bob', iat: Math.floor(Date.now() / 1000) - 3600 })],
+      ['without the logout event', logoutToken({ sub: 'bob', events: { other: {} } })],
+      ['an ID token (has a nonce)', logoutToken({ sub: 'bob', nonce: 'n' })],
+      ['naming nobody', logoutToken({})],
+      ['of another type', logoutToken({ sub: 'bob' }, { header: { typ: 'JWT' } })],
+      ['not a JWT', 'not-a-token'],
+    ];
+    for (const [why, token] of bad) {
+      const r = await post(token);
+      expect(r.status, why).toBe(400);
+      await r.text();
+    }
+    const none = await fetch(`${gw.url}/api/auth/oidc/backchannel-logout`, { method: 'POST' });
+    expect(none.status).toBe(400);
+    expect(await signedIn(bob.jar)).toBe(true);
+
+    // A genuine one for the subject (no sid) ends all of bob's sign-ins; replayed, it is refused.
+    const genuine = logoutToken({ sub: 'bob' });
+    expect((await post(genuine)).status).toBe(200);
+    expect(await signedIn(bob.jar)).toBe(false);
+    const again = await signInAs('bob');
+    const replay = await post(genuine);
+    expect(replay.status).toBe(400);
+    expect(await signedIn(again.jar)).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 // A real OpenID provider for the tests (the npm oidc-provider package, in this process, on 127.0.0.1):
-// authorization code + PKCE, refresh tokens, RP-initiated logout, dev login forms (any password), an
+// authorization code + PKCE, refresh tokens, RP-initiated and back-channel logout, dev login forms (any password), an
 // in-memory store the test can revoke grants in, and a hook that rewrites the next ID token the token
 // endpoint returns (to send the gateway forged, expired or replayed ID tokens).
 // It prints "Unsupported runtime" on Node 20 (a check on the LTS name); every flow used here works.
@@ -120,6 +120,8 @@ export interface TestProvider {
   tamperNextIdToken(f: (idToken: string) => string): void;
   /** ID tokens the token endpoint returned, in order (after any tampering). */
   idTokens: string[];
+  /** Back-channel logout deliveries to the gateway: ok, or the error the provider got. */
+  backchannel: { ok: boolean; error?: string }[];
   /** Ends every grant of an account: its refresh tokens stop working. */
   revokeGrantsOf(accountId: string): Promise<number>;
   close(): Promise<void>;
@@ -132,6 +134,8 @@ export async function startOidcProvider(opts: {
   accessTokenTtlSeconds?: number;
   clientSecret?: string;
   extraAccounts?: Record<string, TestAccount>;
+  /** Where the provider POSTs logout tokens when a sign-in ends at the provider. */
+  backchannelLogoutUri?: string;
 }): Promise<TestProvider> {
   const accounts = { ...ACCOUNTS, ...opts.extraAccounts };
   const issuer = `http://127.0.0.1:${opts.port}`;
@@ -155,6 +159,9 @@ export async function startOidcProvider(opts: {
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
+        ...(opts.backchannelLogoutUri
+          ? { backchannel_logout_uri: opts.backchannelLogoutUri, backchannel_logout_session_required: true }
+          : {}),
       },
     ],
     jwks: { keys: [jwk as never] },
@@ -172,6 +179,7 @@ export async function startOidcProvider(opts: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
       revocation: { enabled: true },
+      backchannelLogout: { enabled: !!opts.backchannelLogoutUri },
     },
     ttl: {
       AccessToken: opts.accessTokenTtlSeconds ?? 300,
@@ -182,6 +190,15 @@ export async function startOidcProvider(opts: {
       Session: 3600,
       Grant: 3600,
     },
+    // Its outgoing requests (back-channel logout) refuse loopback addresses as an SSRF guard; here
+    // the gateway is on 127.0.0.1 by design, so the guard's dispatcher is left out.
+    // (`fetch` is a configuration option of oidc-provider 9 that its typings do not list yet.)
+    ...({
+      fetch: (url: string | URL, options: RequestInit & { dispatcher?: unknown }) => {
+        const { dispatcher: _guard, ...rest } = options;
+        return globalThis.fetch(url, rest);
+      },
+    } as object),
     // Like Keycloak: refresh tokens without offline_access, no consent screen for this client.
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     loadExistingGrant: async (ctx) => {
@@ -206,6 +223,12 @@ export async function startOidcProvider(opts: {
     },
   });
   provider.proxy = false;
+  const backchannel: { ok: boolean; error?: string }[] = [];
+  const events = provider as unknown as NodeJS.EventEmitter; // a Koa app; its typings omit the emitter
+  events.on('backchannel.success', () => backchannel.push({ ok: true }));
+  events.on('backchannel.error', (_ctx: unknown, err: Error) =>
+    backchannel.push({ ok: false, error: err.message }),
+  );
   provider.use(async (ctx, next) => {
     await next();
     if (ctx.method === 'POST' && ctx.path === '/token') {
@@ -232,6 +255,7 @@ export async function startOidcProvider(opts: {
     signingKey: privateKey,
     kid,
     idTokens,
+    backchannel,
     tamperNextIdToken(f) {
       tamper = f;
     },
@@ -303,6 +327,23 @@ export class CookieJar {
     this.take(url, res);
     return res;
   }
+}
+
+/** Signs out at the provider itself (its end-session page, confirmed), as a user would on another site. */
+export async function logoutAtProvider(jar: CookieJar, issuer: string, clientId: string): Promise<void> {
+  const page = await jar.fetch(`${issuer}/session/end?client_id=${encodeURIComponent(clientId)}`);
+  const html = await page.text();
+  const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1];
+  const xsrf = /name="xsrf" value="([^"]+)"/.exec(html)?.[1];
+  if (page.status !== 200 || !action || !xsrf)
+    throw new Error(`provider logout page: HTTP ${page.status}: ${html.slice(0, 300)}`);
+  const res = await jar.fetch(new URL(action.replace(/&amp;/g, '&'), issuer).href, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ xsrf, logout: 'yes' }),
+  });
+  await res.text();
+  if (res.status >= 400) throw new Error(`provider logout answered ${res.status}`);
 }
 
 /**

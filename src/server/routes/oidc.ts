@@ -1,6 +1,7 @@
 // OpenID Connect routes: start (redirect to the provider), callback (single-use login state, bound to
 // the browser that started it), background refresh of the provider's tokens, the provider's logout
-// URL for POST /api/logout, and the endpoint agents use to keep a session's access token fresh.
+// URL for POST /api/logout, back-channel logout (the provider ends our sign-ins), and the endpoint
+// agents use to keep a session's access token fresh.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { decideAccess } from '../../auth/access.ts';
 import {
@@ -205,6 +206,66 @@ export function registerOidc(app: FastifyInstance, ctx: AppContext): OidcRuntime
     const t = req.webSession?.data?.oidc as OidcTokens | undefined;
     if (!t) return null;
     return oidc.logoutUrl(t.idToken, `${ctx.publicUrl()}/login`);
+  });
+
+  // ---- back-channel logout: the provider tells us a sign-in ended there ---------------------------
+
+  /** jti of logout tokens already acted on, with when they may be forgotten (tokens live 5 minutes). */
+  const usedLogoutTokens = new Map<string, number>();
+
+  app.register(async (scope) => {
+    // Providers POST a form (application/x-www-form-urlencoded) with one field, logout_token.
+    scope.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string', bodyLimit: 16_384 },
+      (_req, body, done) => done(null, new URLSearchParams(body as string)),
+    );
+    scope.post('/api/auth/oidc/backchannel-logout', async (req, reply) => {
+      reply.header('cache-control', 'no-store');
+      const ip = clientIp(req);
+      const form = req.body instanceof URLSearchParams ? req.body : null;
+      const token = form?.get('logout_token') ?? '';
+      const refuse = (why: string) => {
+        log.warn({ why, ip }, 'back-channel logout refused');
+        return reply.code(400).send({ error: 'invalid_request', error_description: why });
+      };
+      if (!token || token.length > 8192) return refuse('no logout_token');
+      let request: Awaited<ReturnType<OidcClient['verifyLogoutToken']>>;
+      try {
+        request = await oidc.verifyLogoutToken(token);
+      } catch (e) {
+        return refuse(`logout token refused: ${describeOidcError(e)}`);
+      }
+      const now = Date.now();
+      for (const [k, until] of usedLogoutTokens) if (until <= now) usedLogoutTokens.delete(k);
+      if (usedLogoutTokens.has(request.jti)) return refuse('logout token replayed');
+      if (usedLogoutTokens.size >= MAX_PENDING) return refuse('too many logout tokens at once');
+      usedLogoutTokens.set(request.jti, now + 6 * 60_000);
+      // The sign-ins it names: by the provider's session id when given, else every one of the subject.
+      const ended: { userId: number; sessionId: string }[] = [];
+      for (const row of await ctx.webSessions.rows({ dataContains: '"oidc"' })) {
+        const t = (JSON.parse(row.data) as { oidc?: OidcTokens }).oidc;
+        if (!t) continue;
+        if (request.sid ? t.sid === request.sid : t.sub === request.sub) {
+          if (request.sid && request.sub && t.sub !== request.sub) continue;
+          ended.push({ userId: row.user_id, sessionId: row.id });
+        }
+      }
+      for (const e of ended) await endWebSessions(ctx, e.userId, e.sessionId);
+      for (const userId of new Set(ended.map((e) => e.userId))) {
+        const u = await findUserById(ctx.db, userId);
+        await ctx.audit.record({
+          actorUserId: userId,
+          actor: u?.username ?? null,
+          action: 'signout',
+          ip,
+          ok: true,
+          details: { method: 'oidc', why: 'back-channel logout from the identity provider' },
+        });
+      }
+      log.info({ sessions: ended.length, ip }, 'back-channel logout');
+      return reply.code(200).send();
+    });
   });
 
   // ---- keeping tokens fresh ------------------------------------------------------------------------
