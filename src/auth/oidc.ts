@@ -303,7 +303,10 @@ export class OidcClient {
       clockTolerance: 30,
       requiredClaims: ['iat', 'jti', 'events'],
     });
-    if (protectedHeader.typ !== undefined && protectedHeader.typ.toLowerCase() !== 'logout+jwt')
+    // The spec types logout tokens "logout+jwt"; Keycloak sends "JWT". Other types (an access token's
+    // "at+jwt") are refused.
+    const typ = protectedHeader.typ?.toLowerCase();
+    if (typ !== undefined && typ !== 'logout+jwt' && typ !== 'jwt')
       throw new Error(`wrong token type ${protectedHeader.typ}`);
     const events = payload.events as Record<string, unknown> | undefined;
     const event = events?.[BACKCHANNEL_EVENT];

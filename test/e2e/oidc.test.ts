@@ -516,7 +516,7 @@ describe('back-channel logout', () => {
       ['without the logout event', logoutToken({ sub: 'bob', events: { other: {} } })],
       ['an ID token (has a nonce)', logoutToken({ sub: 'bob', nonce: 'n' })],
       ['naming nobody', logoutToken({})],
-      ['of another type', logoutToken({ sub: 'bob' }, { header: { typ: 'JWT' } })],
+      ['typed as an access token', logoutToken({ sub: 'bob' }, { header: { typ: 'at+jwt' } })],
       ['not a JWT', 'not-a-token'],
     ];
     for (const [why, token] of bad) {
