@@ -2,7 +2,7 @@
 // 64-byte ping-pong through: nothing (direct), a bare TCP forwarder with no HTTP at all (the floor
 // under any proxy, bare-forwarder.ts), the Atrium gateway and configurable-http-proxy 5.3, each
 // with two harnesses: the standard one of bench:proxy (ws-load.ts + upstream.ts, on the ws library)
-// and a lean one (lean-ws-load.ts + lean-echo.ts, raw sockets, about half the CPU per message), so
+// and a lean one (lean-ws-load.ts + lean-echo.ts, raw sockets, less CPU per message), so
 // the proxy's core has more of a chance to be the bottleneck. For each cell: round trips/s, the
 // proxy's CPU µs per message, and how busy each core was.
 //
