@@ -30,7 +30,10 @@ interface AgentInput {
   shareDir: string;
   /** Atrium's dist/ directory (built programs, e.g. the terminal server). */
   distDir: string;
-  /** Serve Unix-socket apps through the relay (the gateway cannot reach sockets on this node). */
+  /**
+   * Serve every app through the relay (the gateway cannot reach sockets on this node, and a TCP app's
+   * port, once the app dies, is anyone's to bind: the relay's handshake tells the gateway it is ours).
+   */
   relay: boolean;
   /** The environment's container: every app runs in it. */
   container?: ContainerSpec;
@@ -189,7 +192,8 @@ async function main(): Promise<void> {
     home,
     user,
     sessionDir,
-    bindHost: input.bindHost,
+    // Behind the relay, TCP apps listen on loopback only: other nodes cannot reach them at all.
+    bindHost: input.relay ? '127.0.0.1' : input.bindHost,
     appToken: input.appToken,
     shareDir: input.shareDir,
     distDir: input.distDir,
@@ -265,12 +269,12 @@ async function main(): Promise<void> {
         : `${notReady.label} did not become ready in time (${where})`,
     );
   }
-  // Remote nodes: the gateway reaches socket apps through a relay that wants the session's secret.
+  // Remote nodes: the gateway reaches every app through a relay that wants the app's secret.
   if (input.relay) {
     for (const a of apps) {
-      if (!a.socketPath) continue;
       const secret = relaySecretFor(input.appToken, a.spec.id);
-      const r = await startRelay({ socketPath: a.socketPath, host: input.bindHost, secret, log });
+      const target = a.socketPath ? { socketPath: a.socketPath } : { host: '127.0.0.1', port: a.port };
+      const r = await startRelay({ target, host: input.bindHost, secret, log });
       relays.push(r);
       a.relayPort = r.port;
     }

@@ -1,5 +1,6 @@
 // The agent's relay, for nodes the gateway cannot reach Unix sockets on (any remote node). The app
-// still listens on its private socket; the relay listens on TCP on the node and passes a connection on
+// still listens on its private socket (or, for a site's app that only speaks TCP, on a loopback port
+// of the node); the relay listens on TCP on the node and passes a connection on
 // only after a mutual proof that both ends know the app's relay secret (src/apps/relay-protocol.ts),
 // which only the gateway and this agent hold. Other users of the node get a closed connection, or, if
 // they open with the protocol's first line, a proof bound to their own nonce that is of no use to them.
@@ -22,8 +23,11 @@ export interface Relay {
 
 const HELLO = Buffer.from(RELAY_HELLO, 'latin1');
 
+/** Where the relay passes connections on: the app's Unix socket, or its loopback port. */
+export type RelayTarget = { socketPath: string } | { host: string; port: number };
+
 export function startRelay(opts: {
-  socketPath: string;
+  target: RelayTarget;
   host: string;
   secret: string;
   log: (msg: string) => void;
@@ -71,7 +75,9 @@ export function startRelay(opts: {
       conn.off('data', onData);
       conn.pause();
       clearTimeout(timer);
-      const up = net.connect(opts.socketPath);
+      const t = opts.target;
+      const up = 'socketPath' in t ? net.connect(t.socketPath) : net.connect(t.port, t.host);
+      up.setNoDelay(true);
       const close = () => {
         conn.destroy();
         up.destroy();

@@ -314,7 +314,11 @@ export class SessionService {
       appToken,
       agentSecretHash: hashToken(secret),
       timeLimitMin: minutes,
-      socketApps: [app, ...extras].filter((a) => a.unixSocket).map((a) => a.id),
+      // The apps the gateway reaches on a socket or, on relay clusters, through the agent's relay
+      // (there every app, TCP ones included, is behind it).
+      socketApps: [app, ...extras]
+        .filter((a) => a.unixSocket || cluster.appSockets === 'relay')
+        .map((a) => a.id),
     });
     this.usernames.set(user.id, user.username);
     await addSessionEvent(this.d.db, id, 'requested', `requested ${app.name} on ${cluster.title}`);
@@ -339,7 +343,7 @@ export class SessionService {
       ATRIUM_HEARTBEAT_SECONDS: String(this.d.cfg.sessions.heartbeatSeconds),
     };
     if (extras.length > 0) agentEnv.ATRIUM_EXTRA_APPS = JSON.stringify(extras.map(agentSpecOf));
-    // Remote nodes: the agent serves Unix-socket apps through its relay (TCP with the app token).
+    // Remote nodes: the agent serves every app through its relay (TCP, with a handshake on the app's secret).
     if (cluster.appSockets === 'relay') agentEnv.ATRIUM_RELAY = '1';
     if (env?.container) agentEnv.ATRIUM_CONTAINER = JSON.stringify(env.container);
     // The agent keeps a fresh copy of the user's identity-provider access token in the session dir.
@@ -616,8 +620,8 @@ export class SessionService {
       for (const [k, v] of Object.entries(a.upstreamHeaders ?? {}))
         headers[k] = v.replaceAll('{token}', token);
       const target: RouteTarget = { host, port, socketPath: socket ?? undefined };
-      // A socket is reached with its owner's rights; an app started on a socket that reported a port
-      // is behind the agent's relay.
+      // A socket is reached with its owner's rights; an app recorded as such (on a socket, or any app
+      // on a relay cluster) that reported a port is behind the agent's relay.
       if (socket) target.owner = owner ?? undefined;
       else if (socketApps.has(a.id)) target.relaySecret = relaySecretFor(row.app_token, a.id);
       return {

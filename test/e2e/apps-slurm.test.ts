@@ -18,6 +18,7 @@ import WebSocket from 'ws';
 import { launchBrowser, shareSession, type TestBrowser } from '../helpers/browser.ts';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
 import { testCluster } from '../helpers/cluster.ts';
+import { echoApps } from '../helpers/echo-app.ts';
 import { createTestGateway, ROOT, type TestGateway } from '../helpers/gateway.ts';
 import { createKernel, runInKernel, wsStatus } from '../helpers/jupyter.ts';
 
@@ -25,6 +26,7 @@ const cluster = testCluster('apps-slurm', { up: 'nodes', partition: 'interactive
 const conf = cluster?.slurmConf ?? '';
 const slurmEnv = () => ({ ...process.env, SLURM_CONF: conf });
 const SHOTS = path.join(os.tmpdir(), 'atrium-apps-screenshots');
+const echo = echoApps();
 
 type View = SessionView & { apps: { id: string; url: string; openUrl: string }[] };
 const base = { cluster: 'slurm', cores: 1, memoryGb: 1, hours: 1 };
@@ -240,6 +242,7 @@ describe.skipIf(!cluster)('the apps in Slurm jobs, through the relay', () => {
         '      runAs: runuser',
         '      partition: interactive',
         '      pollSeconds: 1',
+        ...echo.yaml.trimEnd().split('\n'),
         'environments:',
         '  - id: system',
         '    name: System software',
@@ -284,7 +287,7 @@ describe.skipIf(!cluster)('the apps in Slurm jobs, through the relay', () => {
     while (started.some((id) => pidsOfSession(id).length > 0) && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 250));
     await gw?.stop();
-    for (const d of [work, gw?.dir]) if (d) fs.rmSync(d, { recursive: true, force: true });
+    for (const d of [work, gw?.dir, echo.dir]) if (d) fs.rmSync(d, { recursive: true, force: true });
   });
 
   it('runs each session as a Slurm job of alice', () => {
@@ -434,14 +437,13 @@ describe.skipIf(!cluster)('the apps in Slurm jobs, through the relay', () => {
     expect((await alice.req('GET', `${s.url}api/status`)).status).toBe(200);
   });
 
-  it("a dead agent's relay port bound by another user gets the handshake's opening only; the request fails", async () => {
-    const s = await startSession({ cluster: 'slurm-slow', app: 'terminal' });
-    const page = await alice.req('GET', s.url, undefined, { accept: 'text/html' });
-    expect(page.status).toBe(200);
-    await page.text();
-    // The agent dies (out of memory, say): its relay's port is free, and its route still there until
-    // the next poll of the scheduler (600 s here).
-    const port = relayPort(s.id, 'terminal');
+  /**
+   * Kills the agent of session `s` (out of memory, say): its relay's port for `app` is free, and the
+   * route is still there until the next poll (600 s on slurm-slow). bob binds that port; `tryIt`
+   * makes alice's requests meanwhile. Returns what bob's listener received.
+   */
+  async function squatDeadAgent(s: View, app: string, tryIt: () => Promise<void>): Promise<string[]> {
+    const port = relayPort(s.id, app);
     const ss = execFileSync('ss', ['-Hltnp', `sport = :${port}`], { encoding: 'utf8' });
     const agent = Number(/pid=(\d+)/.exec(ss)?.[1]);
     expect(fs.readFileSync(`/proc/${agent}/cmdline`, 'latin1')).toContain('atrium-agent');
@@ -450,18 +452,10 @@ describe.skipIf(!cluster)('the apps in Slurm jobs, through the relay', () => {
     let received: string[] = [];
     try {
       await bobs.listening();
-      const r = await alice.req('GET', `${s.url}?q=QUERY-MARKER`, undefined, { accept: 'text/html' });
-      expect(r.status).toBe(502);
-      expect(await r.text()).toContain('The app is not answering');
-      expect(await wsStatus(`${gw.url.replace('http', 'ws')}${s.url}pty`, { cookie: alice.cookie })).not.toBe(
-        101,
-      );
+      await tryIt();
     } finally {
       received = await bobs.received();
     }
-    // bob's listener was asked, and got the opening line of the handshake: no secret, no token, no request.
-    expect(received.length).toBeGreaterThan(0);
-    for (const got of received) expect(got).toMatch(/^ATRIUM-RELAY1 [\w-]{43}\n$/);
     await stop(s.id);
     // The app outlived its agent (its own process group; a cluster's cgroups would end it with the job).
     for (const p of pidsOfSession(s.id)) {
@@ -471,6 +465,41 @@ describe.skipIf(!cluster)('the apps in Slurm jobs, through the relay', () => {
         // gone meanwhile
       }
     }
+    return received;
+  }
+
+  it("a dead agent's relay port bound by another user gets the handshake's opening only; the request fails", async () => {
+    const s = await startSession({ cluster: 'slurm-slow', app: 'terminal' });
+    const page = await alice.req('GET', s.url, undefined, { accept: 'text/html' });
+    expect(page.status).toBe(200);
+    await page.text();
+    const received = await squatDeadAgent(s, 'terminal', async () => {
+      const r = await alice.req('GET', `${s.url}?q=QUERY-MARKER`, undefined, { accept: 'text/html' });
+      expect(r.status).toBe(502);
+      expect(await r.text()).toContain('The app is not answering');
+      expect(await wsStatus(`${gw.url.replace('http', 'ws')}${s.url}pty`, { cookie: alice.cookie })).not.toBe(
+        101,
+      );
+    });
+    // bob's listener was asked, and got the opening line of the handshake: no secret, no token, no request.
+    expect(received.length).toBeGreaterThan(0);
+    for (const got of received) expect(got).toMatch(/^ATRIUM-RELAY1 [\w-]{43}\n$/);
+  });
+
+  it("a site's TCP app is behind the relay too: its port wants the handshake, and a squatter gets the opening only", async () => {
+    const s = await startSession({ cluster: 'slurm-slow', app: 'echo' });
+    const r = await alice.req('GET', `${s.url}hello`, undefined, { accept: 'application/json' });
+    expect(r.status).toBe(200);
+    expect(JSON.parse(await r.text())).toMatchObject({ app: 'echo', tokenOk: true });
+    // The port the agent reported is the relay's: spoken to directly it answers no HTTP at all.
+    expect(await directAnswer(relayPort(s.id, 'echo'), 'GET / HTTP/1.1\r\nHost: x\r\n\r\n')).toBe('');
+    const received = await squatDeadAgent(s, 'echo', async () => {
+      const again = await alice.req('GET', `${s.url}?q=QUERY-MARKER`, undefined, { accept: 'text/html' });
+      expect(again.status).toBe(502);
+      await again.text();
+    });
+    expect(received.length).toBeGreaterThan(0);
+    for (const got of received) expect(got).toMatch(/^ATRIUM-RELAY1 [\w-]{43}\n$/);
   });
 
   it('stops every session: the jobs end and nothing of the apps is left', async () => {

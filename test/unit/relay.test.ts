@@ -81,10 +81,10 @@ beforeAll(async () => {
   const relayOpts = { host: '127.0.0.1', secret: SECRET, log: (m: string) => relayLogs.push(m) };
   echoRelay = await startRelay({
     ...relayOpts,
-    socketPath: path.join(tmp, 'echo.sock'),
+    target: { socketPath: path.join(tmp, 'echo.sock') },
     handshakeTimeoutMs: 300,
   });
-  httpRelay = await startRelay({ ...relayOpts, socketPath: path.join(tmp, 'http.sock') });
+  httpRelay = await startRelay({ ...relayOpts, target: { socketPath: path.join(tmp, 'http.sock') } });
   routes = new RouteTable();
   route = {
     sessionId: 'relay001',
@@ -240,6 +240,36 @@ describe('through the relay, after the handshake', () => {
       await h.k.bytes(CHALLENGE_LEN + 4);
       expect(h.k.got().subarray(CHALLENGE_LEN).toString()).toBe('ping');
       h.k.c.destroy();
+    }
+  });
+
+  it('fronts an app that listens on a loopback TCP port as it fronts a socket', async () => {
+    const tcpApp = net.createServer((c) => c.pipe(c));
+    await new Promise<void>((r) => tcpApp.listen(0, '127.0.0.1', () => r()));
+    const tcpRelay = await startRelay({
+      host: '127.0.0.1',
+      secret: SECRET,
+      log: () => undefined,
+      target: { host: '127.0.0.1', port: portOf(tcpApp) },
+    });
+    try {
+      const s = await new Promise<net.Socket>((resolve, reject) =>
+        connectTarget({ host: '127.0.0.1', port: tcpRelay.port, relaySecret: SECRET }, (err, s) =>
+          err ? reject(err) : resolve(s!),
+        ),
+      );
+      const echoed = new Promise<string>((r) => s.once('data', (d) => r(String(d))));
+      s.write('over tcp');
+      expect(await echoed).toBe('over tcp');
+      s.destroy();
+      // Without the secret: nothing reaches the app.
+      const h = await handshakeByHand(tcpRelay.port, { secret: 'not-the-secret' });
+      await h.send(`${h.proof}GET / HTTP/1.1\r\n\r\n`);
+      await new Promise<void>((r) => h.k.c.once('close', () => r()));
+      expect(h.k.got().length).toBe(CHALLENGE_LEN);
+    } finally {
+      tcpRelay.close();
+      tcpApp.close();
     }
   });
 
