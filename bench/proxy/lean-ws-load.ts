@@ -6,16 +6,11 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { echoResult, headerArgs, LatencyLog, optionReader } from './load-stats.ts';
 
 const argv = process.argv.slice(2);
-const opt = (name: string, dflt?: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  const v = i === -1 ? dflt : argv[i + 1];
-  if (v === undefined) throw new Error(`--${name} is required`);
-  return v;
-};
-const headers: string[] = [];
-for (let i = 0; i < argv.length; i++) if (argv[i] === '--header') headers.push(argv[++i] ?? '');
+const opt = optionReader(argv);
+const headers = headerArgs(argv);
 
 const url = new URL(opt('url'));
 const n = Number(opt('connections', '50'));
@@ -31,8 +26,7 @@ let measuring = false;
 let stopped = false;
 let messages = 0;
 let errors = 0;
-let lat = new Float64Array(1 << 20);
-let latN = 0;
+const lat = new LatencyLog();
 
 function open(): Promise<(() => void) | null> {
   return new Promise((resolve) => {
@@ -73,12 +67,7 @@ function open(): Promise<(() => void) | null> {
         pending -= REPLY;
         if (measuring) {
           messages++;
-          if (latN === lat.length) {
-            const bigger = new Float64Array(lat.length * 2);
-            bigger.set(lat);
-            lat = bigger;
-          }
-          lat[latN++] = performance.now() - sentAt;
+          lat.add(performance.now() - sentAt);
         }
         if (!stopped) send();
       }
@@ -100,18 +89,6 @@ await new Promise((r) => setTimeout(r, seconds * 1000));
 measuring = false;
 const elapsed = (performance.now() - t0) / 1000;
 stopped = true;
-const sorted = lat.subarray(0, latN).sort();
-const pct = (p: number) => (latN ? sorted[Math.min(latN - 1, Math.floor((p / 100) * latN))]! : Number.NaN);
-const result = {
-  mode: 'echo',
-  connections: n,
-  opened: opened.length,
-  errors,
-  seconds: elapsed,
-  messages,
-  rate: messages / elapsed,
-  p50Ms: pct(50),
-  p99Ms: pct(99),
-};
+const result = echoResult({ connections: n, opened: opened.length, errors, seconds: elapsed, messages }, lat);
 process.stdout.write(`${JSON.stringify({ result })}\n`);
 process.exit(0);

@@ -242,6 +242,17 @@ export async function wrk(url: string, connections: number, seconds: number, hea
   return parseWrk(out);
 }
 
+/** A number from the environment, or the default when unset or empty. */
+export const envNumber = (v: string | undefined, d: number) => (v === undefined || v === '' ? d : Number(v));
+
+/** The median of the finite values (NaN when there are none). */
+export const median = (xs: number[]) => {
+  const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
 export const round = (n: number, digits = 2) => {
   const f = 10 ** digits;
   return Math.round(n * f) / f;

@@ -28,6 +28,8 @@ import {
   CPU_LOAD,
   CPU_PROXY,
   cpuMicros,
+  envNumber,
+  median,
   nodeArgv,
   ROOT,
   round,
@@ -50,11 +52,10 @@ import {
 } from './targets.ts';
 import { type ChurnResult, describeChurn, runChurn } from './ws-churn.ts';
 
-const num = (v: string | undefined, d: number) => (v === undefined || v === '' ? d : Number(v));
-const SECONDS = num(process.env.BENCH_SECONDS, 10);
-const WARMUP = num(process.env.BENCH_WARMUP, 1);
-const ROUNDS = num(process.env.BENCH_ROUNDS, 3);
-const WS_ROUNDS = num(process.env.BENCH_WS_ROUNDS, 2);
+const SECONDS = envNumber(process.env.BENCH_SECONDS, 10);
+const WARMUP = envNumber(process.env.BENCH_WARMUP, 1);
+const ROUNDS = envNumber(process.env.BENCH_ROUNDS, 3);
+const WS_ROUNDS = envNumber(process.env.BENCH_WS_ROUNDS, 2);
 const list = (v: string | undefined, d: string) =>
   (v ?? d)
     .split(',')
@@ -141,13 +142,6 @@ async function httpCell(t: Target, c: number, profileTo?: string): Promise<HttpS
     load1: round(os.loadavg()[0]!, 2),
   };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return Number.NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 interface Agg {
   rate: number;

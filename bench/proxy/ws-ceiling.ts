@@ -18,6 +18,8 @@ import {
   CPU_LOAD,
   CPU_PROXY,
   cpuMicros,
+  envNumber,
+  median,
   nodeArgv,
   ROOT,
   round,
@@ -28,10 +30,9 @@ import {
 } from './lib.ts';
 import { routePath, startTarget, type Target } from './targets.ts';
 
-const num = (v: string | undefined, d: number) => (v === undefined || v === '' ? d : Number(v));
-const SECONDS = num(process.env.BENCH_SECONDS, 8);
-const WARMUP = num(process.env.BENCH_WARMUP, 1);
-const ROUNDS = num(process.env.BENCH_ROUNDS, 2);
+const SECONDS = envNumber(process.env.BENCH_SECONDS, 8);
+const WARMUP = envNumber(process.env.BENCH_WARMUP, 1);
+const ROUNDS = envNumber(process.env.BENCH_ROUNDS, 2);
 const CONNS = (process.env.BENCH_WS_CONNS ?? '50').split(',').map(Number);
 const SESSION = 'bench0001';
 
@@ -137,11 +138,6 @@ async function cell(h: Harness, r: Running, connections: number): Promise<Cell> 
     busyProxyCpu: busyBetween(t0, t1, CPU_PROXY),
   };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main() {
   console.log(

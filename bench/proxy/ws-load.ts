@@ -12,37 +12,24 @@
 // The last stdout line is a JSON object with the results.
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
+import { echoResult, headerArgs, LatencyLog, optionReader } from './load-stats.ts';
 
 const argv = process.argv.slice(2);
 const mode = argv[0];
-function opt(name: string, dflt?: string): string {
-  const i = argv.indexOf(`--${name}`);
-  const v = i === -1 ? dflt : argv[i + 1];
-  if (v === undefined) throw new Error(`--${name} is required`);
-  return v;
-}
+const opt = optionReader(argv);
 const headers: Record<string, string> = {};
-for (let i = 0; i < argv.length; i++) {
-  if (argv[i] === '--header') {
-    const h = argv[++i] ?? '';
-    const c = h.indexOf(':');
-    headers[h.slice(0, c).trim()] = h.slice(c + 1).trim();
-  }
+for (const h of headerArgs(argv)) {
+  const c = h.indexOf(':');
+  headers[h.slice(0, c).trim()] = h.slice(c + 1).trim();
 }
 const payload = Buffer.alloc(Number(opt('size', '64')), 0x61);
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 async function echo(): Promise<void> {
   const url = opt('url');
   const n = Number(opt('connections', '50'));
   const seconds = Number(opt('seconds', '8'));
   const warmup = Number(opt('warmup', '2'));
-  let lat = new Float64Array(1 << 20);
-  let latN = 0;
+  const lat = new LatencyLog();
   let measuring = false;
   let stopped = false;
   let messages = 0;
@@ -69,12 +56,7 @@ async function echo(): Promise<void> {
           ws.on('message', () => {
             if (measuring) {
               messages++;
-              if (latN === lat.length) {
-                const bigger = new Float64Array(lat.length * 2);
-                bigger.set(lat);
-                lat = bigger;
-              }
-              lat[latN++] = performance.now() - sentAt;
+              lat.add(performance.now() - sentAt);
             }
             if (!stopped) send();
           });
@@ -92,18 +74,7 @@ async function echo(): Promise<void> {
   const elapsed = (performance.now() - t0) / 1000;
   stopped = true;
   for (const s of sockets) s.terminate();
-  const sorted = lat.subarray(0, latN).sort();
-  const result = {
-    mode: 'echo',
-    connections: n,
-    opened: open.length,
-    errors,
-    seconds: elapsed,
-    messages,
-    rate: messages / elapsed,
-    p50Ms: percentile(sorted, 50),
-    p99Ms: percentile(sorted, 99),
-  };
+  const result = echoResult({ connections: n, opened: open.length, errors, seconds: elapsed, messages }, lat);
   process.stdout.write(`${JSON.stringify({ result })}\n`);
 }
 
