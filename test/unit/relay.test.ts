@@ -213,6 +213,22 @@ async function handshakeByHand(port: number, opts: { split?: boolean; secret?: s
   return { k, nonceG, nonceR, macR, answer, proof, send };
 }
 
+/** Sends `text` on a new connectTarget connection to the relay on `port`; returns the first answer. */
+async function echoViaRelay(port: number, text: string): Promise<string> {
+  const s = await new Promise<net.Socket>((resolve, reject) =>
+    connectTarget({ host: '127.0.0.1', port, relaySecret: SECRET }, (err, s) =>
+      err ? reject(err) : resolve(s!),
+    ),
+  );
+  const echoed = new Promise<string>((r) => s.once('data', (d) => r(String(d))));
+  s.write(text);
+  try {
+    return await echoed;
+  } finally {
+    s.destroy();
+  }
+}
+
 describe('through the relay, after the handshake', () => {
   it('carries requests with their token header, on pooled connections', async () => {
     const before = httpConnections;
@@ -253,15 +269,7 @@ describe('through the relay, after the handshake', () => {
       target: { host: '127.0.0.1', port: portOf(tcpApp) },
     });
     try {
-      const s = await new Promise<net.Socket>((resolve, reject) =>
-        connectTarget({ host: '127.0.0.1', port: tcpRelay.port, relaySecret: SECRET }, (err, s) =>
-          err ? reject(err) : resolve(s!),
-        ),
-      );
-      const echoed = new Promise<string>((r) => s.once('data', (d) => r(String(d))));
-      s.write('over tcp');
-      expect(await echoed).toBe('over tcp');
-      s.destroy();
+      expect(await echoViaRelay(tcpRelay.port, 'over tcp')).toBe('over tcp');
       // Without the secret: nothing reaches the app.
       const h = await handshakeByHand(tcpRelay.port, { secret: 'not-the-secret' });
       await h.send(`${h.proof}GET / HTTP/1.1\r\n\r\n`);
@@ -274,30 +282,14 @@ describe('through the relay, after the handshake', () => {
   });
 
   it("connectTarget's socket carries bytes once the relay has proved itself", async () => {
-    const s = await new Promise<net.Socket>((resolve, reject) =>
-      connectTarget({ host: '127.0.0.1', port: echoRelay.port, relaySecret: SECRET }, (err, s) =>
-        err ? reject(err) : resolve(s!),
-      ),
-    );
-    const echoed = new Promise<string>((r) => s.once('data', (d) => r(String(d))));
-    s.write('pong');
-    expect(await echoed).toBe('pong');
-    s.destroy();
+    expect(await echoViaRelay(echoRelay.port, 'pong')).toBe('pong');
   });
 
   it('costs one round trip per new connection, with no Nagle delay on the proof and the first bytes', async () => {
     // With Nagle, the first bytes after the proof wait for its delayed ACK: 40 ms per connection.
     const t0 = Date.now();
     for (let i = 0; i < 10; i++) {
-      const s = await new Promise<net.Socket>((resolve, reject) =>
-        connectTarget({ host: '127.0.0.1', port: echoRelay.port, relaySecret: SECRET }, (err, s) =>
-          err ? reject(err) : resolve(s!),
-        ),
-      );
-      const echoed = new Promise((r) => s.once('data', r));
-      s.write('x');
-      await echoed;
-      s.destroy();
+      await echoViaRelay(echoRelay.port, 'x');
     }
     expect(Date.now() - t0).toBeLessThan(250);
   });
