@@ -39,6 +39,22 @@ let work: string;
 const started: string[] = [];
 const sessions: Record<'vscode' | 'desktop' | 'shiny' | 'jupyter' | 'unix', View> = {} as never;
 
+/** A cluster entry on the test cluster; its nodes are this host, so the gateway may check what is installed. */
+function slurmCluster(name: string, title: string, pollSeconds: number, extra: string[] = []): string[] {
+  return [
+    `  - name: ${name}`,
+    '    backend: slurm',
+    `    title: ${title}`,
+    ...extra,
+    '    checkInstalled: true',
+    '    slurm:',
+    `      conf: ${conf}`,
+    '      runAs: runuser',
+    '      partition: interactive',
+    `      pollSeconds: ${pollSeconds}`,
+  ];
+}
+
 async function startSession(body: Record<string, unknown>): Promise<View> {
   const r = await alice.post('/api/sessions', { ...base, ...body });
   expect(r.status, JSON.stringify(r.body)).toBe(201);
@@ -211,37 +227,11 @@ describe.skipIf(!cluster)('the apps in Slurm jobs, through the relay', () => {
       yaml: [
         'clusters:',
         // No appSockets: a Slurm cluster gets the relay, as its nodes are other hosts.
-        '  - name: slurm',
-        '    backend: slurm',
-        '    title: Test cluster',
-        // Its nodes are this host: the gateway may check what is installed.
-        '    checkInstalled: true',
-        '    slurm:',
-        `      conf: ${conf}`,
-        '      runAs: runuser',
-        '      partition: interactive',
-        '      pollSeconds: 1',
-        // The same nodes seen as a single-host cluster: the gateway reaches the apps' sockets itself.
+        ...slurmCluster('slurm', 'Test cluster', 1),
         // The same again, polled rarely: a dead agent's route outlives it long enough to squat its port.
-        '  - name: slurm-slow',
-        '    backend: slurm',
-        '    title: Test cluster (slow poll)',
-        '    checkInstalled: true',
-        '    slurm:',
-        `      conf: ${conf}`,
-        '      runAs: runuser',
-        '      partition: interactive',
-        '      pollSeconds: 600',
-        '  - name: slurm-unix',
-        '    backend: slurm',
-        '    title: Test cluster (sockets)',
-        '    appSockets: unix',
-        '    checkInstalled: true',
-        '    slurm:',
-        `      conf: ${conf}`,
-        '      runAs: runuser',
-        '      partition: interactive',
-        '      pollSeconds: 1',
+        ...slurmCluster('slurm-slow', 'Test cluster (slow poll)', 600),
+        // The same nodes seen as a single-host cluster: the gateway reaches the apps' sockets itself.
+        ...slurmCluster('slurm-unix', 'Test cluster (sockets)', 1, ['    appSockets: unix']),
         ...echo.yaml.trimEnd().split('\n'),
         'environments:',
         '  - id: system',
