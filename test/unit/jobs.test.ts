@@ -1,6 +1,5 @@
 // Batch jobs, pure parts: request validation, sbatch argv and refusals, output patterns and paging,
 // queue privacy, notifications, mail types, the link to Jupyter; the adapter's submitBatch on a fake runner.
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MAX_SCRIPT_BYTES, parseBatchRequest, validateBatchRequest } from '../../src/core/batch-request.ts';
 import { DEFAULT_PAGE_BYTES, expandOutputPattern, pageRange, toPage } from '../../src/jobs/output.ts';
@@ -20,7 +19,7 @@ import {
   sbatchBatchArgv,
   validateBatch,
 } from '../../src/scheduler/slurm/batch.ts';
-import type { CommandRunner, RunOptions, RunResult } from '../../src/scheduler/slurm/runner.ts';
+import type { CommandRunner } from '../../src/scheduler/slurm/runner.ts';
 import {
   type BatchSubmission,
   type JobInfo,
@@ -29,6 +28,7 @@ import {
   SchedulerError,
   type UnixIdentity,
 } from '../../src/scheduler/types.ts';
+import { FakeRunner } from '../helpers/fake-runner.ts';
 
 const alice: UnixIdentity = { user: 'alice', uid: 1001, gid: 1001, home: '/home/alice', shell: '/bin/bash' };
 
@@ -187,31 +187,6 @@ describe('sbatch for batch jobs', () => {
     expect(parsePrivateData('nothing here')).toBeUndefined();
   });
 });
-
-class FakeRunner implements CommandRunner {
-  calls = 0;
-  readonly log: Array<{ argv: readonly string[]; opts: RunOptions }> = [];
-  constructor(private readonly answer: (argv: readonly string[], opts: RunOptions) => Partial<RunResult>) {}
-  callsOf(label: string): number {
-    return this.log.filter((l) => (l.opts.label ?? path.basename(l.argv[0] ?? '')) === label).length;
-  }
-  async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-    this.calls++;
-    this.log.push({ argv, opts });
-    const label = opts.label ?? path.basename(argv[0] ?? '');
-    return {
-      argv,
-      label,
-      code: 0,
-      signal: null,
-      stdout: '',
-      stderr: '',
-      timedOut: false,
-      durationMs: 1,
-      ...this.answer(argv, opts),
-    };
-  }
-}
 
 describe('SlurmAdapter.submitBatch', () => {
   const mk = (r: CommandRunner) =>

@@ -36,13 +36,9 @@ import {
   SQUEUE_FIELDS,
   separatorsFor,
 } from '../../src/scheduler/slurm/parse.ts';
-import {
-  type CommandRunner,
-  ExecRunner,
-  type RunOptions,
-  type RunResult,
-} from '../../src/scheduler/slurm/runner.ts';
+import { type CommandRunner, ExecRunner } from '../../src/scheduler/slurm/runner.ts';
 import { type JobInfo, SchedulerError, type SessionSubmission } from '../../src/scheduler/types.ts';
+import { FakeRunner } from '../helpers/fake-runner.ts';
 
 const FIX = path.join(import.meta.dirname, '..', 'fixtures', 'slurm');
 const fixture = (name: string): string => readFileSync(path.join(FIX, name), 'utf8');
@@ -574,38 +570,6 @@ describe('batch script', () => {
 
 // ---------------------------------------------------------------------------------------------
 // The adapter on a fake runner that answers with the captured outputs.
-
-type Answer = Partial<RunResult> | ((argv: readonly string[], opts: RunOptions) => Partial<RunResult>);
-
-class FakeRunner implements CommandRunner {
-  calls = 0;
-  readonly log: Array<{ argv: readonly string[]; opts: RunOptions }> = [];
-  private readonly per = new Map<string, number>();
-  constructor(private readonly answers: Record<string, Answer[] | Answer>) {}
-  callsOf(label: string): number {
-    return this.per.get(label) ?? 0;
-  }
-  async run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-    const label = opts.label ?? path.basename(argv[0] ?? '');
-    this.calls++;
-    this.per.set(label, (this.per.get(label) ?? 0) + 1);
-    this.log.push({ argv, opts });
-    const spec = this.answers[label];
-    const a = Array.isArray(spec) ? spec.shift() : spec;
-    const ans = typeof a === 'function' ? a(argv, opts) : (a ?? {});
-    return {
-      argv,
-      label,
-      code: 0,
-      signal: null,
-      stdout: '',
-      stderr: '',
-      timedOut: false,
-      durationMs: 1,
-      ...ans,
-    };
-  }
-}
 
 /** The nonce the adapter drew for a call: the -O spec ends with "\x1e<nonce>". */
 const nonceOf = (argv: readonly string[]): string => {
