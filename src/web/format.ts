@@ -36,6 +36,29 @@ export function formatWhen(ms: number, now = Date.now()): string {
   return `${day} ${formatClock(ms)}`;
 }
 
+const FULL_DATE = new Intl.DateTimeFormat('en-GB', { dateStyle: 'full', timeStyle: 'short' });
+
+/** "Monday 3 June 2024 at 14:02", local time: the tooltip of a short time. */
+export function formatFullDate(ms: number): string {
+  return FULL_DATE.format(new Date(ms));
+}
+
+/**
+ * When a session began, to tell apart sessions of the same app: "started 14:02" once its job runs,
+ * "requested 14:02" before; `at` is that moment and `full` its full date.
+ */
+export function sessionSince(
+  s: Pick<SessionView, 'createdAt' | 'startedAt'>,
+  now = Date.now(),
+): { text: string; at: number; full: string } {
+  const at = s.startedAt ?? s.createdAt;
+  return {
+    text: `${s.startedAt ? 'started' : 'requested'} ${formatWhen(at, now)}`,
+    at,
+    full: formatFullDate(at),
+  };
+}
+
 /** "1 h", "30 min", "1 h 30 min" for a duration in hours. */
 export function formatHours(hours: number): string {
   const minutes = Math.max(1, Math.round(hours * 60));
@@ -78,6 +101,14 @@ export const STATE_LABELS: Record<string, { label: string; tone: Tone }> = {
 
 export function stateBadge(displayState: string): { label: string; tone: Tone } {
   return STATE_LABELS[displayState] ?? { label: displayState, tone: 'neutral' };
+}
+
+/** "not responding since 14:05" (local time) for a running session whose agent is silent, else null. */
+export function notRespondingText(
+  s: Pick<SessionView, 'state' | 'displayState' | 'notRespondingSince'>,
+): string | null {
+  if (s.state !== 'running' || s.displayState === 'unknown' || !s.notRespondingSince) return null;
+  return `not responding since ${formatClock(s.notRespondingSince)}`;
 }
 
 export function isFinished(s: Pick<SessionView, 'state'>): boolean {

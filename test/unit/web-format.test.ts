@@ -1,6 +1,7 @@
 // Pure helpers of the web UI: countdowns, labels, merging live session updates, safe redirects.
 import { describe, expect, it } from 'vitest';
 import {
+  formatFullDate,
   formatGb,
   formatHours,
   formatResources,
@@ -8,6 +9,7 @@ import {
   mergeSession,
   queueDetails,
   safeNext,
+  sessionSince,
   sessionTitle,
   stateBadge,
   timeLeftIsShort,
@@ -100,6 +102,27 @@ describe('labels', () => {
     expect(sessionTitle(session())).toBe('Jupyter');
     expect(sessionTitle(session({ label: 'thesis' }))).toBe('thesis');
     expect(sessionTitle(session({ label: '  ' }))).toBe('Jupyter');
+  });
+
+  it('tells two sessions of the same app apart by when they started, with the full date as a tooltip', () => {
+    // Local times, as the page shows them.
+    const requested = new Date(2030, 5, 3, 13, 58).getTime();
+    const started = new Date(2030, 5, 3, 14, 2).getTime();
+    const later = new Date(2030, 5, 3, 16, 0).getTime();
+    expect(sessionSince(session({ createdAt: requested }), later)).toEqual({
+      text: 'requested 13:58',
+      at: requested,
+      full: formatFullDate(requested),
+    });
+    const running = sessionSince(session({ createdAt: requested, startedAt: started }), later);
+    expect(running.text).toBe('started 14:02');
+    expect(running.at).toBe(started);
+    expect(running.full).toMatch(/^Monday,? 3 June 2030,? (at )?14:02$/);
+    // On another day the day is named too.
+    const nextDay = new Date(2030, 5, 4, 9, 0).getTime();
+    expect(sessionSince(session({ createdAt: requested, startedAt: started }), nextDay).text).toBe(
+      'started Mon 3 Jun 14:02',
+    );
   });
 });
 

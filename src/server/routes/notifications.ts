@@ -1,4 +1,6 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
+import { MarkReadBody, PrefsBody } from '../../api/notifications.ts';
 import type { SessionRow } from '../../db/sessions.ts';
 import { findUserById } from '../../db/users.ts';
 import { NotificationService } from '../../jobs/notifications.ts';
@@ -19,10 +21,16 @@ export function notificationService(ctx: AppContext): NotificationService {
 /** Notifications for sessions (ready, ending soon, ended, failed) and the user's inbox and preferences. */
 export const notificationsFeature: Feature = {
   name: 'notifications',
-  register(app: FastifyInstance, ctx: AppContext) {
+  register(fastify: FastifyInstance, ctx: AppContext) {
+    const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
     const svc = notificationService(ctx);
     const name = async (s: SessionRow) => (await findUserById(ctx.db, s.user_id))?.username ?? '';
-    const what = (s: SessionRow) => `${s.label ? `"${s.label}" (${s.app})` : s.app} on ${s.cluster}`;
+    // Display names, as the page shows them ("Jupyter on This machine"), not ids.
+    const what = (s: SessionRow) => {
+      const app = ctx.cfg.appCatalogue.find((a) => a.id === s.app)?.name ?? s.app;
+      const cluster = ctx.clusters.get(s.cluster)?.title ?? s.cluster;
+      return `${s.label ? `"${s.label}" (${app})` : app} on ${cluster}`;
+    };
     (ctx.services.get('session.onTransition') as ((s: SessionRow, to: string) => void)[]).push((s, to) => {
       void (async () => {
         const link = sessionPrefix(await name(s), s.id);
@@ -70,9 +78,9 @@ export const notificationsFeature: Feature = {
       const user = requireUser(req, 'read');
       return { notifications: await svc.list(user.id), prefs: await svc.prefs(user.id) };
     });
-    app.post('/api/notifications/read', async (req) => {
+    app.post('/api/notifications/read', { schema: { body: MarkReadBody } }, async (req) => {
       const user = requireUser(req);
-      const ids = (req.body as { ids?: unknown } | undefined)?.ids;
+      const ids = req.body?.ids;
       await svc.markRead(
         user.id,
         Array.isArray(ids) ? ids.filter((i): i is number => Number.isInteger(i)) : 'all',
@@ -80,9 +88,9 @@ export const notificationsFeature: Feature = {
       return { ok: true };
     });
     app.get('/api/notifications/prefs', async (req) => svc.prefs(requireUser(req, 'read').id));
-    app.put('/api/notifications/prefs', async (req) => {
+    app.put('/api/notifications/prefs', { schema: { body: PrefsBody } }, async (req) => {
       const user = requireUser(req);
-      return svc.setPrefs(user.id, (req.body ?? {}) as never);
+      return svc.setPrefs(user.id, req.body);
     });
   },
 };

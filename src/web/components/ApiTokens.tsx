@@ -191,7 +191,7 @@ interface TableProps {
 function TokenTable({ tokens, caption, status, now, onRevoke }: TableProps) {
   return (
     <div className="table-wrap">
-      <table className="table tokens">
+      <table className="table tokens stack">
         <caption className="visually-hidden">{caption}</caption>
         <TableHead
           columns={[
@@ -207,7 +207,7 @@ function TokenTable({ tokens, caption, status, now, onRevoke }: TableProps) {
           {tokens.map((t) => (
             <tr key={t.id} data-token={t.id}>
               <th scope="row">{t.name}</th>
-              <td>
+              <td data-label="Scopes">
                 <span className="scopes">
                   {t.scopes.map((s) => (
                     <span key={s} className="scope">
@@ -216,10 +216,10 @@ function TokenTable({ tokens, caption, status, now, onRevoke }: TableProps) {
                   ))}
                 </span>
               </td>
-              <td>
+              <td data-label="Created">
                 <When ms={t.createdAt} empty="—" />
               </td>
-              <td>
+              <td data-label={status ? 'Ended' : 'Expires'}>
                 {status ? (
                   t.revokedAt !== null ? (
                     <>
@@ -239,7 +239,7 @@ function TokenTable({ tokens, caption, status, now, onRevoke }: TableProps) {
                   </>
                 )}
               </td>
-              <td>
+              <td data-label="Last used">
                 <When ms={t.lastUsedAt} empty="never" />
               </td>
               {onRevoke && (

@@ -24,20 +24,22 @@ export function FreeNow({ title, table }: Props) {
       )}
       {table && table.at > 0 && rows.length === 0 && <p className="muted">No usable nodes are reported.</p>}
       {rows.length > 0 && (
-        <table className="table table-compact">
-          <caption className="visually-hidden">Free resources on {title}</caption>
-          <TableHead columns={['GPUs', num('Nodes'), num('Free cores'), num('Free memory (GB)')]} />
-          <tbody>
-            {rows.map((r) => (
-              <tr key={r.freeGpus}>
-                <th scope="row">{r.label}</th>
-                <td className="num">{r.nodes}</td>
-                <td className="num">{r.freeCores}</td>
-                <td className="num">{formatGb(r.freeMemoryMb)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <div className="table-wrap">
+          <table className="table table-compact">
+            <caption className="visually-hidden">Free resources on {title}</caption>
+            <TableHead columns={['GPUs', num('Nodes'), num('Free cores'), num('Free memory (GB)')]} />
+            <tbody>
+              {rows.map((r) => (
+                <tr key={r.freeGpus}>
+                  <th scope="row">{r.label}</th>
+                  <td className="num">{r.nodes}</td>
+                  <td className="num">{r.freeCores}</td>
+                  <td className="num">{formatGb(r.freeMemoryMb)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
       {table && table.fresh && table.at > 0 && (
         <p className="muted small">Updated {formatClock(table.at)}, live.</p>

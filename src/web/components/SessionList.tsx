@@ -7,7 +7,9 @@ import {
   formatTimeLeft,
   formatWhen,
   isFinished,
+  notRespondingText,
   queueDetails,
+  sessionSince,
   sessionTitle,
   stateBadge,
   timeLeftIsShort,
@@ -69,7 +71,7 @@ export function SessionList({ sessions, error, clusterTitle, onChanged }: Props)
       )}
       {active.length > 0 && (
         <div className="table-wrap">
-          <table className="table sessions" aria-labelledby="my-sessions-title">
+          <table className="table sessions stack" aria-labelledby="my-sessions-title">
             <TableHead columns={['Session', 'Cluster', 'State', 'Resources', 'Time left', ACTIONS]} />
             <tbody>
               {active.map((s) => (
@@ -106,7 +108,18 @@ export function SessionList({ sessions, error, clusterTitle, onChanged }: Props)
                         <span className={`badge badge-${badge.tone}`}>{badge.label}</span>
                       </td>
                       <td>{s.endedAt ? formatWhen(s.endedAt, now) : '—'}</td>
-                      <td>{s.reason ?? ''}</td>
+                      <td>
+                        {s.reason ?? ''}{' '}
+                        <a
+                          className="session-log"
+                          href={`/api/sessions/${s.id}/log`}
+                          target="_blank"
+                          rel="noopener"
+                          aria-label={`Log of ${sessionTitle(s)}`}
+                        >
+                          log
+                        </a>
+                      </td>
                     </tr>
                   );
                 })}
@@ -142,23 +155,45 @@ interface RowProps {
 }
 
 function SessionRow({ s, now, clusterTitle, onStop }: RowProps) {
-  const badge = stateBadge(s.displayState);
+  const silent = notRespondingText(s);
+  // Still running (its app may answer), but the user should know before connecting.
+  const badge = silent ? { label: 'not responding', tone: 'warn' as const } : stateBadge(s.displayState);
   const title = sessionTitle(s);
   const running = s.state === 'running';
   const details: string[] = [];
-  if (s.displayState === 'unknown') details.push('the session is probably still running');
+  if (silent) details.push(silent);
+  else if (s.displayState === 'unknown') details.push('the session is probably still running');
   else if (s.state === 'queued' || s.state === 'requested') details.push(...queueDetails(s, now));
   else if (s.state === 'starting') details.push(`waiting for ${s.appName} to answer`);
   else if (s.state === 'ending' && s.reason) details.push(s.reason);
   const left = s.expiresAt ? s.expiresAt - now : null;
   const busy = s.state === 'requested' || s.state === 'queued' || s.state === 'starting';
+  const since = sessionSince(s, now);
   return (
-    <tr data-session={s.id} data-state={s.displayState}>
+    <tr data-session={s.id} data-state={s.displayState} data-not-responding={silent ? '' : undefined}>
       <td className="col-session">
         <span className="strong">{title}</span>
         <span className="sub">
           {s.label ? `${s.appName} · ` : ''}
           {s.jobId ? `job ${s.jobId}` : 'not submitted yet'}
+          {' · '}
+          <time dateTime={new Date(since.at).toISOString()} title={since.full}>
+            {since.text}
+          </time>
+          {s.jobId && (
+            <>
+              {' · '}
+              <a
+                className="session-log"
+                href={`/api/sessions/${s.id}/log`}
+                target="_blank"
+                rel="noopener"
+                aria-label={`Log of ${title}`}
+              >
+                log
+              </a>
+            </>
+          )}
         </span>
         {running && (s.apps?.length ?? 0) > 0 && (
           <span className="sub extras">
@@ -174,12 +209,12 @@ function SessionRow({ s, now, clusterTitle, onStop }: RowProps) {
           </span>
         )}
       </td>
-      <td className="nowrap">{clusterTitle}</td>
-      <td>
+      <td data-label="Cluster">{clusterTitle}</td>
+      <td data-label="State">
         <span className={`badge badge-${badge.tone}${busy ? ' badge-busy' : ''}`}>{badge.label}</span>
         {details.length > 0 && <span className="sub">{details.join(' · ')}</span>}
       </td>
-      <td>
+      <td data-label="Resources">
         {formatResources(s)
           .split(' · ')
           .map((part, i) => (
@@ -189,7 +224,7 @@ function SessionRow({ s, now, clusterTitle, onStop }: RowProps) {
             </span>
           ))}
       </td>
-      <td className="nowrap">
+      <td className="nowrap" data-label="Time left">
         {running && left !== null ? (
           <span className={timeLeftIsShort(left) ? 'timeleft timeleft-short' : 'timeleft'}>
             {formatTimeLeft(left)}

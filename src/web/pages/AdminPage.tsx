@@ -188,7 +188,7 @@ function SessionsTab() {
       {data && sessions.length === 0 && <p className="empty">No sessions.</p>}
       {sessions.length > 0 && (
         <div className="table-wrap">
-          <table className="table" aria-labelledby="admin-sessions-title">
+          <table className="table stack" aria-labelledby="admin-sessions-title">
             <TableHead columns={['User', 'Session', 'Cluster', 'State', 'Resources', 'Started', ACTIONS]} />
             <tbody>
               {sessions.map((s) => {
@@ -197,20 +197,22 @@ function SessionsTab() {
                 return (
                   <tr key={s.id} data-session={s.id} data-state={s.state}>
                     <td className="strong">{s.user}</td>
-                    <td>
+                    <td data-label="Session">
                       {sessionTitle(s)}
                       <span className="sub">
                         {s.id}
                         {s.jobId ? ` · job ${s.jobId}` : ''}
                       </span>
                     </td>
-                    <td>{s.cluster}</td>
-                    <td>
+                    <td data-label="Cluster">{s.cluster}</td>
+                    <td data-label="State">
                       <span className={`badge badge-${badge.tone}`}>{badge.label}</span>
                       {s.reason && <span className="sub">{s.reason}</span>}
                     </td>
-                    <td>{formatResources(s)}</td>
-                    <td className="nowrap">{formatWhen(s.startedAt ?? s.createdAt, now)}</td>
+                    <td data-label="Resources">{formatResources(s)}</td>
+                    <td className="nowrap" data-label="Started">
+                      {formatWhen(s.startedAt ?? s.createdAt, now)}
+                    </td>
                     <td className="actions">
                       {active && (
                         <button
@@ -462,7 +464,7 @@ function AnnouncementsTab() {
         <LoadError error={error} />
         {data && list.length === 0 && <p className="empty">None yet.</p>}
         {list.length > 0 && (
-          <table className="table table-compact" aria-labelledby="admin-announcements-title">
+          <table className="table table-compact stack" aria-labelledby="admin-announcements-title">
             <TableHead columns={['Message', 'Level', 'Posted', 'Until', ACTIONS]} />
             <tbody>
               {list.map((a) => {
@@ -470,12 +472,14 @@ function AnnouncementsTab() {
                 return (
                   <tr key={a.id}>
                     <td>{a.message}</td>
-                    <td>{a.level}</td>
-                    <td className="nowrap">
+                    <td data-label="Level">{a.level}</td>
+                    <td className="nowrap" data-label="Posted">
                       {formatWhen(a.at, now)}
                       {a.author ? ` by ${a.author}` : ''}
                     </td>
-                    <td className="nowrap">{a.expiresAt ? new Date(a.expiresAt).toLocaleString() : '—'}</td>
+                    <td className="nowrap" data-label="Until">
+                      {a.expiresAt ? new Date(a.expiresAt).toLocaleString() : '—'}
+                    </td>
                     <td className="actions">
                       {shown ? (
                         <button type="button" className="btn btn-small" onClick={() => void expire(a.id)}>

@@ -23,6 +23,7 @@ import {
   jobKey,
   mergeJob,
   pendingDetails,
+  restartText,
   sourceLabel,
 } from '../jobs-format.ts';
 import { useLiveEvent, useLiveReconnect } from '../live.ts';
@@ -134,7 +135,7 @@ function JobList({ jobs, error }: { jobs: JobView[] | null; error: string | null
 function JobTable({ jobs, now, label }: { jobs: JobView[]; now: number; label: string }) {
   return (
     <div className="table-wrap">
-      <table className="table jobs-table">
+      <table className="table jobs-table stack">
         <caption className="visually-hidden">{label}</caption>
         <TableHead columns={['Job', 'State', 'Time', 'Nodes', 'Submitted']} />
         <tbody>
@@ -156,20 +157,29 @@ function JobTable({ jobs, now, label }: { jobs: JobView[]; now: number; label: s
                     {j.partition ? ` · ${j.partition}` : ''}
                   </span>
                 </td>
-                <td>
+                <td data-label="State">
                   <span className={`badge badge-${badge.tone}${j.state === 'pending' ? ' badge-busy' : ''}`}>
                     {badge.label}
                   </span>
                   {details.length > 0 && <span className="sub">{details.join(' · ')}</span>}
+                  {restartText(j) && (
+                    <span className="sub" data-restarts={j.restarts}>
+                      {restartText(j)}
+                    </span>
+                  )}
                   {j.finished && j.exitCode !== null && j.state !== 'cancelled' && (
                     <span className="sub" data-exit={j.exitCode}>
                       exit code {j.exitCode}
                     </span>
                   )}
                 </td>
-                <td className="nowrap">{formatElapsed(j)}</td>
-                <td>{j.nodes ?? <span className="muted">—</span>}</td>
-                <td className="nowrap">{formatWhen(j.submittedAt, now)}</td>
+                <td className="nowrap" data-label="Time">
+                  {formatElapsed(j)}
+                </td>
+                <td data-label="Nodes">{j.nodes ?? <span className="muted">—</span>}</td>
+                <td className="nowrap" data-label="Submitted">
+                  {formatWhen(j.submittedAt, now)}
+                </td>
               </tr>
             );
           })}
@@ -555,6 +565,12 @@ function JobDetailPage({ cluster, jobId }: { cluster: string; jobId: string }) {
           <dd data-state={j.state}>
             <span className={`badge badge-${badge.tone}`}>{badge.label}</span>
             {details.length > 0 && <span className="muted"> {details.join(' · ')}</span>}
+            {restartText(j) && (
+              <span className="muted" data-restarts={j.restarts}>
+                {' '}
+                {restartText(j)}
+              </span>
+            )}
             {j.finished && j.exitCode !== null && (
               <span className="muted">
                 {' '}

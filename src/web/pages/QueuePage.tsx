@@ -165,7 +165,7 @@ export function QueuePage({ me }: PageProps) {
         {queue && queue.jobs.length === 0 && <p className="empty">No jobs match.</p>}
         {queue && queue.jobs.length > 0 && (
           <div className="table-wrap">
-            <table className="table table-compact queue-table">
+            <table className="table table-compact queue-table stack">
               <caption className="visually-hidden">Jobs in the queue</caption>
               <TableHead
                 columns={[
@@ -197,8 +197,8 @@ export function QueuePage({ me }: PageProps) {
                         )}{' '}
                         <span className="muted">{j.name}</span>
                       </td>
-                      <td>{j.user === me.unixUser ? <strong>{j.user}</strong> : j.user}</td>
-                      <td>
+                      <td data-label="User">{j.user === me.unixUser ? <strong>{j.user}</strong> : j.user}</td>
+                      <td data-label="State">
                         <span className={`badge badge-${b.tone}`}>{b.label}</span>
                         {j.state === 'pending' && (
                           <span className="sub">
@@ -208,18 +208,24 @@ export function QueuePage({ me }: PageProps) {
                           </span>
                         )}
                       </td>
-                      <td>{j.partition ?? '—'}</td>
-                      <td className="num">{j.cpus ?? '—'}</td>
-                      <td>{formatMemory(j.memoryMb)}</td>
-                      <td className="num">{j.gpus ?? 0}</td>
-                      <td>
+                      <td data-label="Partition">{j.partition ?? '—'}</td>
+                      <td className="num" data-label="Cores">
+                        {j.cpus ?? '—'}
+                      </td>
+                      <td data-label="Memory">{formatMemory(j.memoryMb)}</td>
+                      <td className="num" data-label="GPUs">
+                        {j.gpus ?? 0}
+                      </td>
+                      <td data-label="Nodes / start">
                         {j.state === 'pending'
                           ? j.startTime
                             ? `expected ${formatWhen(j.startTime * 1000, now)}`
                             : '—'
                           : (j.nodes ?? '—')}
                       </td>
-                      <td className="nowrap">{formatLimit(j.timeLimitMinutes)}</td>
+                      <td className="nowrap" data-label="Limit">
+                        {formatLimit(j.timeLimitMinutes)}
+                      </td>
                     </tr>
                   );
                 })}
@@ -259,7 +265,7 @@ function StatusCard({ status }: { status: ClusterStatus }) {
           ))}
       </ul>
       <div className="table-wrap">
-        <table className="table table-compact">
+        <table className="table table-compact stack">
           <caption className="visually-hidden">Load per partition</caption>
           <TableHead
             columns={[
@@ -278,7 +284,7 @@ function StatusCard({ status }: { status: ClusterStatus }) {
                   {p.name}
                   {p.isDefault ? <span className="muted"> (default)</span> : null}
                 </th>
-                <td>
+                <td data-label="Cores in use">
                   <meter
                     min={0}
                     max={Math.max(1, p.cpus)}
@@ -287,7 +293,7 @@ function StatusCard({ status }: { status: ClusterStatus }) {
                   />{' '}
                   {p.allocCpus} / {p.cpus}
                 </td>
-                <td>
+                <td data-label="GPUs in use">
                   {p.gpus > 0 ? (
                     <>
                       <meter
@@ -302,9 +308,13 @@ function StatusCard({ status }: { status: ClusterStatus }) {
                     <span className="muted">none</span>
                   )}
                 </td>
-                <td className="num">{p.running}</td>
-                <td className="num">{p.pending}</td>
-                <td>{formatLimit(p.maxTimeMinutes)}</td>
+                <td className="num" data-label="Running">
+                  {p.running}
+                </td>
+                <td className="num" data-label="Pending">
+                  {p.pending}
+                </td>
+                <td data-label="Longest job">{formatLimit(p.maxTimeMinutes)}</td>
               </tr>
             ))}
           </tbody>
