@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: sets up everything the tests need (Debian packages, npm modules, the build, a
-# throwaway Slurm cluster), then runs type-check, lint, unit and end-to-end tests, and prints
-# "N passed, N failed". Run as root on Debian 12. Leaves nothing running.
+# throwaway Slurm cluster, a throwaway PostgreSQL), then runs type-check, lint, unit and end-to-end
+# tests, and prints "N passed, N failed". Run as root on Debian 12. Leaves nothing running.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -31,9 +31,21 @@ check "lint" npx biome check src test bench scripts
 step "test cluster"
 export CLUSTER_NAME=atrium CLUSTER_BASE="${ATRIUM_TEST_CLUSTER_BASE:-/tmp/atrium-slurm-atrium}"
 export ATRIUM_TEST_CLUSTER_BASE="$CLUSTER_BASE"
-cleanup() { bash "$root/scripts/cluster.sh" down >/dev/null 2>&1 || true; }
+export POSTGRES_BASE="${ATRIUM_TEST_POSTGRES_BASE:-/tmp/atrium-postgres}" POSTGRES_PORT="${ATRIUM_TEST_POSTGRES_PORT:-55432}"
+cleanup() {
+  bash "$root/scripts/cluster.sh" down >/dev/null 2>&1 || true
+  bash "$root/scripts/postgres.sh" down >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 bash scripts/cluster.sh up || { echo "FAILED: the test cluster did not start"; failed=$((failed + 1)); }
+
+step "PostgreSQL"
+if bash scripts/postgres.sh up; then
+  ATRIUM_TEST_POSTGRES_URL=$(bash scripts/postgres.sh url)
+  export ATRIUM_TEST_POSTGRES_URL
+else
+  echo "FAILED: PostgreSQL did not start"; failed=$((failed + 1))
+fi
 
 step "unit and end-to-end tests"
 report=$(mktemp /tmp/atrium-vitest-XXXX.json)

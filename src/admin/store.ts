@@ -146,8 +146,9 @@ export async function createAnnouncement(
       expires_at: a.expiresAt,
       active: 1,
     })
-    .executeTakeFirst();
-  return Number(r.insertId);
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return r.id;
 }
 
 /** Takes an announcement down; false when there is no such one. */

@@ -122,8 +122,9 @@ export class WebSessionStore {
     let q = this.db.selectFrom('web_sessions').selectAll().where('expires_at', '>', Date.now());
     if ('id' in where) q = q.where('id', '=', where.id);
     else if ('userId' in where) q = q.where('user_id', '=', where.userId);
-    // A coarse prefilter (instr: no LIKE wildcards to escape); callers check the parsed data.
-    else q = q.where(sql<number>`instr(data, ${where.dataContains})`, '>', 0);
+    // A coarse prefilter, case-sensitive on both engines (SQLite's LIKE is not, and PostgreSQL has no
+    // instr): the text contains the needle when removing it changes the text. Callers check the parsed data.
+    else q = q.where(sql<boolean>`replace(data, ${where.dataContains}, '') <> data`);
     return q.execute();
   }
 

@@ -59,8 +59,9 @@ export class AuditLog {
       .orderBy('id', 'desc')
       .limit(Math.min(Math.max(1, f.limit ?? 200), 1000));
     if (f.action?.endsWith('*')) {
-      const prefix = f.action.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`);
-      q = q.where(sql<boolean>`action like ${`${prefix}%`} escape '\\'`);
+      // A prefix compare, not LIKE: LIKE ignores case on SQLite and not on PostgreSQL.
+      const prefix = f.action.slice(0, -1);
+      q = q.where(sql<boolean>`substr(action, 1, ${prefix.length}) = ${prefix}`);
     } else if (f.action) q = q.where('action', '=', f.action);
     if (f.actor) q = q.where('actor', '=', f.actor);
     if (f.target) q = q.where('target', '=', f.target);

@@ -1,30 +1,109 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { DbOpenError, describeConnectError, parseDatabaseUrl } from './engine.ts';
 import { migrate } from './migrations.ts';
 import type { Database } from './schema.ts';
 
 export type Db = Kysely<Database>;
 
-/** Opens (and migrates) the database. `url` is `sqlite:<path>` or `sqlite::memory:`. */
-export async function openDb(url: string): Promise<Db> {
-  const m = /^sqlite:(.*)$/.exec(url);
-  if (!m) throw new Error(`database.url: only "sqlite:<path>" is supported in this release (got "${url}")`);
-  const file = m[1]!;
-  if (file !== ':memory:') {
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+export { DbOpenError, type Engine, engineOf, redactUrl } from './engine.ts';
+
+/** Connections per gateway when `database.poolSize` is not set (PostgreSQL). */
+export const DEFAULT_POOL_SIZE = 10;
+/** How long a new PostgreSQL connection may take before the open (or a query waiting for one) fails. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+const INT8_OID = 20;
+/**
+ * node-postgres returns bigint (int8) as a string, since it may not fit a double. Ours are epoch
+ * milliseconds, ids and counts, all far below 2^53, so they come back as numbers like SQLite's.
+ */
+const pgTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary'
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+export interface OpenOptions {
+  /** PostgreSQL connections in the pool (default DEFAULT_POOL_SIZE). */
+  poolSize?: number;
+  /** An idle pooled connection failed (server restart...): the pool drops it; say so. */
+  onError?: (e: Error) => void;
+  /** Skip the migrations (a check that only wants to know the database answers). */
+  migrate?: boolean;
+}
+
+/**
+ * Opens (and migrates) the database. `url` is `sqlite:<path>`, `sqlite::memory:` or
+ * `postgres://user:password@host:port/database`. Every failure is a DbOpenError with a one-line message.
+ */
+export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
+  const target = parseDatabaseUrl(url);
+  let db: Db;
+  let where: string;
+  if (target.engine === 'sqlite') {
+    const file = target.file;
+    where = file;
+    let sqlite: SQLite.Database;
+    try {
+      if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      sqlite = new SQLite(file);
+      if (file !== ':memory:') fs.chmodSync(file, 0o600);
+    } catch (e) {
+      throw new DbOpenError(`cannot open the SQLite file ${file}: ${(e as Error).message}`);
+    }
+    // WAL lets page reads run while a poll writes; NORMAL sync is safe with WAL and much faster.
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  } else {
+    where = `${target.host}:${target.port}/${target.database}`;
+    const pool = new pg.Pool({
+      connectionString: target.url,
+      max: opts.poolSize ?? DEFAULT_POOL_SIZE,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      types: pgTypes,
+    });
+    // Without a listener an idle connection's error (the server restarted) would end the process.
+    pool.on('error', (e) => opts.onError?.(e));
+    try {
+      const client = await pool.connect();
+      client.release();
+    } catch (e) {
+      await pool.end().catch(() => {});
+      throw new DbOpenError(describeConnectError(e, target));
+    }
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   }
-  const sqlite = new SQLite(file);
-  if (file !== ':memory:') fs.chmodSync(file, 0o600);
-  // WAL lets page reads run while a poll writes; NORMAL sync is safe with WAL and much faster.
-  sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = NORMAL');
-  sqlite.pragma('foreign_keys = ON');
-  sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  await migrate(db);
+  if (opts.migrate === false) return db;
+  try {
+    await migrate(db);
+  } catch (e) {
+    await db.destroy().catch(() => {});
+    throw new DbOpenError(`${where}: ${(e as Error).message}`);
+  }
   return db;
+}
+
+/**
+ * Opens the database only to see that it answers (`atrium config check`): no migrations, and no file
+ * is created for SQLite. Returns what was reached, or throws a DbOpenError.
+ */
+export async function probeDb(url: string): Promise<string> {
+  const target = parseDatabaseUrl(url);
+  if (target.engine === 'sqlite') return `SQLite ${target.file}`;
+  const db = await openDb(url, { poolSize: 1, migrate: false });
+  try {
+    return `PostgreSQL at ${target.host}:${target.port}/${target.database}`;
+  } finally {
+    await db.destroy();
+  }
 }
 
 export function now(): number {

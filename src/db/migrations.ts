@@ -1,14 +1,42 @@
-// Inline migrations, applied in order at start. Add new ones at the end; never edit a shipped one.
-import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+// Inline migrations, applied in order at start. Add new ones at the end; never edit a shipped one
+// (001-005 learnt PostgreSQL's types through `types()`; their SQLite DDL stayed byte for byte the same).
+import {
+  type CreateTableBuilder,
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+  Migrator,
+  sql,
+} from 'kysely';
+import { engineOf } from './engine.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists
 type AnyDb = Kysely<any>;
 
+/**
+ * Column types that differ by engine. On SQLite they are what the first release shipped (its
+ * `integer` is 64 bits); PostgreSQL's `integer` is 32 bits, too small for epoch milliseconds, and
+ * its auto-numbered ids are `serial` columns. Flags stay `integer` (0/1) on both.
+ */
+function types(db: AnyDb) {
+  const pg = engineOf(db) === 'postgres';
+  return {
+    /** Epoch milliseconds. */
+    ms: pg ? ('bigint' as const) : ('integer' as const),
+    /** An auto-numbered `id` primary key. */
+    autoId: <T extends CreateTableBuilder<string, never>>(t: T): T =>
+      (pg
+        ? t.addColumn('id', 'serial', (c) => c.primaryKey())
+        : t.addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())) as T,
+  };
+}
+
 const m001: Migration = {
   async up(db: AnyDb) {
+    const t = types(db);
     await db.schema
       .createTable('users')
-      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .$call(t.autoId)
       .addColumn('username', 'text', (c) => c.notNull().unique())
       .addColumn('unix_user', 'text', (c) => c.notNull())
       .addColumn('display_name', 'text')
@@ -18,8 +46,8 @@ const m001: Migration = {
       .addColumn('is_admin', 'integer', (c) => c.notNull().defaultTo(0))
       .addColumn('groups', 'text', (c) => c.notNull().defaultTo('[]'))
       .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
-      .addColumn('created_at', 'integer', (c) => c.notNull())
-      .addColumn('last_login_at', 'integer')
+      .addColumn('created_at', t.ms, (c) => c.notNull())
+      .addColumn('last_login_at', t.ms)
       .execute();
 
     await db.schema
@@ -27,9 +55,9 @@ const m001: Migration = {
       .addColumn('id', 'text', (c) => c.primaryKey())
       .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
       .addColumn('csrf_token', 'text', (c) => c.notNull())
-      .addColumn('created_at', 'integer', (c) => c.notNull())
-      .addColumn('expires_at', 'integer', (c) => c.notNull())
-      .addColumn('last_seen_at', 'integer', (c) => c.notNull())
+      .addColumn('created_at', t.ms, (c) => c.notNull())
+      .addColumn('expires_at', t.ms, (c) => c.notNull())
+      .addColumn('last_seen_at', t.ms, (c) => c.notNull())
       .addColumn('data', 'text', (c) => c.notNull().defaultTo('{}'))
       .execute();
     await db.schema.createIndex('web_sessions_user').on('web_sessions').column('user_id').execute();
@@ -52,26 +80,26 @@ const m001: Migration = {
       .addColumn('app_token', 'text', (c) => c.notNull())
       .addColumn('agent_secret_hash', 'text')
       .addColumn('heartbeat_token_hash', 'text')
-      .addColumn('last_heartbeat_at', 'integer')
+      .addColumn('last_heartbeat_at', t.ms)
       .addColumn('time_limit_min', 'integer', (c) => c.notNull())
-      .addColumn('created_at', 'integer', (c) => c.notNull())
-      .addColumn('submitted_at', 'integer')
-      .addColumn('started_at', 'integer')
-      .addColumn('ready_at', 'integer')
-      .addColumn('ended_at', 'integer')
-      .addColumn('expires_at', 'integer')
-      .addColumn('warned_at', 'integer')
+      .addColumn('created_at', t.ms, (c) => c.notNull())
+      .addColumn('submitted_at', t.ms)
+      .addColumn('started_at', t.ms)
+      .addColumn('ready_at', t.ms)
+      .addColumn('ended_at', t.ms)
+      .addColumn('expires_at', t.ms)
+      .addColumn('warned_at', t.ms)
       .addColumn('queue_info', 'text')
-      .addColumn('updated_at', 'integer', (c) => c.notNull())
+      .addColumn('updated_at', t.ms, (c) => c.notNull())
       .execute();
     await db.schema.createIndex('sessions_user').on('sessions').columns(['user_id', 'state']).execute();
     await db.schema.createIndex('sessions_state').on('sessions').column('state').execute();
 
     await db.schema
       .createTable('session_events')
-      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .$call(t.autoId)
       .addColumn('session_id', 'text', (c) => c.notNull().references('sessions.id').onDelete('cascade'))
-      .addColumn('at', 'integer', (c) => c.notNull())
+      .addColumn('at', t.ms, (c) => c.notNull())
       .addColumn('state', 'text', (c) => c.notNull())
       .addColumn('message', 'text', (c) => c.notNull())
       .execute();
@@ -79,7 +107,7 @@ const m001: Migration = {
 
     await db.schema
       .createTable('jobs')
-      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .$call(t.autoId)
       .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
       .addColumn('cluster', 'text', (c) => c.notNull())
       .addColumn('job_id', 'text', (c) => c.notNull())
@@ -94,27 +122,27 @@ const m001: Migration = {
       .addColumn('work_dir', 'text')
       .addColumn('stdout_path', 'text')
       .addColumn('stderr_path', 'text')
-      .addColumn('submitted_at', 'integer', (c) => c.notNull())
-      .addColumn('started_at', 'integer')
-      .addColumn('ended_at', 'integer')
+      .addColumn('submitted_at', t.ms, (c) => c.notNull())
+      .addColumn('started_at', t.ms)
+      .addColumn('ended_at', t.ms)
       .addColumn('time_limit_min', 'integer')
       .addColumn('nodes', 'text')
       .addColumn('info', 'text')
-      .addColumn('updated_at', 'integer', (c) => c.notNull())
+      .addColumn('updated_at', t.ms, (c) => c.notNull())
       .addUniqueConstraint('jobs_cluster_job', ['cluster', 'job_id'])
       .execute();
     await db.schema.createIndex('jobs_user').on('jobs').columns(['user_id', 'state']).execute();
 
     await db.schema
       .createTable('notifications')
-      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .$call(t.autoId)
       .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
-      .addColumn('at', 'integer', (c) => c.notNull())
+      .addColumn('at', t.ms, (c) => c.notNull())
       .addColumn('kind', 'text', (c) => c.notNull())
       .addColumn('title', 'text', (c) => c.notNull())
       .addColumn('body', 'text', (c) => c.notNull())
       .addColumn('link', 'text')
-      .addColumn('read_at', 'integer')
+      .addColumn('read_at', t.ms)
       .execute();
     await db.schema
       .createIndex('notifications_user')
@@ -130,8 +158,8 @@ const m001: Migration = {
 
     await db.schema
       .createTable('audit_log')
-      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
-      .addColumn('at', 'integer', (c) => c.notNull())
+      .$call(t.autoId)
+      .addColumn('at', t.ms, (c) => c.notNull())
       .addColumn('actor_user_id', 'integer')
       .addColumn('actor', 'text')
       .addColumn('action', 'text', (c) => c.notNull())
@@ -144,25 +172,25 @@ const m001: Migration = {
 
     await db.schema
       .createTable('api_tokens')
-      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+      .$call(t.autoId)
       .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
       .addColumn('name', 'text', (c) => c.notNull())
       .addColumn('token_hash', 'text', (c) => c.notNull().unique())
       .addColumn('scopes', 'text', (c) => c.notNull())
-      .addColumn('created_at', 'integer', (c) => c.notNull())
-      .addColumn('expires_at', 'integer')
-      .addColumn('last_used_at', 'integer')
-      .addColumn('revoked_at', 'integer')
+      .addColumn('created_at', t.ms, (c) => c.notNull())
+      .addColumn('expires_at', t.ms)
+      .addColumn('last_used_at', t.ms)
+      .addColumn('revoked_at', t.ms)
       .execute();
 
     await db.schema
       .createTable('announcements')
-      .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
-      .addColumn('at', 'integer', (c) => c.notNull())
+      .$call(t.autoId)
+      .addColumn('at', t.ms, (c) => c.notNull())
       .addColumn('author_user_id', 'integer')
       .addColumn('message', 'text', (c) => c.notNull())
       .addColumn('level', 'text', (c) => c.notNull().defaultTo('info'))
-      .addColumn('expires_at', 'integer')
+      .addColumn('expires_at', t.ms)
       .addColumn('active', 'integer', (c) => c.notNull().defaultTo(1))
       .execute();
 
@@ -178,6 +206,7 @@ const m001: Migration = {
 // for refresh, and indexes for the audit filters and token lists.
 const m002: Migration = {
   async up(db: AnyDb) {
+    const t = types(db);
     await db.schema
       .createTable('oidc_login_states')
       .addColumn('id', 'text', (c) => c.primaryKey())
@@ -185,15 +214,15 @@ const m002: Migration = {
       .addColumn('nonce', 'text', (c) => c.notNull())
       .addColumn('code_verifier', 'text', (c) => c.notNull())
       .addColumn('next', 'text', (c) => c.notNull())
-      .addColumn('created_at', 'integer', (c) => c.notNull())
-      .addColumn('expires_at', 'integer', (c) => c.notNull())
+      .addColumn('created_at', t.ms, (c) => c.notNull())
+      .addColumn('expires_at', t.ms, (c) => c.notNull())
       .execute();
     await db.schema
       .createIndex('oidc_login_states_expires')
       .on('oidc_login_states')
       .column('expires_at')
       .execute();
-    await db.schema.alterTable('web_sessions').addColumn('refresh_at', 'integer').execute();
+    await db.schema.alterTable('web_sessions').addColumn('refresh_at', t.ms).execute();
     await db.schema.createIndex('web_sessions_refresh').on('web_sessions').column('refresh_at').execute();
     await db.schema.createIndex('audit_log_action').on('audit_log').columns(['action', 'at']).execute();
     await db.schema.createIndex('api_tokens_user').on('api_tokens').column('user_id').execute();
@@ -210,10 +239,11 @@ const m003: Migration = {
 /** Batch-job history: the job's Unix owner, the last state notified, where the exit code came from. */
 const m004: Migration = {
   async up(db: AnyDb) {
+    const t = types(db);
     await db.schema.alterTable('jobs').addColumn('unix_user', 'text').execute();
     await db.schema.alterTable('jobs').addColumn('notified_state', 'text').execute();
     await db.schema.alterTable('jobs').addColumn('exit_source', 'text').execute();
-    await db.schema.alterTable('jobs').addColumn('seen_at', 'integer').execute();
+    await db.schema.alterTable('jobs').addColumn('seen_at', t.ms).execute();
     await db.schema.createIndex('jobs_owner').on('jobs').columns(['unix_user', 'submitted_at']).execute();
   },
 };

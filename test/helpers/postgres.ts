@@ -1,0 +1,60 @@
+// The throwaway PostgreSQL of scripts/postgres.sh (the test command starts it and exports
+// ATRIUM_TEST_POSTGRES_URL, a base URL): a fresh database per gateway or test, SQL as the superuser,
+// and the URLs the wrong-credentials tests need.
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+export const POSTGRES_URL = process.env.ATRIUM_TEST_POSTGRES_URL;
+
+/** Why PostgreSQL tests cannot run here, or undefined when they can. */
+export function postgresMissing(): string | undefined {
+  return POSTGRES_URL
+    ? undefined
+    : 'no ATRIUM_TEST_POSTGRES_URL (bash scripts/postgres.sh up; see scripts/test.sh)';
+}
+
+function base(): URL {
+  if (!POSTGRES_URL) throw new Error(postgresMissing());
+  return new URL(POSTGRES_URL);
+}
+
+/** The base URL with another database (and optionally other credentials). */
+export function postgresUrl(database: string, creds?: { user: string; password?: string }): string {
+  const u = base();
+  u.pathname = `/${database}`;
+  if (creds) {
+    u.username = creds.user;
+    u.password = creds.password ?? '';
+  }
+  return u.toString();
+}
+
+/** Runs SQL on a database of the test server (default: the base URL's) as its superuser. */
+export async function pgQuery<T = Record<string, unknown>>(
+  text: string,
+  params: unknown[] = [],
+  database?: string,
+): Promise<T[]> {
+  const client = new pg.Client({ connectionString: database ? postgresUrl(database) : base().toString() });
+  await client.connect();
+  try {
+    return (await client.query(text, params)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+/** Creates an empty database of its own and returns its URL. */
+export async function createTestDatabase(prefix = 't'): Promise<string> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  await pgQuery(`create database ${name}`);
+  return postgresUrl(name);
+}
+
+/** Database name of a URL made by createTestDatabase. */
+export function databaseOf(url: string): string {
+  return new URL(url).pathname.slice(1);
+}
+
+/** The role scripts/postgres.sh makes for credential tests: its password is checked (scram). */
+export const PASSWORD_ROLE = { user: 'atrium_pw', password: 'atrium_pw' };
