@@ -3,6 +3,7 @@
 # optional slurmdbd + private MariaDB). Used by the e2e tests and by developers.
 #
 #   bash scripts/cluster.sh up|down|status|env|restart-ctld|stop-ctld|start-ctld
+#   bash scripts/cluster.sh kill-slurmd NODE|start-slurmd NODE   (node failure tests)
 #
 # Parameters (environment):
 #   CLUSTER_NAME  ClusterName, [a-z][a-z0-9_]*            (default atrium)
@@ -577,6 +578,46 @@ cmd_start_ctld() {
   start_slurmctld
 }
 
+node_arg() { # NODE -> validated name of one of this cluster's nodes
+  local n
+  for n in "${NODES[@]}"; do [[ ${1:-} == "$n" ]] && echo "$n" && return 0; done
+  die "unknown node '${1:-}' (nodes: ${NODES[*]})"
+}
+
+# A node failure as the tests make it: its slurmd dies without a word (SIGKILL, by the recorded PID).
+# The job's slurmstepd and processes stay, as they would on a node that lost its daemon.
+cmd_kill_slurmd() {
+  local n pid
+  n=$(node_arg "$1")
+  pid=$(pid_of "$RUN/slurmd-$n.pid") || die "slurmd $n is not running"
+  kill -KILL "$pid"
+  say "killed slurmd $n (pid $pid)"
+}
+
+# The node back in service: its slurmd again, then `state=resume` in case slurmctld had marked it DOWN
+# (ReturnToService=2 usually returns it alone), then wait until it takes jobs.
+cmd_start_slurmd() {
+  local n
+  n=$(node_arg "$1")
+  [[ -s $CONF ]] || die "no cluster at $BASE (run up first)"
+  if ! pid_of "$RUN/slurmd-$n.pid" >/dev/null; then
+    rm -f "$RUN/slurmd-$n.pid"
+    /usr/sbin/slurmd -f "$CONF" -N "$n" || die "slurmd $n did not start, see $LOG/slurmd-$n.log"
+  fi
+  node_ready() { timeout 10 sinfo -h -N -n "$n" -o '%t' | grep -qx 'idle\|mix\|alloc\|resv'; }
+  local i
+  for ((i = 0; i < 600; i++)); do
+    node_ready && break
+    # Only a DOWN node takes `resume`; any other state refuses it, harmlessly.
+    if ((i % 20 == 0)) && timeout 10 sinfo -h -N -n "$n" -o '%t' | grep -q '^down'; then
+      scontrol update nodename="$n" state=resume >/dev/null 2>&1 || true
+    fi
+    sleep 0.1
+  done
+  node_ready || die "node $n did not come back: $(sinfo -h -N -n "$n" -o '%t')"
+  say "node $n is back: $(sinfo -h -N -n "$n" -o '%t' | sort -u | tr '\n' ' ')"
+}
+
 check_params
 case ${1:-} in
 up) cmd_up ;;
@@ -589,8 +630,10 @@ restart-ctld)
   cmd_stop_ctld
   cmd_start_ctld
   ;;
+kill-slurmd) cmd_kill_slurmd "${2:-}" ;;
+start-slurmd) cmd_start_slurmd "${2:-}" ;;
 *)
-  echo "usage: bash scripts/cluster.sh up|down|status|env|restart-ctld|stop-ctld|start-ctld" >&2
+  echo "usage: bash scripts/cluster.sh up|down|status|env|restart-ctld|stop-ctld|start-ctld|kill-slurmd NODE|start-slurmd NODE" >&2
   exit 2
   ;;
 esac

@@ -20,8 +20,10 @@ export interface AppRunContext {
   shareDir: string;
   distDir: string;
   container?: ContainerSpec;
-  /** The environment apps start from (the agent's, without its secrets). */
+  /** The environment apps start from (the agent's, without its secrets, with the session's mark). */
   baseEnv: NodeJS.ProcessEnv;
+  /** argv prefix that kills an app when the agent dies (`setpriv --pdeathsig KILL --`; see guard.ts). */
+  deathSignal: string[];
   log(msg: string): void;
 }
 
@@ -121,6 +123,11 @@ export class AppProcess {
     return this.exitedPromise;
   }
 
+  /** The app's first process, which leads its process group; 0 before it started. */
+  get pid(): number {
+    return this.child?.pid ?? 0;
+  }
+
   /** What `requires` lacks on this node ([] when everything is there). */
   missing(pathEnv: string | undefined): string[] {
     return missingRequirements(this.spec.requires, pathEnv || undefined);
@@ -150,10 +157,13 @@ export class AppProcess {
     const container = c.container
       ? { ...c.container, args: c.container.args.map((a) => fill(a, this.vars)) }
       : undefined;
-    const argv = containerArgv(
-      container,
-      this.spec.command.map((a) => fill(a, this.vars)),
-    );
+    const argv = [
+      ...c.deathSignal,
+      ...containerArgv(
+        container,
+        this.spec.command.map((a) => fill(a, this.vars)),
+      ),
+    ];
     const env: NodeJS.ProcessEnv = { ...c.baseEnv, TMPDIR: tmp };
     const token = appTokenFor(c.appToken, this.spec.id, this.main);
     for (const [k, v] of Object.entries(this.spec.env)) env[k] = fill(v, { ...this.vars, token });

@@ -1,7 +1,8 @@
 // The agent: the program a session's job runs, as the user, on the node. It starts the session's app
 // (and its extra apps) on free ports or private sockets, waits until they answer, tells the gateway
 // where they are (with a one-time secret), then keeps a heartbeat. It stops every app's whole process
-// group when the job is stopped.
+// group, and every process its apps started, when the job is stopped; a guard process stops them when
+// the agent itself dies (guard.ts).
 // Node built-ins only: it is bundled into one file that runs wherever Node runs.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -10,7 +11,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { relaySecretFor } from '../apps/secrets.ts';
 import { type AgentAppSpec, type ContainerSpec, extraAppBase } from '../apps/types.ts';
+import { tellingLine } from '../core/telling-line.ts';
 import { AppProcess } from './apps.ts';
+import {
+  deathSignalPrefix,
+  GUARD_FLAG,
+  runGuard,
+  SESSION_MARK,
+  startGuard,
+  stopSessionProcesses,
+} from './guard.ts';
 import { type Relay, startRelay } from './relay.ts';
 
 interface AgentInput {
@@ -117,6 +127,23 @@ async function nodeAddress(bindHost: string): Promise<string> {
   return os.hostname();
 }
 
+/** The last `bytes` of a file ('' when it cannot be read). */
+function tail(file: string, bytes: number): string {
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const buf = Buffer.alloc(Math.min(bytes, size));
+      fs.readSync(fd, buf, 0, buf.length, size - buf.length);
+      return buf.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
 /** Replaces a file atomically, readable by the user only: readers see the old token or the new one. */
 function writePrivateFile(file: string, text: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
@@ -183,6 +210,8 @@ async function main(): Promise<void> {
   const user = process.env.USER ?? os.userInfo().username;
   const tokenFile = path.join(sessionDir, 'access_token');
   const baseEnv: NodeJS.ProcessEnv = { ...process.env };
+  // Not a secret: the mark by which every process of the session is found and stopped (guard.ts).
+  baseEnv[SESSION_MARK] = input.sessionId;
   if (input.fetchAccessToken) baseEnv.ATRIUM_ACCESS_TOKEN_FILE = tokenFile;
   // The `atrium` command (e.g. `atrium kernel add`) is at hand in sessions, after everything else.
   const atriumBin = path.resolve(input.distDir, '..', 'bin');
@@ -199,8 +228,19 @@ async function main(): Promise<void> {
     distDir: input.distDir,
     container: input.container,
     baseEnv,
+    deathSignal: deathSignalPrefix(baseEnv.PATH),
     log,
   };
+  if (ctx.deathSignal.length === 0)
+    log('setpriv --pdeathsig is not available here: the guard alone watches the apps');
+  // Started before any app, so no app exists that it does not watch.
+  const guard = startGuard({
+    sessionId: input.sessionId,
+    argv: [process.execPath, ...process.execArgv, process.argv[1]!],
+    env: { PATH: baseEnv.PATH, HOME: home, LANG: baseEnv.LANG },
+    stderrFd: logFd,
+    log,
+  });
   const mainApp = new AppProcess(input.app, true, input.baseUrl, ctx);
   const apps = [
     mainApp,
@@ -218,6 +258,13 @@ async function main(): Promise<void> {
     if (input.fetchAccessToken) fs.rmSync(tokenFile, { force: true });
     for (const r of relays) r.close();
     await Promise.all(apps.map((a) => a.stop()));
+    // What the apps started in sessions of their own (kernels, terminals' shells) is not in their groups.
+    const left = await stopSessionProcesses(input.sessionId, [], {
+      graceMs: 2_000,
+      uid: process.getuid?.(),
+      exclude: new Set([process.pid, guard.pid]),
+    });
+    if (left > 0) log(`stopped ${left} process(es) the apps left behind`);
   };
 
   const fail = async (why: string): Promise<never> => {
@@ -256,6 +303,7 @@ async function main(): Promise<void> {
     let fd = logFd;
     if (!a.main) fd = fs.openSync(a.logFile, 'a', 0o600);
     await a.start(fd);
+    if (a.pid) guard.watch(a.pid);
     if (!a.main) fs.closeSync(fd);
   }
   // Wait until every app answers.
@@ -263,10 +311,10 @@ async function main(): Promise<void> {
   const notReady = apps.find((_, i) => !ready[i]);
   if (notReady) {
     const where = `see ~/.atrium/sessions/${input.sessionId}/${path.basename(notReady.logFile)}`;
+    // The line of the app's output that says why, so the card and the notification tell it.
+    const said = tellingLine(tail(notReady.logFile, 16 * 1024));
     await fail(
-      notReady.exit
-        ? `${notReady.label} exited before it was ready (${where})`
-        : `${notReady.label} did not become ready in time (${where})`,
+      `${notReady.label} ${notReady.exit ? 'exited before it was ready' : 'did not become ready in time'}${said ? `: ${said}` : ''} (${where})`,
     );
   }
   // Remote nodes: the gateway reaches every app through a relay that wants the app's secret.
@@ -364,10 +412,23 @@ async function main(): Promise<void> {
     }
     await stopApp('app exited');
   }
-  process.exit(mainApp.exit?.code ?? 0);
+  // Never a signal's status (128+N): the gateway reads one on the job as "the agent was killed".
+  const code = mainApp.exit?.code ?? 0;
+  process.exit(code >= 128 ? 1 : code);
 }
 
-main().catch((e: Error) => {
-  log(`fatal: ${e.message}`);
-  process.exit(2);
-});
+if (process.argv.includes(GUARD_FLAG)) {
+  const id = process.argv[process.argv.indexOf(GUARD_FLAG) + 1] ?? '';
+  runGuard(id, process.stdin, (msg) => log(`guard: ${msg}`)).then(
+    () => process.exit(0),
+    (e: Error) => {
+      log(`guard: ${e.message}`);
+      process.exit(1);
+    },
+  );
+} else {
+  main().catch((e: Error) => {
+    log(`fatal: ${e.message}`);
+    process.exit(2);
+  });
+}

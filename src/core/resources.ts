@@ -20,6 +20,25 @@ export interface FreeTable {
 
 const UNUSABLE = /down|drain|fail|maint|inval|not_responding|unknown|future|power/i;
 
+/**
+ * Whether the scheduler has declared a node failed: DOWN or FAIL (sinfo's long state, e.g. "down*",
+ * "down+drain", "fail"). Not "not responding" alone (idle*, mixed*: it may come back within
+ * SlurmdTimeout), and not FAILING (still running its jobs).
+ */
+export function nodeIsDown(state: string): boolean {
+  const word = state
+    .trim()
+    .toLowerCase()
+    .split('+')[0]!
+    .replace(/[^a-z_]+$/, '');
+  return word === 'down' || word === 'fail';
+}
+
+/** The first of `nodes` (a session's node names) that the poll shows as failed. */
+export function failedNode(nodes: readonly string[], all: readonly NodeInfo[]): string | undefined {
+  return nodes.find((name) => all.some((n) => n.name === name && nodeIsDown(n.state)));
+}
+
 export function gpuLabel(n: number): string {
   return n === 0 ? 'no free GPU' : n === 1 ? '1 free GPU' : `${n} free GPUs`;
 }

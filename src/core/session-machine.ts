@@ -40,7 +40,46 @@ export const REASONS = {
   nodeFailure: 'the node running the session failed',
   outOfMemory: 'the session ran out of memory',
   preempted: 'the job was preempted by the scheduler',
+  agentDied: 'the agent died',
+  requeued: 'the scheduler put the job back in the queue; the app was lost',
 } as const;
+
+/** "node n12 failed" when the node is known (users and admins look for its name), else the generic words. */
+export function nodeFailedReason(node: string | undefined): string {
+  return node ? `node ${node} failed` : REASONS.nodeFailure;
+}
+
+/**
+ * The agent's job ended without the agent saying why (it reports an app's exit itself): it was killed or
+ * crashed, and its apps with it. `signal` names the signal when the exit status tells one.
+ */
+export function agentDiedReason(signal: string | undefined): string {
+  return signal ? `${REASONS.agentDied} (killed by ${signal})` : REASONS.agentDied;
+}
+
+/** How often agents report and how many missed reports make a running session "not responding". */
+export interface HeartbeatPolicy {
+  intervalMs: number;
+  missed: number;
+}
+
+/**
+ * Since when a session's agent has been silent, or null while it reports in time. Only a running session
+ * has an agent that reports. Silence is a flag on a running session, not a state: the app may still
+ * answer, and one late heartbeat makes it plain `running` again; only the scheduler's word (job gone,
+ * node down) ends it. `floor` is when the gateway started: heartbeats sent while it was down were lost,
+ * so silence is counted from then at the earliest.
+ */
+export function notRespondingSince(
+  s: { state: SessionState; lastHeartbeatAt: number | null },
+  now: number,
+  policy: HeartbeatPolicy,
+  floor = 0,
+): number | null {
+  if (s.state !== 'running' || s.lastHeartbeatAt === null) return null;
+  const heard = Math.max(s.lastHeartbeatAt, floor);
+  return now - heard > policy.intervalMs * policy.missed ? s.lastHeartbeatAt : null;
+}
 
 export type SessionEvent =
   | { type: 'submitted'; jobId: string }

@@ -2,14 +2,23 @@
 // notification a change means, Slurm mail types from preferences, and the link from a job's working
 // directory to the user's Jupyter session.
 import path from 'node:path';
-import { queuePosition } from '../core/resources.ts';
+import { failedNode, queuePosition } from '../core/resources.ts';
 import type { JobsTable } from '../db/schema.ts';
 import { expandHostlist } from '../scheduler/slurm/parse.ts';
-import { FINISHED_JOB_STATES, type JobInfo, type JobState, type PollSnapshot } from '../scheduler/types.ts';
+import {
+  FINISHED_JOB_STATES,
+  type JobInfo,
+  type JobState,
+  type NodeInfo,
+  type PollSnapshot,
+} from '../scheduler/types.ts';
 import type { NotificationKind, NotificationPrefs } from './notifications.ts';
 import { expandOutputPattern } from './output.ts';
 
 export type JobRow = Omit<JobsTable, 'id'> & { id: number };
+
+/** A job's record as kept (`info`): what the scheduler said, and why it was last restarted, when known. */
+export type StoredJobInfo = JobInfo & { restartedAfter?: string };
 
 /** A batch job as shown to its owner. Times are epoch milliseconds. */
 export interface JobView {
@@ -46,6 +55,10 @@ export interface JobView {
   stderrPath: string | null;
   /** Pending jobs: the scheduler's reason, position among the partition's pending jobs, expected start (ms). */
   queue: { position: number | null; pendingInPartition: number | null; expectedStart: number | null } | null;
+  /** How many times the scheduler restarted (requeued) the job: Slurm's and the site's requeue policy. */
+  restarts: number;
+  /** Why it was last restarted, when the gateway saw the cause (e.g. "node n12 failed"). */
+  restartedAfter: string | null;
 }
 
 const s2ms = (v: number | undefined): number | null => (v === undefined ? null : v * 1000);
@@ -91,9 +104,25 @@ export function rowPatchFrom(job: JobInfo, now: number): Partial<JobRow> {
   return patch;
 }
 
+/**
+ * Why a job seen again was last restarted: the cause kept from before while its restart count stays,
+ * or, when the count grew, the node it last ran on (`lastNodes`) if the poll shows that node failed.
+ */
+export function restartCause(
+  job: JobInfo,
+  before: StoredJobInfo | null,
+  lastNodes: string | null,
+  nodes: readonly NodeInfo[],
+): string | undefined {
+  if ((job.restarts ?? 0) <= (before?.restarts ?? 0)) return before?.restartedAfter;
+  const lost = lastNodes ? failedNode(expandHostlist(lastNodes), nodes) : undefined;
+  return lost ? `node ${lost} failed` : undefined;
+}
+
 /** What of a job is worth a database write and a live event (priority changes alone are not). */
 export function signatureOf(job: JobInfo): string {
   return JSON.stringify([
+    job.restarts,
     job.state,
     job.reason,
     job.nodes,
@@ -114,10 +143,10 @@ export function isSessionJob(job: Pick<JobInfo, 'name' | 'comment'>): boolean {
   return job.comment !== undefined && job.comment !== '' && job.name === `atrium-${job.comment}`;
 }
 
-export function parseInfo(row: Pick<JobRow, 'info'>): JobInfo | null {
+export function parseInfo(row: Pick<JobRow, 'info'>): StoredJobInfo | null {
   if (!row.info) return null;
   try {
-    return JSON.parse(row.info) as JobInfo;
+    return JSON.parse(row.info) as StoredJobInfo;
   } catch {
     return null;
   }
@@ -173,6 +202,8 @@ export function toJobView(
     stdoutPath: row.stdout_path,
     stderrPath: row.stderr_path,
     queue,
+    restarts: info?.restarts ?? 0,
+    restartedAfter: info?.restartedAfter ?? null,
   };
 }
 

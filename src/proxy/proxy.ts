@@ -6,6 +6,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { ProxyServer } from 'http-proxy-3';
 import type { Logger } from 'pino';
+import { addResponseDefaults, scopeAppCookie } from './app-response.ts';
 import { forwardWeb } from './forward-http.ts';
 import {
   type ParsedUserPath,
@@ -38,6 +39,11 @@ export interface ProxyHooks {
   /** Answers HTTP requests for a raw (non-HTTP) upstream, e.g. the noVNC page of a desktop. */
   rawPage?(route: RouteEndpoint, rest: string, req: http.IncomingMessage, res: http.ServerResponse): void;
   onRequest?(): void;
+  /**
+   * The browser used a session's app: an HTTP request (`read` for GET/HEAD, `write` for others) or a
+   * WebSocket opened or carrying a message from the browser (`ws`). Feeds idle culling.
+   */
+  onTraffic?(sessionId: string, app: string | undefined, kind: 'read' | 'write' | 'ws'): void;
   onWsOpen?(): void;
   onWsClose?(): void;
 }
@@ -81,15 +87,24 @@ export class GatewayProxy {
     });
     this.proxy = new ProxyServer({ agent: this.agent, ws: true, xfwd: false, proxyTimeout: 0 });
     this.proxy.on('error', (err, req, res) => this.onProxyError(err as Error, req, res));
-    // An app may not set the gateway's own cookies (session swapping or fixation from inside a session).
-    this.proxy.on('proxyRes', (proxyRes) => {
+    // An app may not set the gateway's own cookies (session swapping or fixation from inside a session),
+    // its cookies stay at its own address, and it gets the gateway's protections it lacks
+    // (src/proxy/app-response.ts).
+    this.proxy.on('proxyRes', (proxyRes, req) => {
+      addResponseDefaults(proxyRes.headers);
       const set = proxyRes.headers['set-cookie'];
       if (!set) return;
-      const kept = set.filter((c) => !this.opts.ownCookies.includes(c.split('=')[0]?.trim() ?? ''));
+      const prefix = this.appPrefix.get(req);
+      const kept = set
+        .filter((c) => !this.opts.ownCookies.includes(c.split('=')[0]?.trim() ?? ''))
+        .map((c) => (prefix ? scopeAppCookie(c, prefix) : c));
       if (kept.length > 0) proxyRes.headers['set-cookie'] = kept;
       else delete proxyRes.headers['set-cookie'];
     });
   }
+
+  /** The address of the app each forwarded request is for (`/user/<name>/<session>[.<app>]/`). */
+  private readonly appPrefix = new WeakMap<http.IncomingMessage, string>();
 
   /** Closes the proxied WebSockets of a user: all of them, or those opened with one sign-in. */
   closeWebSockets(userId: number, sessionKey?: string): number {
@@ -112,6 +127,18 @@ export class GatewayProxy {
     else this.opts.log.debug({ err: err.message, url: req.url }, 'upstream error');
     if (res instanceof http.ServerResponse) {
       if (!res.headersSent && !res.writableEnded) {
+        const silent = this.silentSince(req);
+        if (silent !== undefined) {
+          // The agent has missed its heartbeats too: more likely the node than the app; say what is known.
+          sendPage(
+            res,
+            502,
+            'The session is not responding',
+            `Not responding since ${clockUtc(silent)}: neither the app nor the session's agent answers. The node may have failed; the session ends by itself if the scheduler says so. This page retries by itself.`,
+            { refreshSeconds: 10 },
+          );
+          return;
+        }
         sendPage(
           res,
           502,
@@ -124,6 +151,15 @@ export class GatewayProxy {
     } else {
       res.destroy();
     }
+  }
+
+  /** The session each forwarded request is for (its URL may have been rewritten for the app). */
+  private readonly sessionOfRequest = new WeakMap<http.IncomingMessage, string>();
+
+  /** When the agent of the session a request is for was last heard from, if it is silent now. */
+  private silentSince(req: http.IncomingMessage): number | undefined {
+    const id = this.sessionOfRequest.get(req);
+    return id === undefined ? undefined : this.opts.routes.get(id)?.notRespondingSince;
   }
 
   close(): void {
@@ -205,6 +241,8 @@ export class GatewayProxy {
       return;
     }
     this.prepareUpstream(req, ep, p);
+    this.sessionOfRequest.set(req, p.sessionId);
+    this.opts.hooks.onTraffic?.(p.sessionId, p.app, UNSAFE_METHODS.has(req.method ?? '') ? 'write' : 'read');
     forwardWeb(this.proxy, req, res, { target: targetOf(ep), agent: agentFor(ep.target) ?? this.agent });
   }
 
@@ -236,6 +274,12 @@ export class GatewayProxy {
         return;
       }
       this.prepareUpstream(req, ep, parsed);
+      const traffic = this.opts.hooks.onTraffic;
+      if (traffic) {
+        traffic(parsed.sessionId, parsed.app, 'ws');
+        // Counted once the proxy pipes the socket (it resumes it then), so no byte is read before.
+        socket.once('resume', () => socket.on('data', () => traffic(parsed.sessionId, parsed.app, 'ws')));
+      }
       // When the app's side goes away, http-proxy-3 ends the browser's side, which may be left paused
       // (unpiped, with unread bytes): the browser's FIN or RST is then never read and the socket stays
       // open for good. Once our side is finished, the browser gets 2 s to close its side.
@@ -250,6 +294,7 @@ export class GatewayProxy {
   }
 
   private prepareUpstream(req: http.IncomingMessage, route: RouteEndpoint, p: ParsedUserPath): void {
+    this.appPrefix.set(req, route.prefix);
     const h = req.headers;
     const remote = req.socket.remoteAddress ?? '';
     const forwardedProto = this.opts.trustProxy ? firstValue(h['x-forwarded-proto']) : undefined;
@@ -321,6 +366,11 @@ const esc = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** A small self-contained page (no scripts) used for proxy-level answers. */
+/** "14:05 UTC": pages rendered by the gateway cannot know the reader's time zone. */
+function clockUtc(ms: number): string {
+  return `${new Date(ms).toISOString().slice(11, 16)} UTC`;
+}
+
 export function sendPage(
   res: http.ServerResponse,
   status: number,

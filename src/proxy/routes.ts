@@ -31,6 +31,8 @@ export interface Route {
   subRoutes?: Map<string, RouteEndpoint>;
   /** Extra apps whose exit the agent reported: their route is gone, their address says so. */
   stoppedApps?: Set<string>;
+  /** Set while the session's agent misses its heartbeats: when it was last heard from (error pages say so). */
+  notRespondingSince?: number;
 }
 
 export function sessionPrefix(username: string, sessionId: string): string {

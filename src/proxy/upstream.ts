@@ -131,6 +131,17 @@ export function connectTarget(t: RouteTarget, cb: (err: Error | null, s?: net.So
   else relayHandshake(s, t.relaySecret, (err) => (err ? cb(err) : cb(null, s)));
 }
 
+/**
+ * Closes the idle pooled connections to a target, e.g. when its agent stops answering: a request would
+ * otherwise wait on a connection to a relay that no longer forwards anything, instead of failing the
+ * handshake of a new one within HANDSHAKE_TIMEOUT_MS and showing the error page.
+ */
+export function dropIdleConnections(t: RouteTarget): void {
+  const a = agents.get(t);
+  if (!a) return;
+  for (const list of Object.values(a.freeSockets)) for (const s of list ?? []) s.destroy();
+}
+
 /** Whether a target needs connections made by `connectTarget` rather than a plain agent. */
 export function needsOwnConnections(t: RouteTarget): boolean {
   return (!!t.socketPath && !!t.owner) || (!t.socketPath && !!t.relaySecret);

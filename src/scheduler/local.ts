@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setupLines, shellQuote } from './slurm/commands.ts';
 import {
   type ClusterInfo,
   type JobInfo,
@@ -122,11 +123,21 @@ export class LocalAdapter implements SchedulerAdapter {
       ATRIUM_CPUS: String(sub.cores),
       ...sub.agentEnv,
     };
-    let argv = [...sub.agentArgv];
-    if (sub.setup && sub.setup.length > 0) {
-      // Admin-defined setup lines run in a shell; the agent's argv is passed as "$@", never spliced in.
-      argv = ['/bin/bash', '-c', `${sub.setup.join('\n')}\nexec "$@"`, 'atrium-setup', ...argv];
-    }
+    // Like Slurm's batch script: as the user, the job's output goes to ~/.atrium/logs/session-<id>.log
+    // (private), then the admin's setup lines run, then the agent. Its argv is passed as "$@", never
+    // spliced into the script.
+    const q = shellQuote;
+    const script = [
+      '__atrium_umask=$(umask); umask 077',
+      '__atrium_logdir="$HOME"/.atrium/logs',
+      'mkdir -p -m 700 "$__atrium_logdir" &&',
+      `  exec >>"$__atrium_logdir"/${q(`session-${sub.sessionId}.log`)} 2>&1`,
+      'umask "$__atrium_umask"; unset __atrium_umask __atrium_logdir',
+      `echo "atrium: session ${sub.sessionId.replace(/[^A-Za-z0-9_.-]/g, '')} on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ)"`,
+      ...setupLines(sub.setup ?? []),
+      'exec "$@"',
+    ].join('\n');
+    let argv = ['/bin/bash', '-c', script, 'atrium-session', ...sub.agentArgv];
     if (myUid === 0) {
       argv = [
         'setpriv',
@@ -159,7 +170,8 @@ export class LocalAdapter implements SchedulerAdapter {
     child.once('exit', (code, signal) => {
       try {
         const cur = JSON.parse(fs.readFileSync(this.file(rec.jobId), 'utf8')) as LocalJobRecord;
-        cur.exitCode = code ?? (signal ? 128 : 0);
+        // 128+N for a signal, as a shell reports it: the gateway tells a killed agent from an app's exit.
+        cur.exitCode = code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 0);
         cur.endTime = Math.floor(Date.now() / 1000);
         this.write(cur);
       } catch {

@@ -56,6 +56,9 @@ export function placeholderHandler(ctx: () => AppContext) {
         parts.length > 0 ? `Your job is waiting (${parts.join('; ')}).` : 'Your job has been submitted.';
     } else if (view.state === 'starting') {
       message = `The job is running${view.jobId ? ` (job ${view.jobId})` : ''}; waiting for ${view.appName} to answer.`;
+    } else if (view.state === 'running' && view.notRespondingSince) {
+      title = 'The session is not responding';
+      message = `Not responding since ${when(view.notRespondingSince)}: its agent has stopped reporting. The node may have failed; the session ends by itself if the scheduler says so.`;
     } else if (view.state === 'running') {
       title = 'Connecting';
       message = 'The session is running; connecting to it.';

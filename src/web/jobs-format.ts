@@ -71,6 +71,13 @@ export function pendingDetails(j: Pick<JobView, 'state' | 'reason' | 'queue'>, n
   return out;
 }
 
+/** "restarted after node n12 failed", "restarted 2 times (last after node n12 failed)", or null. */
+export function restartText(j: Pick<JobView, 'restarts' | 'restartedAfter'>): string | null {
+  if (!j.restarts) return null;
+  if (j.restarts === 1) return j.restartedAfter ? `restarted after ${j.restartedAfter}` : 'restarted once';
+  return `restarted ${j.restarts} times${j.restartedAfter ? ` (last after ${j.restartedAfter})` : ''}`;
+}
+
 export const jobKey = (j: Pick<JobView, 'cluster' | 'jobId'>) => `${j.cluster}/${j.jobId}`;
 
 /**

@@ -80,9 +80,9 @@ export function slurm(c: ClusterJson, cmd: string, args: string[]): string {
   });
 }
 
-/** scripts/cluster.sh `sub` (stop-ctld, start-ctld, ...) for this cluster. */
-export function clusterScript(c: ClusterJson, sub: string): string {
-  return execFileSync('bash', [CLUSTER_SCRIPT, sub], {
+/** scripts/cluster.sh `sub` (stop-ctld, start-ctld, kill-slurmd <node>, ...) for this cluster. */
+export function clusterScript(c: ClusterJson, sub: string, ...args: string[]): string {
+  return execFileSync('bash', [CLUSTER_SCRIPT, sub, ...args], {
     env: {
       ...process.env,
       CLUSTER_NAME: c.name,

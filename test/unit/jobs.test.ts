@@ -284,6 +284,7 @@ describe('SlurmAdapter.submitBatch', () => {
         '60',
         '0',
         '1',
+        '0',
         'atrium-job-t2',
         '/home/alice',
         '/home/alice/slurm-99.out',

@@ -500,6 +500,7 @@ describe('argv builders', () => {
       '--chdir=/home/alice',
       '--output=/dev/null',
       '--error=/dev/null',
+      '--no-requeue',
       '--partition=gpu',
       '--account=research',
       '--reservation=alice_res',

@@ -1,6 +1,7 @@
 // argv builders for the Slurm commands the adapter runs, and the batch script of a session.
 // Everything is argv (no shell); nothing secret goes into argv: agentEnv travels in the script on stdin.
 import path from 'node:path';
+import { SETUP_FAILED } from '../../core/telling-line.ts';
 import type { SessionSubmission, UnixIdentity } from '../types.ts';
 import { SACCT_FIELDS, type Separators, SINFO_FIELDS, SQUEUE_FIELDS } from './parse.ts';
 
@@ -105,6 +106,11 @@ export function sbatchArgv(sub: SessionSubmission, opts: SbatchOptions = {}): st
     // script creates ~/.atrium/logs and redirects itself there (see docs/slurm.md).
     '--output=/dev/null',
     '--error=/dev/null',
+    // A session is interactive: a requeued job would restart the app elsewhere with the user's kernels
+    // and unsaved state gone, behind an agent whose one-time secret is spent. A node failure ends it
+    // instead (NODE_FAIL, "node X failed"), and the user starts a new one. Batch jobs keep the site's
+    // requeue policy (sbatchBatchArgv).
+    '--no-requeue',
   ];
   const partition = sub.partition ?? opts.defaultPartition;
   if (partition) argv.push(`--partition=${partition}`);
@@ -120,6 +126,23 @@ export function sbatchArgv(sub: SessionSubmission, opts: SbatchOptions = {}): st
 export function shellQuote(s: string): string {
   if (s.includes('\0')) throw new Error('NUL byte in a shell word');
   return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * An environment's setup lines for a bash script: each runs as written, and the first one that fails
+ * ends the job after a line naming it (stderr, so in the session's log), so the session fails with
+ * that reason rather than start its apps in a half-made environment.
+ */
+export function setupLines(setup: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const line of setup) {
+    const first = line.split('\n')[0]!.slice(0, 200);
+    out.push(
+      line,
+      `__atrium_rc=$?; [ "$__atrium_rc" -eq 0 ] || { printf '%s (exit %s): %s\\n' ${shellQuote(SETUP_FAILED)} "$__atrium_rc" ${shellQuote(first)} >&2; exit 3; }`,
+    );
+  }
+  return out;
 }
 
 export interface ScriptOptions {
@@ -157,7 +180,7 @@ export function buildBatchScript(sub: SessionSubmission, opts: ScriptOptions = {
   for (const [k, v] of Object.entries(sub.agentEnv)) {
     lines.push(`export ${k}=${q(v)}`);
   }
-  for (const line of sub.setup ?? []) lines.push(line);
+  lines.push(...setupLines(sub.setup ?? []));
   lines.push(`exec ${sub.agentArgv.map(q).join(' ')}`);
   return `${lines.join('\n')}\n`;
 }

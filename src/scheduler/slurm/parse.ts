@@ -27,6 +27,7 @@ export const SQUEUE_FIELDS = [
   'TimeLimit',
   'exit_code',
   'PriorityLong',
+  'RestartCnt',
   'Comment',
   'WorkDir',
   'STDOUT',
@@ -457,6 +458,8 @@ export function parseSqueue(out: string, sep: Separators): ParsedJobs {
     setIf(job, 'stdoutPath', nullable(f.STDOUT));
     setIf(job, 'stderrPath', nullable(f.STDERR));
     setIf(job, 'priority', parseIntOr(f.PriorityLong));
+    const restarts = parseIntOr(f.RestartCnt);
+    if (restarts !== undefined && restarts > 0) job.restarts = restarts;
     jobs.push(job);
   }
   return { jobs, bad: bad + invalid };
