@@ -537,7 +537,9 @@ describe.skipIf(!cluster)('sessions on the real Slurm test cluster', () => {
       notifications: { kind: string; body: string }[];
     };
     expect(n.notifications.map((x) => x.kind)).toContain('session.ending_soon');
-    expect(n.notifications.find((x) => x.kind === 'session.ended')?.body).toContain('time limit reached');
+    // Other sessions of this file may end after it on a slow machine: look for this end, not the newest.
+    const endings = n.notifications.filter((x) => x.kind === 'session.ended').map((x) => x.body);
+    expect(endings.some((b) => b.includes('time limit reached'))).toBe(true);
   });
 
   it('slurmctld stopped for 30 s: sessions stay reachable and are shown as unknown, then running again', async () => {
