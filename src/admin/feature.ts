@@ -2,7 +2,11 @@
 // from new sessions, announcements on every user's dashboard, the session gauge of /metrics.
 // Everything an admin changes is in the database (src/admin/store.ts); a short sync loop applies
 // what the CLI (`atrium admin ...`, which works on the database) changed while the gateway runs.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AdminSessionsQuery, AnnouncementParams, NewAnnouncementBody } from '../api/admin.ts';
+import { ClusterParams } from '../api/clusters.ts';
+import { SessionParams } from '../api/sessions.ts';
 import { isActive, REASONS, type SessionState } from '../core/session-machine.ts';
 import { getSession, listAllSessions } from '../db/sessions.ts';
 import { FINISHED_JOB_STATES } from '../scheduler/types.ts';
@@ -120,13 +124,13 @@ function clusterView(ctx: AppContext, name: string) {
   };
 }
 
-function clusterOf(ctx: AppContext, req: FastifyRequest): string {
-  const { name } = req.params as { name: string };
+function clusterOf(ctx: AppContext, req: FastifyRequest<{ Params: ClusterParams }>): string {
+  const { name } = req.params;
   if (!ctx.clusters.has(name)) throw new HttpError(404, 'no such cluster', 'cluster');
   return name;
 }
 
-function parseExpiry(body: Record<string, unknown>): number | null | 'bad' {
+function parseExpiry(body: NewAnnouncementBody): number | null | 'bad' {
   if (body.expiresAt !== undefined && body.expiresAt !== null && body.expiresAt !== '') {
     const v = typeof body.expiresAt === 'string' ? Date.parse(body.expiresAt) : Number(body.expiresAt);
     return Number.isFinite(v) ? v : 'bad';
@@ -138,11 +142,14 @@ function parseExpiry(body: Record<string, unknown>): number | null | 'bad' {
   return null;
 }
 
-function registerAdminRoutes(app: FastifyInstance, ctx: AppContext, rt: AdminRuntime): void {
-  app.get('/api/admin/sessions', async (req) => {
+// Every route under /api/admin/ is for administrators (its route policy, checked before the handler);
+// each handler asks again for the admin it acts as.
+function registerAdminRoutes(fastify: FastifyInstance, ctx: AppContext, rt: AdminRuntime): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  app.get('/api/admin/sessions', { schema: { querystring: AdminSessionsQuery } }, async (req) => {
     requireAdmin(req);
-    const q = (req.query ?? {}) as { state?: string; limit?: string };
-    const limit = Math.min(Math.max(Number(q.limit) || 500, 1), 5000);
+    const q = req.query;
+    const limit = Math.min(Math.max(q.limit ?? 500, 1), 5000);
     let rows = await listAllSessions(ctx.db, limit);
     if (q.state === 'active') rows = rows.filter((r) => isActive(r.state as SessionState));
     const sessions = await Promise.all(
@@ -151,9 +158,9 @@ function registerAdminRoutes(app: FastifyInstance, ctx: AppContext, rt: AdminRun
     return { sessions };
   });
 
-  app.post('/api/admin/sessions/:id/stop', async (req) => {
+  app.post('/api/admin/sessions/:id/stop', { schema: { params: SessionParams } }, async (req) => {
     const admin = requireAdmin(req);
-    const { id } = req.params as { id: string };
+    const { id } = req.params;
     const row = ID_RE.test(id) ? await getSession(ctx.db, id) : undefined;
     if (!row) throw new HttpError(404, 'no such session');
     const updated = await ctx.sessions.stop(row, REASONS.stoppedByAdmin, { user: admin, ip: clientIp(req) });
@@ -186,7 +193,7 @@ function registerAdminRoutes(app: FastifyInstance, ctx: AppContext, rt: AdminRun
     return { clusters: [...ctx.clusters.keys()].map((n) => clusterView(ctx, n)) };
   });
 
-  const drain = (drained: boolean) => async (req: FastifyRequest) => {
+  const drain = (drained: boolean) => async (req: FastifyRequest<{ Params: ClusterParams }>) => {
     const admin = requireAdmin(req);
     const name = clusterOf(ctx, req);
     await setDrained(ctx.db, name, drained);
@@ -201,17 +208,17 @@ function registerAdminRoutes(app: FastifyInstance, ctx: AppContext, rt: AdminRun
     await rt.sync();
     return { cluster: clusterView(ctx, name) };
   };
-  app.post('/api/admin/clusters/:name/drain', drain(true));
-  app.post('/api/admin/clusters/:name/undrain', drain(false));
+  app.post('/api/admin/clusters/:name/drain', { schema: { params: ClusterParams } }, drain(true));
+  app.post('/api/admin/clusters/:name/undrain', { schema: { params: ClusterParams } }, drain(false));
 
   app.get('/api/admin/announcements', async (req) => {
     requireAdmin(req);
     return { announcements: await allAnnouncements(ctx.db) };
   });
 
-  app.post('/api/admin/announcements', async (req, reply) => {
+  app.post('/api/admin/announcements', { schema: { body: NewAnnouncementBody } }, async (req, reply) => {
     const admin = requireAdmin(req);
-    const body = (req.body ?? {}) as Record<string, unknown>;
+    const body = req.body;
     const level = body.level === undefined || body.level === '' ? 'info' : body.level;
     const expiresAt = parseExpiry(body);
     if (expiresAt === 'bad') throw new HttpError(400, 'expiresAt: a time in the future', 'expiresAt');
@@ -237,9 +244,9 @@ function registerAdminRoutes(app: FastifyInstance, ctx: AppContext, rt: AdminRun
     return reply.code(201).send({ announcement: a });
   });
 
-  app.post('/api/admin/announcements/:id/expire', async (req) => {
+  app.post('/api/admin/announcements/:id/expire', { schema: { params: AnnouncementParams } }, async (req) => {
     const admin = requireAdmin(req);
-    const id = Number((req.params as { id: string }).id);
+    const id = Number(req.params.id);
     if (!Number.isSafeInteger(id) || !(await expireAnnouncement(ctx.db, id)))
       throw new HttpError(404, 'no such announcement');
     await ctx.audit.record({

@@ -1,7 +1,10 @@
 // Batch jobs, the queue and the cluster status as one feature module: the JobsService (fed by the
 // shared poll), its API routes, and scheduler counters for /metrics.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Gauge } from 'prom-client';
+import { ClusterParams } from '../api/clusters.ts';
+import { JobOutputQuery, JobParams, JobsQuery, NewJobBody, QueueQuery } from '../api/jobs.ts';
 import type { ExecRunner } from '../scheduler/slurm/runner.ts';
 import { clientIp, HttpError, requireUser } from '../server/auth.ts';
 import type { AppContext } from '../server/context.ts';
@@ -79,7 +82,8 @@ function registerCounters(ctx: AppContext): void {
 
 export const jobsFeature: Feature = {
   name: 'jobs',
-  register(app: FastifyInstance, ctx: AppContext) {
+  register(fastify: FastifyInstance, ctx: AppContext) {
+    const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
     const svc = new JobsService({
       db: ctx.db,
       cfg: ctx.cfg,
@@ -93,15 +97,14 @@ export const jobsFeature: Feature = {
     ctx.services.set('jobs', svc);
     registerCounters(ctx);
 
-    const owned = async (req: FastifyRequest) => {
+    const owned = async (req: FastifyRequest, { cluster, jobId }: JobParams) => {
       const user = requireUser(req, 'jobs');
-      const { cluster, jobId } = req.params as { cluster: string; jobId: string };
       const row = await svc.getOwned(user, cluster, jobId);
       if (!row) throw new HttpError(404, 'no such job');
       return { user, row };
     };
 
-    app.get('/api/jobs', async (req) => {
+    app.get('/api/jobs', { schema: { querystring: JobsQuery } }, async (req) => {
       const user = requireUser(req, 'jobs');
       const p = q(req);
       return {
@@ -118,7 +121,7 @@ export const jobsFeature: Feature = {
       return { clusters: await svc.batchClusters(user) };
     });
 
-    app.post('/api/jobs', async (req, reply) => {
+    app.post('/api/jobs', { schema: { body: NewJobBody } }, async (req, reply) => {
       const user = requireUser(req, 'jobs');
       try {
         return reply.code(201).send({ job: await svc.submit(user, req.body, clientIp(req)) });
@@ -127,24 +130,26 @@ export const jobsFeature: Feature = {
       }
     });
 
-    app.get('/api/jobs/:cluster/:jobId', async (req) => {
-      const { user, row } = await owned(req);
+    const job = { schema: { params: JobParams } };
+    app.get('/api/jobs/:cluster/:jobId', job, async (req) => {
+      const { user, row } = await owned(req, req.params);
       return { job: await svc.detail(user, row) };
     });
 
-    const cancel = async (req: FastifyRequest, reply: FastifyReply) => {
-      const { user, row } = await owned(req);
+    const cancel = async (req: FastifyRequest<{ Params: JobParams }>, reply: FastifyReply) => {
+      const { user, row } = await owned(req, req.params);
       try {
         return { job: await svc.cancel(user, row, clientIp(req)) };
       } catch (e) {
         return rethrow(e, reply);
       }
     };
-    app.delete('/api/jobs/:cluster/:jobId', cancel);
-    app.post('/api/jobs/:cluster/:jobId/cancel', cancel);
+    app.delete('/api/jobs/:cluster/:jobId', job, cancel);
+    app.post('/api/jobs/:cluster/:jobId/cancel', job, cancel);
 
-    app.get('/api/jobs/:cluster/:jobId/output', async (req, reply) => {
-      const { user, row } = await owned(req);
+    const output = { schema: { params: JobParams, querystring: JobOutputQuery } };
+    app.get('/api/jobs/:cluster/:jobId/output', output, async (req, reply) => {
+      const { user, row } = await owned(req, req.params);
       const p = q(req);
       const stream = p.stream ?? 'stdout';
       if (stream !== 'stdout' && stream !== 'stderr')
@@ -161,7 +166,7 @@ export const jobsFeature: Feature = {
       }
     });
 
-    app.get('/api/queue', async (req, reply) => {
+    app.get('/api/queue', { schema: { querystring: QueueQuery } }, async (req, reply) => {
       const user = requireUser(req, 'read');
       const p = q(req);
       const cluster = p.cluster ?? [...ctx.clusters.values()].find((c) => c.userMayUse(user))?.name ?? '';
@@ -178,10 +183,10 @@ export const jobsFeature: Feature = {
       }
     });
 
-    app.get('/api/clusters/:name/status', async (req, reply) => {
+    app.get('/api/clusters/:name/status', { schema: { params: ClusterParams } }, async (req, reply) => {
       const user = requireUser(req, 'read');
       try {
-        return await svc.status(user, (req.params as { name: string }).name);
+        return await svc.status(user, req.params.name);
       } catch (e) {
         return rethrow(e, reply);
       }

@@ -1,10 +1,12 @@
 // Who is calling: a signed-in browser (cookie + CSRF header on writes) or a script (scoped API token).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ErrorReply, FieldProblem } from '../api/common.ts';
 import { hashToken, safeEqual } from '../auth/secrets.ts';
 import { type ApiScope, scopeAllows } from '../auth/tokens.ts';
 import type { WebSession } from '../auth/web-sessions.ts';
 import { findUserById, toUser, type User } from '../db/users.ts';
 import { type AppContext, SESSION_COOKIE } from './context.ts';
+import { policyOf, registerRoutePolicy } from './route-policy.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -18,17 +20,26 @@ declare module 'fastify' {
 export { API_SCOPES, type ApiScope } from '../auth/tokens.ts';
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
-/** Routes that authenticate on their own (agent secrets) or come before sign-in. */
-const CSRF_EXEMPT = [/^\/api\/agent\//, /^\/api\/login$/, /^\/api\/auth\//];
 
 export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
     readonly field?: string,
+    /** Every problem, for forms that show each on its field. */
+    readonly errors?: FieldProblem[],
   ) {
     super(message);
   }
+}
+
+/** The JSON body of an HttpError: `{error, field?, errors?}`, the shape the web UI reads (src/web/api.ts). */
+export function errorBody(e: HttpError): ErrorReply {
+  return {
+    error: e.message,
+    ...(e.field ? { field: e.field } : {}),
+    ...(e.errors?.length ? { errors: e.errors } : {}),
+  };
 }
 
 export function cookieOf(header: string | undefined, name: string): string | undefined {
@@ -58,10 +69,14 @@ export function registerAuth(app: FastifyInstance, ctx: AppContext): void {
   app.decorateRequest('user', null);
   app.decorateRequest('webSession', null);
   app.decorateRequest('tokenScopes', null);
+  registerRoutePolicy(app);
 
+  // Every check here reads the policy of the route the router matched (src/server/route-policy.ts),
+  // never the URL; a request no route matched reaches no handler and is only identified.
   app.addHook('onRequest', async (req, reply) => {
+    const policy = policyOf(req);
     const authz = req.headers.authorization;
-    if (authz?.startsWith('Bearer atr_') && !req.url.startsWith('/api/agent/')) {
+    if (authz?.startsWith('Bearer atr_') && policy?.apiTokens !== false) {
       const token = authz.slice('Bearer '.length).trim();
       const row = await ctx.db
         .selectFrom('api_tokens')
@@ -79,6 +94,7 @@ export function registerAuth(app: FastifyInstance, ctx: AppContext): void {
       if (!row.last_used_at || now - row.last_used_at > 60_000) {
         await ctx.db.updateTable('api_tokens').set({ last_used_at: now }).where('id', '=', row.id).execute();
       }
+      if (policy?.access === 'admin') requireAdmin(req);
       return;
     }
     const token = cookieOf(req.headers.cookie, SESSION_COOKIE);
@@ -87,16 +103,18 @@ export function registerAuth(app: FastifyInstance, ctx: AppContext): void {
       req.webSession = ws;
       req.user = ws.user;
     }
-    if (UNSAFE.has(req.method) && req.url.startsWith('/api/') && !CSRF_EXEMPT.some((r) => r.test(req.url))) {
+    if (!policy) return;
+    if (UNSAFE.has(req.method) && policy.csrf !== false) {
       if (!sameOriginRequest(req, ctx))
         return reply.code(403).send({ error: 'cross-origin request refused' });
-      if (ws) {
+      if (ws && policy.csrf === true) {
         const sent = req.headers['x-csrf-token'];
         if (typeof sent !== 'string' || !safeEqual(sent, ws.csrfToken)) {
           return reply.code(403).send({ error: 'missing or wrong CSRF token; reload the page' });
         }
       }
     }
+    if (policy.access === 'admin') requireAdmin(req);
   });
 }
 
@@ -123,9 +141,7 @@ export function requireAdmin(req: FastifyRequest): User {
 }
 
 export function sendError(reply: FastifyReply, e: unknown): FastifyReply {
-  if (e instanceof HttpError) {
-    return reply.code(e.status).send({ error: e.message, ...(e.field ? { field: e.field } : {}) });
-  }
+  if (e instanceof HttpError) return reply.code(e.status).send(errorBody(e));
   throw e;
 }
 

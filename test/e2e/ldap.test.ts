@@ -98,11 +98,14 @@ describe('LDAP sign-in (search with a service account, then bind as the user)', 
       '*)(|(objectClass=*',
       'alice\\2a',
       'nobody-here',
-      'alice\u0000',
     ]) {
       const r = await c.login(name, 'alice-ldap-pw');
       expect(r.status, JSON.stringify(name)).toBe(401);
     }
+    // A NUL never reaches the directory: refused up front, naming the field.
+    const nul = await c.login('alice\u0000', 'alice-ldap-pw');
+    expect(nul.status).toBe(400);
+    expect(await nul.json()).toMatchObject({ field: 'username' });
     expect(c.cookie).toBe('');
   });
 

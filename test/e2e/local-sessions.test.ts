@@ -89,6 +89,25 @@ describe('local backend: sign in, start Jupyter, reach its kernel through the pr
     expect(sessions).not.toContain(jt!);
   });
 
+  it("Jupyter's answers get the gateway's protections, and its _xsrf cookie stays at the session's address", async () => {
+    const r = await alice.req('GET', `${session.url}tree`, undefined, { accept: 'text/html' });
+    expect(r.status).toBe(200);
+    await r.text();
+    const cookies = r.headers.getSetCookie();
+    const xsrf = cookies.find((c) => c.startsWith('_xsrf='));
+    expect(xsrf, cookies.join('\n')).toBeDefined();
+    // Jupyter sets it with Path=/: it would reach every page of the gateway and every other session.
+    for (const c of cookies) {
+      expect(c).toContain(`; Path=${session.url}`);
+      expect(c).not.toMatch(/domain=/i);
+    }
+    expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(r.headers.get('referrer-policy')).toBeTruthy();
+    // Jupyter says frame-ancestors 'self' itself; where an app says nothing the gateway adds SAMEORIGIN.
+    const framing = `${r.headers.get('x-frame-options') ?? ''} ${r.headers.get('content-security-policy') ?? ''}`;
+    expect(framing).toMatch(/SAMEORIGIN|frame-ancestors 'self'/i);
+  });
+
   it("a second user cannot reach, see or stop the first user's session (HTTP and WebSocket)", async () => {
     const base = gw.url + session.url;
     for (const p of ['', 'tree', 'api/status', `api/kernels/${kernelId}`]) {

@@ -199,6 +199,31 @@ function db(): Database.Database {
   return new Database(path.join(gw.dir, 'data', 'atrium.db'));
 }
 
+/**
+ * What no refused try may change, read from the database (no API call, so no rate limit): sessions and
+ * their states, tokens, browser sign-ins, drain flags and stop requests, announcements, preferences,
+ * users' roles.
+ */
+function stateNow(): string {
+  const d = db();
+  try {
+    const q = (sql: string) => d.prepare(sql).all();
+    return JSON.stringify([
+      q('select id, state from sessions order by id'),
+      q('select id, revoked_at from api_tokens order by id'),
+      q('select id from web_sessions order by id'),
+      q(
+        "select key, value from settings where key like 'cluster.drained.%' or key like 'admin.stop.%' order by key",
+      ),
+      q('select id, active, expires_at from announcements order by id'),
+      q('select user_id, prefs from notification_prefs order by user_id'),
+      q('select id, is_admin, disabled from users order by id'),
+    ]);
+  } finally {
+    d.close();
+  }
+}
+
 function sessionRow(id: string): {
   state: string;
   host: string | null;
@@ -400,11 +425,13 @@ attempt('api', "alice's sessions are not in bob's list", async () => {
   const r = await bobApi('GET', '/api/sessions');
   return r.status === 200 && !r.text.includes(A.id) && !r.text.includes(S.id);
 });
+// Encoded NUL and slashes in a path of the gateway's own are refused before any handler (400).
+const refusedPath = (s: number) => notFoundish(s) || s === 400;
 attempt('api', 'session id with NUL', async () =>
-  notFoundish((await bobApi('GET', `/api/sessions/${A.id}%00`)).status),
+  refusedPath((await bobApi('GET', `/api/sessions/${A.id}%00`)).status),
 );
 attempt('api', 'session id with ../', async () =>
-  notFoundish((await bobApi('GET', `/api/sessions/..%2f${A.id}`)).status),
+  refusedPath((await bobApi('GET', `/api/sessions/..%2f${A.id}`)).status),
 );
 attempt(
   'api',
@@ -685,12 +712,179 @@ attempt('xss', 'script in a proxy URL is not reflected', async () => {
 });
 attempt('xss', 'script in an unknown API path is answered as JSON', async () => {
   const r = await req('GET', '/api/%3Cscript%3Ealert(1)%3C%2Fscript%3E', asBob());
+  // 400: the encoded slash is refused before any handler; without it, 404.
+  const r2 = await req('GET', '/api/%3Cscript%3Ealert(1)%3C/script%3E', asBob());
   return (
-    r.status === 404 &&
+    r.status === 400 &&
+    r2.status === 404 &&
+    !r.body.includes('<script>') &&
+    String(r2.headers['content-type']).startsWith('application/json') &&
+    r2.headers['x-content-type-options'] === 'nosniff' &&
     String(r.headers['content-type']).startsWith('application/json') &&
     r.headers['x-content-type-options'] === 'nosniff'
   );
 });
+
+// Type confusion: every body, query and path parameter is checked against the route's schema before
+// use, so a value of the wrong type is a 400 naming the field (never a 500, never applied).
+const asBrowser = (c: Client) => ({ cookie: c.cookie, 'x-csrf-token': c.csrf, ...jsonType });
+const goodSession = { cluster: 'local', app: 'echo', cores: 1, memoryGb: 1, hours: 1 };
+const typeTries: [string, () => Parameters<typeof req>, string][] = [];
+const confuse = (name: string, field: string, request: () => Parameters<typeof req>) =>
+  typeTries.push([name, request, field]);
+const post =
+  (c: () => Client, p: string, body: unknown, method = 'POST') =>
+  () =>
+    [method, p, asBrowser(c()), typeof body === 'string' ? body : JSON.stringify(body)] as Parameters<
+      typeof req
+    >;
+const getAs = (c: () => Client, p: string) => () =>
+  ['GET', p, { cookie: c().cookie }] as Parameters<typeof req>;
+const newSession = (patch: Record<string, unknown>) =>
+  post(() => alice, '/api/sessions', { ...goodSession, ...patch });
+confuse('session cluster {"toString":1}', 'cluster', newSession({ cluster: { toString: 1 } }));
+confuse('session cluster as a list', 'cluster', newSession({ cluster: ['local'] }));
+confuse('session cluster as a number', 'cluster', newSession({ cluster: 7 }));
+confuse('session cores as an object', 'cores', newSession({ cores: {} }));
+confuse('session cores as a list', 'cores', newSession({ cores: [1] }));
+confuse('session cores true', 'cores', newSession({ cores: true }));
+confuse('session cores "NaN"', 'cores', newSession({ cores: 'NaN' }));
+confuse('session hours as a query operator', 'hours', newSession({ hours: { $gt: 0 } }));
+confuse('session memory "1e999" (infinite)', 'memoryGb', newSession({ memoryGb: '1e999' }));
+confuse('session memory 1e999 (a JSON number too large)', 'memoryGb', () => {
+  const [m, p, h] = newSession({})();
+  return [m, p, h, JSON.stringify(goodSession).replace('"memoryGb":1', '"memoryGb":1e999')];
+});
+confuse('session label nested objects', 'label', newSession({ label: { a: { b: { c: 1 } } } }));
+confuse('session extraApps as an object', 'extraApps', newSession({ extraApps: { terminal: true } }));
+confuse('session extraApps with a number', 'extraApps.0', newSession({ extraApps: [1] }));
+confuse('session body __proto__', '__proto__', () => {
+  const [m, p, h] = newSession({})();
+  return [m, p, h, `{"__proto__":{"isAdmin":true},${JSON.stringify(goodSession).slice(1)}`];
+});
+confuse(
+  'session body constructor.prototype',
+  'constructor',
+  newSession({ constructor: { prototype: { x: 1 } } }),
+);
+confuse(
+  'session body a JSON string',
+  'body',
+  post(() => alice, '/api/sessions', JSON.stringify('cluster=local')),
+);
+confuse(
+  'session body a list',
+  'body',
+  post(() => alice, '/api/sessions', [goodSession]),
+);
+confuse(
+  'session body null',
+  'body',
+  post(() => alice, '/api/sessions', 'null'),
+);
+confuse(
+  'token scopes as text',
+  'scopes',
+  post(() => alice, '/api/tokens', { name: 'x', scopes: 'read' }),
+);
+confuse(
+  'token scopes nested',
+  'scopes.0',
+  post(() => alice, '/api/tokens', { name: 'x', scopes: [['read']] }),
+);
+confuse('token days "30" (a number as text)', 'expiresInDays', () =>
+  post(() => alice, '/api/tokens', { name: 'x', scopes: ['read'], expiresInDays: '30' })(),
+);
+confuse('token days 1e308', 'expiresInDays', () =>
+  post(() => alice, '/api/tokens', { name: 'x', scopes: ['read'], expiresInDays: 1e308 })(),
+);
+confuse(
+  'token name {"toString":1}',
+  'name',
+  post(() => alice, '/api/tokens', { name: { toString: 1 }, scopes: ['read'] }),
+);
+confuse(
+  'sign-out everywhere "true" (text)',
+  'everywhere',
+  post(() => alice, '/api/logout', { everywhere: 'true' }),
+);
+confuse(
+  'notification preference "yes"',
+  'browser',
+  post(() => alice, '/api/notifications/prefs', { browser: 'yes' }, 'PUT'),
+);
+confuse(
+  'notification kinds a list',
+  'kinds',
+  post(() => alice, '/api/notifications/prefs', { kinds: [] }, 'PUT'),
+);
+confuse(
+  'notification kinds __proto__',
+  'kinds.__proto__',
+  post(() => alice, '/api/notifications/prefs', '{"kinds":{"__proto__":{"polluted":true}}}', 'PUT'),
+);
+confuse(
+  'mark read ids "all"',
+  'ids',
+  post(() => alice, '/api/notifications/read', { ids: 'all' }),
+);
+confuse('sign-in user name as a list', 'username', () => [
+  'POST',
+  '/api/login',
+  jsonType,
+  JSON.stringify({ username: ['alice'], password: 'x' }),
+]);
+confuse(
+  'job script {"toString":1}',
+  'script',
+  post(() => alice, '/api/jobs', { cluster: 'local', script: { toString: 1 } }),
+);
+confuse(
+  'job list limit twice',
+  'limit',
+  getAs(() => alice, '/api/jobs?limit=1&limit=2'),
+);
+confuse(
+  'announcement message {"toString":1}',
+  'message',
+  post(() => adm, '/api/admin/announcements', { message: { toString: 1 } }),
+);
+confuse(
+  'announcement hours an object',
+  'hours',
+  post(() => adm, '/api/admin/announcements', { message: 'x', hours: {} }),
+);
+confuse(
+  'admin session list limit "NaN"',
+  'limit',
+  getAs(() => adm, '/api/admin/sessions?limit=NaN'),
+);
+confuse(
+  'audit log actor twice',
+  'actor',
+  getAs(() => adm, '/api/admin/audit?actor=a&actor=b'),
+);
+confuse('agent callback sessionId {"toString":1}', 'sessionId', () => {
+  const json = JSON.stringify({ sessionId: { toString: 1 }, host: '127.0.0.1', port: canaryTcp.port });
+  return ['POST', '/api/agent/ready', { ...jsonType, authorization: `Bearer ${secretS}` }, json];
+});
+confuse('agent heartbeat stoppedApps as text', 'stoppedApps', () => {
+  const json = JSON.stringify({ sessionId: A.id, stoppedApps: 'all' });
+  return ['POST', '/api/agent/heartbeat', { ...jsonType, authorization: 'Bearer forged' }, json];
+});
+for (const [name, request, field] of typeTries) {
+  attempt('types', name, async () => {
+    const before = stateNow();
+    const r = await req(...request());
+    const body = JSON.parse(r.body) as { error?: unknown; field?: unknown };
+    if (r.status !== 400 || body.field !== field) throw new Error(`got ${r.status} ${r.body.slice(0, 200)}`);
+    return (
+      typeof body.error === 'string' &&
+      String(r.headers['content-type']).startsWith('application/json') &&
+      stateNow() === before
+    );
+  });
+}
 
 // CSRF: a page on another site makes alice's browser send her cookie, without her CSRF token.
 const asAliceBrowser = (extra: Record<string, string> = {}) => ({ cookie: cookieOf(alice), ...extra });
@@ -804,6 +998,65 @@ attempt('csrf', 'sign-in from another origin (login CSRF)', async () => {
   return r.status === 403 && !String(r.headers['set-cookie'] ?? '').includes('atrium_session=');
 });
 
+// Admin writes: an admin's browser driven by another site's page, bob, and nobody.
+const asAdmBrowser = (extra: Record<string, string> = {}) => ({ cookie: cookieOf(adm), ...extra });
+const announcementBody = JSON.stringify({ message: 'pwned', level: 'info' });
+const adminTries: [string, number[], () => Parameters<typeof req>][] = [
+  [
+    "adm's browser drains the cluster from Origin evil (text/plain, even with the token)",
+    [403],
+    () => [
+      'POST',
+      '/api/admin/clusters/local/drain',
+      asAdmBrowser({ 'content-type': 'text/plain', origin: 'http://evil.example', 'x-csrf-token': adm.csrf }),
+      'x',
+    ],
+  ],
+  [
+    "adm's browser drains the cluster without the CSRF header",
+    [403],
+    () => ['POST', '/api/admin/clusters/local/drain', asAdmBrowser()],
+  ],
+  [
+    "adm's browser stops alice's session without the CSRF header",
+    [403],
+    () => ['POST', `/api/admin/sessions/${A.id}/stop`, asAdmBrowser()],
+  ],
+  [
+    "adm's browser posts an announcement without the CSRF header",
+    [403],
+    () => ['POST', '/api/admin/announcements', asAdmBrowser(jsonType), announcementBody],
+  ],
+  [
+    'bob (with his CSRF token) drains the cluster',
+    [403],
+    () => ['POST', '/api/admin/clusters/local/drain', { cookie: cookieOf(bob), 'x-csrf-token': bob.csrf }],
+  ],
+  [
+    "bob (with his CSRF token) stops alice's session as an admin would",
+    [403],
+    () => ['POST', `/api/admin/sessions/${A.id}/stop`, { cookie: cookieOf(bob), 'x-csrf-token': bob.csrf }],
+  ],
+  ['bob lists every session', [403], () => ['GET', '/api/admin/sessions', { cookie: cookieOf(bob) }]],
+  ['bob reads the audit log', [403], () => ['GET', '/api/admin/audit', { cookie: cookieOf(bob) }]],
+  ['nobody drains the cluster', [401], () => ['POST', '/api/admin/clusters/local/drain', {}]],
+  [
+    "adm's API token posts an announcement",
+    [403],
+    () => [
+      'POST',
+      '/api/admin/announcements',
+      { authorization: `Bearer ${admToken}`, ...jsonType },
+      announcementBody,
+    ],
+  ],
+];
+for (const [name, statuses, request] of adminTries)
+  attempt('admin', name, async () => {
+    const before = stateNow();
+    return statuses.includes((await req(...request())).status) && stateNow() === before;
+  });
+
 // Header injection and spoofing (alice on her own session: what reaches her app?).
 const echoOf = async (extra: Record<string, string>, sub = 'headers') => {
   const r = await req(
@@ -855,6 +1108,33 @@ attempt('headers', "an app cannot set the gateway's session cookie", async () =>
   const { r } = await echoOf({}, 'setcookie');
   const set = ([] as string[]).concat(r.headers['set-cookie'] ?? []);
   return !set.some((c) => c.startsWith('atrium_session=')) && set.some((c) => c.startsWith('app_pref='));
+});
+attempt('headers', "an app's cookies stay at its own address (Path, no Domain)", async () => {
+  const { r } = await echoOf({}, 'setcookie');
+  const set = ([] as string[]).concat(r.headers['set-cookie'] ?? []);
+  const prefix = `/user/alice/${A.id}/`;
+  return (
+    set.length === 4 &&
+    set.every((c) => c.includes(`; Path=${prefix}`) && !/domain=/i.test(c)) &&
+    set.some((c) => c.startsWith('api_pref=1;') && c.includes('HttpOnly'))
+  );
+});
+attempt('headers', "an app's answer gets the gateway's protections it lacks", async () => {
+  const { r } = await echoOf({});
+  return (
+    r.headers['x-frame-options'] === 'SAMEORIGIN' &&
+    r.headers['referrer-policy'] === 'same-origin' &&
+    r.headers['x-content-type-options'] === 'nosniff'
+  );
+});
+attempt('headers', "an app's own protections are kept", async () => {
+  const { r } = await echoOf({}, 'ownheaders');
+  return (
+    r.headers['x-frame-options'] === 'DENY' &&
+    r.headers['referrer-policy'] === 'no-referrer' &&
+    r.headers['content-security-policy'] === "frame-ancestors 'none'" &&
+    r.headers['x-content-type-options'] === 'nosniff'
+  );
 });
 attempt('headers', 'CRLF in the URL does not become a response header', async () => {
   const m = mark();
@@ -1069,6 +1349,191 @@ attempt('logout', 'signing out everywhere ends the other browsers too', async ()
   return ok;
 });
 
+// ---- encoded spellings: every write, admin and token try again, its path spelled every way ----------
+// fastify decodes a path before it matches a route, and checks that read the raw URL were skipped by
+// `/%61pi/...`. Each try is sent again with the API prefix and the route's own segment spelled as a
+// client can: spellings that mean the same route must get the same refusal (and headers) as the plain
+// one; odd ones (encoded slashes and dots, double encoding, NUL, overlong UTF-8, //, /./, /../,
+// trailing dots, backslashes) a 400 before any handler; and nothing may change.
+
+const hexOf = (c: string, upper = false) => {
+  const h = c.charCodeAt(0).toString(16).padStart(2, '0');
+  return `%${upper ? h.toUpperCase() : h}`;
+};
+const encodeAll = (s: string, upper = false) => [...s].map((c) => hexOf(c, upper)).join('');
+/** The two-byte overlong UTF-8 form of an ASCII character (invalid UTF-8, e.g. %C1%A1 for "a"). */
+const overlong = (c: string) => {
+  const n = c.charCodeAt(0);
+  return `%${(0xc0 | (n >> 6)).toString(16)}%${(0x80 | (n & 0x3f)).toString(16)}`.toUpperCase();
+};
+
+interface Spelling {
+  name: string;
+  url: string;
+  /** Refused as odd before any handler (400); otherwise it means the same route as the plain URL. */
+  odd: boolean;
+}
+
+/** Spellings of `url` (`/<prefix>/<segment>/...?query`) a client can send. */
+function spellings(url: string): Spelling[] {
+  const q = url.indexOf('?');
+  const p = q === -1 ? url : url.slice(0, q);
+  const query = q === -1 ? '' : url.slice(q);
+  const [, first = '', second = '', ...more] = p.split('/');
+  const tail = [second, ...more].join('/');
+  const after = more.length > 0 ? `/${more.join('/')}` : '';
+  const mixed = [...second].map((c, i) => hexOf(c, i % 2 === 1)).join('');
+  const same = (name: string, u: string): Spelling => ({ name, url: u + query, odd: false });
+  const odd = (name: string, u: string): Spelling => ({ name, url: u + query, odd: true });
+  return [
+    same('first letter of the prefix as %XX', `/${hexOf(first[0]!)}${first.slice(1)}/${tail}`),
+    same('the prefix all encoded', `/${encodeAll(first, true)}/${tail}`),
+    same("the route's segment encoded, lower-case hex", `/${first}/${encodeAll(second)}${after}`),
+    same("the route's segment encoded, upper-case hex", `/${first}/${encodeAll(second, true)}${after}`),
+    same('prefix and segment encoded, mixed-case hex', `/${encodeAll(first)}/${mixed}${after}`),
+    odd('%2F for the slash after the prefix', `/${first}%2F${tail}`),
+    odd('%2f for the slash after the prefix', `/${first}%2f${tail}`),
+    odd("%2f in the route's segments", `/${first}/${second}%2f${more.join('%2F')}`),
+    odd('a %2e segment', `/${first}/%2e/${tail}`),
+    odd('%2E%2E back to the prefix', `/${first}/%2E%2E/${first}/${tail}`),
+    odd('%2e%2E from elsewhere', `/x/%2e%2E/${first}/${tail}`),
+    odd('double encoding of the prefix (%25XX)', `/%25${hexOf(first[0]!).slice(1)}${first.slice(1)}/${tail}`),
+    odd(
+      "double encoding in the route's segment",
+      `/${first}/%25${hexOf(second[0]!).slice(1)}${second.slice(1)}${after}`,
+    ),
+    odd('// before the prefix', `//${first}/${tail}`),
+    odd('// after the prefix', `/${first}//${tail}`),
+    odd('/./ before the prefix', `/./${first}/${tail}`),
+    odd('/./ after the prefix', `/${first}/./${tail}`),
+    odd('/../ after the prefix', `/${first}/x/../${tail}`),
+    odd('a trailing dot on the prefix', `/${first}./${tail}`),
+    odd("trailing dots on the route's segment", `/${first}/${second}..${after}`),
+    odd('a trailing dot at the end', `${p}.`),
+    odd('NUL in the prefix', `/${first}%00/${tail}`),
+    odd('an overlong UTF-8 letter', `/${overlong(first[0]!)}${first.slice(1)}/${tail}`),
+    odd('a backslash for the slash', `/${first}\\${tail}`),
+  ];
+}
+
+/**
+ * Sends the try in every spelling of its path. Each must get the plain spelling's refusal (status and
+ * cache-control) or, when odd, `oddOk` (400); nothing may change. Throws naming the first that did not.
+ */
+async function everySpelling(
+  request: () => Parameters<typeof req>,
+  refused: number[],
+  oddOk: (status: number) => boolean = (s) => s === 400,
+  reached: () => boolean = () => false,
+): Promise<boolean> {
+  const [method, url, headers, body] = request();
+  const before = stateNow();
+  const plain = await req(method, url, headers, body);
+  if (!refused.includes(plain.status)) throw new Error(`the plain spelling got ${plain.status}`);
+  for (const s of spellings(url)) {
+    const r = await req(method, s.url, headers, body);
+    const ok = s.odd
+      ? oddOk(r.status)
+      : r.status === plain.status && r.headers['cache-control'] === plain.headers['cache-control'];
+    if (!ok) throw new Error(`${s.name} (${s.url}) got ${r.status}, the plain spelling ${plain.status}`);
+    if (stateNow() !== before || reached()) throw new Error(`${s.name} (${s.url}) changed something`);
+  }
+  return true;
+}
+
+const bobBrowser = () => ({ cookie: cookieOf(bob), 'x-csrf-token': bob.csrf });
+const asToken = (t: () => string, extra: Record<string, string> = {}) => ({
+  authorization: `Bearer ${t()}`,
+  ...extra,
+});
+const replayed: [string, number[], () => Parameters<typeof req>][] = [
+  ...csrfTries,
+  ['sign alice out without the header', [403], () => ['POST', '/api/logout', asAliceBrowser()]],
+  [
+    'sign alice out from Origin evil (bodiless)',
+    [403],
+    () => ['POST', '/api/logout', asAliceBrowser({ origin: 'http://evil.example' })],
+  ],
+  [
+    'create an API token without the header',
+    [403],
+    () => [
+      'POST',
+      '/api/tokens',
+      asAliceBrowser(jsonType),
+      JSON.stringify({ name: 'csrf', scopes: ['sessions'] }),
+    ],
+  ],
+  [
+    'revoke an API token without the header',
+    [403],
+    () => ['DELETE', `/api/tokens/${aliceTokens.readId}`, asAliceBrowser()],
+  ],
+  [
+    'sign-in from another origin',
+    [403],
+    () => [
+      'POST',
+      '/api/login',
+      { ...jsonType, origin: 'http://evil.example' },
+      JSON.stringify({ username: 'bob', password: 'whatever' }),
+    ],
+  ],
+  [
+    'a read token starts a session',
+    [403],
+    () => ['POST', '/api/sessions', asToken(() => aliceTokens.read, jsonType), sessionBody],
+  ],
+  [
+    'a read token stops a session',
+    [403],
+    () => ['DELETE', `/api/sessions/${A.id}`, asToken(() => aliceTokens.read)],
+  ],
+  [
+    'a token creates tokens',
+    [403],
+    () => [
+      'POST',
+      '/api/tokens',
+      asToken(() => aliceTokens.sessions, jsonType),
+      JSON.stringify({ name: 'more', scopes: ['sessions'] }),
+    ],
+  ],
+  [
+    "a token revokes the user's other tokens",
+    [403],
+    () => ['DELETE', `/api/tokens/${aliceTokens.sessionsId}`, asToken(() => aliceTokens.read)],
+  ],
+  ["an admin's token reads the audit log", [403], () => ['GET', '/api/admin/audit', asToken(() => admToken)]],
+  ["bob stops alice's session", [404], () => ['POST', `/api/sessions/${A.id}/stop`, bobBrowser()]],
+  ["bob revokes alice's token", [404], () => ['DELETE', `/api/tokens/${aliceTokens.readId}`, bobBrowser()]],
+  ...adminTries,
+];
+for (const [name, refused, request] of replayed)
+  attempt('encoded', name, () => everySpelling(request, refused));
+
+// The proxy's prefix too: `/%75ser/...` is /user/ (and refused to bob likewise); what follows the
+// prefix is the app's, parsed by the proxy's strict parser (404 rather than 400).
+const proxyReplayed: [string, number[], (m: string) => Parameters<typeof req>][] = [
+  ["bob GETs alice's session", [404], (m) => ['GET', `/user/alice/${A.id}/${m}`, asBob()]],
+  ['no cookie', [401], (m) => ['GET', `/user/alice/${A.id}/${m}`, {}]],
+  [
+    "POST into alice's app from Origin evil",
+    [403],
+    (m) => ['POST', `/user/alice/${A.id}/${m}`, { cookie: cookieOf(alice), origin: 'http://evil.example' }],
+  ],
+];
+for (const [name, refused, request] of proxyReplayed)
+  attempt('encoded', `proxy: ${name}`, () => {
+    const m = mark();
+    return everySpelling(
+      () => request(m),
+      refused,
+      (s) => s === 400 || notFoundish(s),
+      () => reachedAlice(m),
+    );
+  });
+
 // Rate limits (last: they leave the limiters full for a while).
 attempt('rate-limit', 'the API limits a flood from one user (429, Retry-After), not the others', async () => {
   let limited: Res | undefined;
@@ -1087,6 +1552,68 @@ attempt('rate-limit', 'sign-in attempts are limited', async () => {
     limited = (await req('POST', '/api/login', { 'content-type': 'application/json' }, body)).status === 429;
   }
   return limited;
+});
+
+/**
+ * The status of `spelled()`, sent between two plain requests that both got 429: the limiter's window
+ * cannot have turned in between (a new window would need the whole limit again), so a 2xx from
+ * `spelled()` could only be a way around it. When the window did turn, floods and asks again.
+ */
+async function whileLimited(
+  plain: () => Promise<number>,
+  flood: () => Promise<void>,
+  spelled: () => Promise<Res>,
+): Promise<Res> {
+  for (let i = 0; i < 5; i++) {
+    if ((await plain()) !== 429) {
+      await flood();
+      continue;
+    }
+    const r = await spelled();
+    if ((await plain()) === 429) return r;
+  }
+  throw new Error('the limit did not hold over three requests, five times');
+}
+const carolGet = (p: string) => req('GET', p, { cookie: cookieOf(carol) }, undefined, false);
+const floodCarol = async () => {
+  for (let i = 0; i < 500 && (await carolGet('/api/me')).status !== 429; i++);
+};
+const signInTry = (p: string) =>
+  req(
+    'POST',
+    p,
+    { 'content-type': 'application/json' },
+    JSON.stringify({ username: 'nobody-here', password: 'guess' }),
+  );
+const floodSignIn = async () => {
+  for (let i = 0; i < 100 && (await signInTry('/api/login')).status !== 429; i++);
+};
+for (const p of ['/api/me', '/api/tokens', '/api/sessions']) {
+  attempt('encoded', `rate limit: carol's flood, then GET ${p} spelled every way`, async () => {
+    for (const s of spellings(p)) {
+      const r = await whileLimited(
+        async () => (await carolGet(p)).status,
+        floodCarol,
+        () => carolGet(s.url),
+      );
+      const ok = s.odd ? r.status === 400 : r.status === 429 && Number(r.headers['retry-after']) > 0;
+      if (!ok || r.headers['cache-control'] !== 'no-store')
+        throw new Error(`${s.name} (${s.url}) got ${r.status} (cache-control ${r.headers['cache-control']})`);
+    }
+    return true;
+  });
+}
+attempt('encoded', 'rate limit: sign-in attempts spelled every way', async () => {
+  const before = stateNow();
+  for (const s of spellings('/api/login')) {
+    const r = await whileLimited(
+      async () => (await signInTry('/api/login')).status,
+      floodSignIn,
+      () => signInTry(s.url),
+    );
+    if (r.status !== (s.odd ? 400 : 429)) throw new Error(`${s.name} (${s.url}) got ${r.status}`);
+  }
+  return stateNow() === before;
 });
 
 // ---- setup ------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 // A tiny app for sessions in tests: a Python HTTP server that answers every request with what it got
 // (method, path, headers, whether the gateway's app token came along) and logs each request to
 // <session dir>/echo-requests.log. It accepts WebSocket handshakes, can try to set
-// the gateway's cookie (/setcookie), and in "slow" mode never becomes ready (a session kept "starting").
+// the gateway's cookie and cookies for other paths (/setcookie), sets its own security headers on
+// /ownheaders (and none elsewhere), and in "slow" mode never becomes ready (a session kept "starting").
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -60,7 +61,13 @@ class H(BaseHTTPRequestHandler):
         extra = []
         if self.path.split('?')[0].endswith('/setcookie'):
             extra = [('Set-Cookie', 'atrium_session=planted-by-the-app; Path=/'),
-                     ('Set-Cookie', 'app_pref=1; Path=' + base)]
+                     ('Set-Cookie', 'app_pref=1; Path=' + base),
+                     ('Set-Cookie', 'root_pref=1; Path=/'),
+                     ('Set-Cookie', 'no_path=1'),
+                     ('Set-Cookie', 'api_pref=1; Domain=127.0.0.1; Path=/api/; HttpOnly')]
+        if self.path.split('?')[0].endswith('/ownheaders'):
+            extra = [('X-Frame-Options', 'DENY'), ('Referrer-Policy', 'no-referrer'),
+                     ('Content-Security-Policy', "frame-ancestors 'none'")]
         self.reply(200, {
             'app': 'echo', 'base': base, 'method': self.command, 'path': self.path,
             'headers': headers, 'body': body.decode('latin1')[:2000],

@@ -1,7 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TSchema } from 'typebox';
+import { AgentExitBody, AgentFailedBody, AgentHeartbeatBody, AgentReadyBody } from '../../api/agent.ts';
 import { AgentRefused } from '../../sessions/service.ts';
 import { clientIp } from '../auth.ts';
 import type { AppContext } from '../context.ts';
+import { AGENT_ROUTE } from '../route-policy.ts';
 
 function bearer(req: FastifyRequest): string {
   const h = req.headers.authorization ?? '';
@@ -14,8 +17,23 @@ function bearer(req: FastifyRequest): string {
  */
 export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void {
   const bodyLimit = 4096;
+  // The agent's secret is its credential: no CSRF token, API token or shared rate limit applies.
+  const route = (body: TSchema) => ({ bodyLimit, config: AGENT_ROUTE, schema: { body } });
 
-  app.post('/api/agent/ready', { bodyLimit }, async (req, reply) => {
+  /** A refused exit or failure report: logged and audited as a refused "ready" is (forged calls show). */
+  const refused = async (req: FastifyRequest, callback: string, why: string) => {
+    const session = String(((req.body ?? {}) as Record<string, unknown>).sessionId ?? '').slice(0, 40);
+    await ctx.audit.record({
+      action: 'agent.callback',
+      target: session,
+      ip: clientIp(req),
+      ok: false,
+      details: { callback, why },
+    });
+    ctx.log.warn({ session, ip: clientIp(req), callback, why }, 'agent callback refused');
+  };
+
+  app.post('/api/agent/ready', route(AgentReadyBody), async (req, reply) => {
     const b = (req.body ?? {}) as Record<string, unknown>;
     try {
       const heartbeatToken = await ctx.sessions.agentReady(
@@ -51,7 +69,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void
     }
   });
 
-  app.post('/api/agent/heartbeat', { bodyLimit }, async (req, reply) => {
+  app.post('/api/agent/heartbeat', route(AgentHeartbeatBody), async (req, reply) => {
     const b = (req.body ?? {}) as Record<string, unknown>;
     const stopped = Array.isArray(b.stoppedApps)
       ? (b.stoppedApps as unknown[]).slice(0, 16).filter((x): x is string => typeof x === 'string')
@@ -63,23 +81,27 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void
     return reply.code(403).send({ error: 'refused' });
   });
 
-  app.post('/api/agent/exit', { bodyLimit }, async (req, reply) => {
+  app.post('/api/agent/exit', route(AgentExitBody), async (req, reply) => {
     const b = (req.body ?? {}) as Record<string, unknown>;
     const ok = await ctx.sessions.agentExit(
       String(b.sessionId ?? ''),
       bearer(req),
       typeof b.code === 'number' ? b.code : null,
     );
-    return ok ? { ok: true } : reply.code(403).send({ error: 'refused' });
+    if (ok) return { ok: true };
+    await refused(req, 'exit', 'unknown session or wrong heartbeat token');
+    return reply.code(403).send({ error: 'refused' });
   });
 
-  app.post('/api/agent/failed', { bodyLimit }, async (req, reply) => {
+  app.post('/api/agent/failed', route(AgentFailedBody), async (req, reply) => {
     const b = (req.body ?? {}) as Record<string, unknown>;
     const ok = await ctx.sessions.agentFailed(
       String(b.sessionId ?? ''),
       bearer(req),
       String(b.reason ?? 'the app failed to start'),
     );
-    return ok ? { ok: true } : reply.code(403).send({ error: 'refused' });
+    if (ok) return { ok: true };
+    await refused(req, 'failed', 'unknown session or wrong secret');
+    return reply.code(403).send({ error: 'refused' });
   });
 }

@@ -1,4 +1,6 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { LoginBody, LogoutBody } from '../../api/auth.ts';
 import { decideAccess } from '../../auth/access.ts';
 import { ProviderUnavailable } from '../../auth/providers.ts';
 import { findUserByName, toUser, type User, updateUser, upsertExternalUser } from '../../db/users.ts';
@@ -44,6 +46,15 @@ export async function endWebSessions(ctx: AppContext, userId: number, sessionId?
   for (const f of signOutListeners(ctx)) f(userId, sessionId);
 }
 
+/**
+ * A browser session ended on another gateway sharing the database (src/server/shared.ts): the WebSockets
+ * and event streams opened with it here close too.
+ */
+export function signedOutElsewhere(ctx: AppContext, userId: number, sessionId: string): void {
+  ctx.proxy.closeWebSockets(userId, sessionId);
+  for (const f of signOutListeners(ctx)) f(userId, sessionId);
+}
+
 type SignOutListener = (userId: number, sessionId?: string) => void;
 
 function signOutListeners(ctx: AppContext): Set<SignOutListener> {
@@ -83,30 +94,21 @@ export function meView(user: User) {
   };
 }
 
-export function registerAuthRoutes(app: FastifyInstance, ctx: AppContext): void {
+export function registerAuthRoutes(fastify: FastifyInstance, ctx: AppContext): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.get('/api/auth/methods', async () => ({
     local: ctx.passwordProviders.length > 0,
     passwordLabel: ctx.cfg.auth.ldap?.label ?? 'Sign in',
     oidc: ctx.cfg.auth.oidc ? { label: ctx.cfg.auth.oidc.label, url: '/api/auth/oidc/start' } : null,
   }));
 
-  app.post('/api/login', async (req, reply) => {
-    const body = (req.body ?? {}) as { username?: unknown; password?: unknown };
+  // Before sign-in there is no CSRF token: the Origin check (login CSRF) is the route's, in onRequest.
+  // Sign-in attempts have their own limits, per address and per user name.
+  const loginRoute = { config: { csrf: 'origin', rateLimit: false }, schema: { body: LoginBody } } as const;
+  app.post('/api/login', loginRoute, async (req, reply) => {
     const ip = clientIp(req);
-    const username = typeof body.username === 'string' ? body.username.trim() : '';
-    const password = typeof body.password === 'string' ? body.password : '';
-    if (req.headers.origin) {
-      try {
-        if (
-          new URL(req.headers.origin).host !== req.headers.host &&
-          new URL(req.headers.origin).host !== new URL(ctx.publicUrl()).host
-        ) {
-          return reply.code(403).send({ error: 'cross-origin sign-in refused' });
-        }
-      } catch {
-        return reply.code(403).send({ error: 'cross-origin sign-in refused' });
-      }
-    }
+    const username = req.body?.username?.trim() ?? '';
+    const password = req.body?.password ?? '';
     if (!username || !password || username.length > 100 || password.length > 1000) {
       return reply
         .code(400)
@@ -221,8 +223,8 @@ export function registerAuthRoutes(app: FastifyInstance, ctx: AppContext): void 
     return reply.code(401).send({ error: 'wrong user name or password' });
   });
 
-  app.post('/api/logout', async (req, reply) => {
-    const everywhere = ((req.body ?? {}) as { everywhere?: boolean }).everywhere === true;
+  app.post('/api/logout', { schema: { body: LogoutBody } }, async (req, reply) => {
+    const everywhere = req.body?.everywhere === true;
     if (req.webSession) {
       await endWebSessions(ctx, req.webSession.user.id, everywhere ? undefined : req.webSession.id);
       await ctx.audit.record({

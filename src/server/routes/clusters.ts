@@ -1,9 +1,12 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
+import { ClusterParams } from '../../api/clusters.ts';
 import { requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
 
 /** What the new-session form offers this user, per cluster, with the live free-resources table. */
-export function registerClusterRoutes(app: FastifyInstance, ctx: AppContext): void {
+export function registerClusterRoutes(fastify: FastifyInstance, ctx: AppContext): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.get('/api/clusters', async (req) => {
     const user = requireUser(req, 'read');
     const out = [];
@@ -41,9 +44,9 @@ export function registerClusterRoutes(app: FastifyInstance, ctx: AppContext): vo
     return { clusters: out };
   });
 
-  app.get('/api/clusters/:name/free', async (req, reply) => {
+  app.get('/api/clusters/:name/free', { schema: { params: ClusterParams } }, async (req, reply) => {
     requireUser(req, 'read');
-    const c = ctx.clusters.get((req.params as { name: string }).name);
+    const c = ctx.clusters.get(req.params.name);
     if (!c || !(await c.mayUse(req.user!))) return reply.code(404).send({ error: 'no such cluster' });
     return c.freeTable();
   });

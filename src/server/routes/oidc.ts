@@ -3,6 +3,8 @@
 // URL for POST /api/logout, back-channel logout (the provider ends our sign-ins), and the endpoint
 // agents use to keep a session's access token fresh.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AgentTokenBody } from '../../api/agent.ts';
+import { BackchannelLogoutBody, OidcCallbackQuery, OidcStartQuery } from '../../api/auth.ts';
 import { decideAccess } from '../../auth/access.ts';
 import {
   describeOidcError,
@@ -16,6 +18,7 @@ import { hashToken, newToken, safeEqual } from '../../auth/secrets.ts';
 import { findUserById, findUserByName, toUser, upsertExternalUser } from '../../db/users.ts';
 import { clientIp, cookieOf } from '../auth.ts';
 import type { AppContext } from '../context.ts';
+import { AGENT_ROUTE } from '../route-policy.ts';
 import { endWebSessions, signIn } from './auth.ts';
 
 export const OIDC_COOKIE = 'atrium_oidc';
@@ -67,7 +70,7 @@ export function registerOidc(app: FastifyInstance, ctx: AppContext): OidcRuntime
     return parts.join('; ');
   };
 
-  app.get('/api/auth/oidc/start', async (req, reply) => {
+  app.get('/api/auth/oidc/start', { schema: { querystring: OidcStartQuery } }, async (req, reply) => {
     const next = safeNext((req.query as Record<string, unknown>).next);
     const now = Date.now();
     await ctx.db.deleteFrom('oidc_login_states').where('expires_at', '<=', now).execute();
@@ -110,7 +113,7 @@ export function registerOidc(app: FastifyInstance, ctx: AppContext): OidcRuntime
     return reply.redirect(url.href);
   });
 
-  app.get('/api/auth/oidc/callback', async (req, reply) => {
+  app.get('/api/auth/oidc/callback', { schema: { querystring: OidcCallbackQuery } }, async (req, reply) => {
     const ip = clientIp(req);
     const q = (req.query ?? {}) as Record<string, unknown>;
     const rawQuery = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '';
@@ -218,13 +221,14 @@ export function registerOidc(app: FastifyInstance, ctx: AppContext): OidcRuntime
     scope.addContentTypeParser(
       'application/x-www-form-urlencoded',
       { parseAs: 'string', bodyLimit: 16_384 },
-      (_req, body, done) => done(null, new URLSearchParams(body as string)),
+      (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
     );
-    scope.post('/api/auth/oidc/backchannel-logout', async (req, reply) => {
+    // The provider's signed logout token is the credential: no browser, so no CSRF token.
+    const backchannel = { config: { csrf: false }, schema: { body: BackchannelLogoutBody } } as const;
+    scope.post('/api/auth/oidc/backchannel-logout', backchannel, async (req, reply) => {
       reply.header('cache-control', 'no-store');
       const ip = clientIp(req);
-      const form = req.body instanceof URLSearchParams ? req.body : null;
-      const token = form?.get('logout_token') ?? '';
+      const token = (req.body as BackchannelLogoutBody | null)?.logout_token ?? '';
       const refuse = (why: string) => {
         log.warn({ why, ip }, 'back-channel logout refused');
         return reply.code(400).send({ error: 'invalid_request', error_description: why });
@@ -370,7 +374,8 @@ export function registerOidc(app: FastifyInstance, ctx: AppContext): OidcRuntime
   }
 
   // An agent (with its session's heartbeat token) asks for the user's current access token.
-  app.post('/api/agent/token', { bodyLimit: 4096 }, async (req, reply: FastifyReply) => {
+  const tokenRoute = { bodyLimit: 4096, config: AGENT_ROUTE, schema: { body: AgentTokenBody } };
+  app.post('/api/agent/token', tokenRoute, async (req, reply: FastifyReply) => {
     if (!cfg.passTokensToSessions)
       return reply.code(404).send({ error: 'tokens are not passed to sessions here' });
     const b = (req.body ?? {}) as Record<string, unknown>;

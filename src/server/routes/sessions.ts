@@ -1,8 +1,11 @@
-import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { NewSessionBody, SessionParams } from '../../api/sessions.ts';
 import type { SessionRequest } from '../../core/request.ts';
 import { REASONS } from '../../core/session-machine.ts';
 import { sessionEvents } from '../../db/sessions.ts';
 import { RequestError } from '../../sessions/service.ts';
+import { sessionLogText } from '../../sessions/session-log.ts';
 import { clientIp, HttpError, requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
 
@@ -14,14 +17,16 @@ function num(v: unknown): number {
   return Number.NaN;
 }
 
-function str(v: unknown): string | undefined {
-  if (v === undefined || v === null || v === '') return undefined;
-  return typeof v === 'string' ? v : String(v);
+function str(v: string | null | undefined): string | undefined {
+  return v === undefined || v === null || v === '' ? undefined : v;
 }
 
-/** Turns a posted form (strings or numbers) into a request; validation proper happens in the service. */
-export function parseSessionRequest(body: unknown): SessionRequest {
-  const b = (body ?? {}) as Record<string, unknown>;
+/**
+ * Turns a posted form (strings or numbers, types checked by the route's schema) into a request;
+ * validation proper happens in the service.
+ */
+export function parseSessionRequest(body: NewSessionBody | null): SessionRequest {
+  const b = body ?? {};
   return {
     cluster: str(b.cluster) ?? '',
     app: str(b.app) ?? '',
@@ -34,7 +39,7 @@ export function parseSessionRequest(body: unknown): SessionRequest {
               .split(',')
               .map((a) => a.trim())
               .filter(Boolean)
-          : (b.extraApps as string[]),
+          : b.extraApps,
     environment: str(b.environment),
     cores: num(b.cores),
     memoryGb: num(b.memoryGb),
@@ -47,13 +52,14 @@ export function parseSessionRequest(body: unknown): SessionRequest {
   };
 }
 
-export function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): void {
+export function registerSessionRoutes(fastify: FastifyInstance, ctx: AppContext): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.get('/api/sessions', async (req) => {
     const user = requireUser(req, 'sessions');
     return { sessions: await ctx.sessions.listFor(user) };
   });
 
-  app.post('/api/sessions', async (req, reply) => {
+  app.post('/api/sessions', { schema: { body: NewSessionBody } }, async (req, reply) => {
     const user = requireUser(req, 'sessions');
     try {
       const view = await ctx.sessions.create(user, parseSessionRequest(req.body), clientIp(req));
@@ -66,9 +72,9 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): vo
     }
   });
 
-  app.get('/api/sessions/:id', async (req) => {
+  app.get('/api/sessions/:id', { schema: { params: SessionParams } }, async (req) => {
     const user = requireUser(req, 'sessions');
-    const { id } = req.params as { id: string };
+    const { id } = req.params;
     const row = ID_RE.test(id) ? await ctx.sessions.getOwned(user, id) : undefined;
     if (!row) throw new HttpError(404, 'no such session');
     const events = await sessionEvents(ctx.db, id);
@@ -78,14 +84,30 @@ export function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): vo
     };
   });
 
-  const stop = async (req: import('fastify').FastifyRequest) => {
+  // The whole log of a session (job output, agent and app), for its owner only; as plain text, so the
+  // card's link opens it in a tab. Others get the same 404 as for a session that does not exist.
+  app.get('/api/sessions/:id/log', async (req, reply) => {
     const user = requireUser(req, 'sessions');
     const { id } = req.params as { id: string };
+    const row = ID_RE.test(id) ? await ctx.sessions.getOwned(user, id) : undefined;
+    if (!row) throw new HttpError(404, 'no such session');
+    const parts = await ctx.sessions.log(row);
+    if (!parts)
+      throw new HttpError(404, "this session's log is on its node, where the gateway cannot read it");
+    return reply
+      .type('text/plain; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .send(sessionLogText(parts));
+  });
+
+  const stop = async (req: FastifyRequest<{ Params: SessionParams }>) => {
+    const user = requireUser(req, 'sessions');
+    const { id } = req.params;
     const row = ID_RE.test(id) ? await ctx.sessions.getOwned(user, id) : undefined;
     if (!row) throw new HttpError(404, 'no such session');
     const updated = await ctx.sessions.stop(row, REASONS.stoppedByUser, { user, ip: clientIp(req) });
     return { session: await ctx.sessions.view(updated) };
   };
-  app.delete('/api/sessions/:id', stop);
-  app.post('/api/sessions/:id/stop', stop);
+  app.delete('/api/sessions/:id', { schema: { params: SessionParams } }, stop);
+  app.post('/api/sessions/:id/stop', { schema: { params: SessionParams } }, stop);
 }

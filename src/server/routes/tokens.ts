@@ -1,8 +1,10 @@
 // API tokens a user creates to drive the API from scripts. The token is shown once, stored as its
 // hash, limited to scopes, expires, and can be revoked. Only a signed-in browser creates tokens (a
 // stolen token cannot mint more); a token may revoke itself.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Selectable } from 'kysely';
+import { NewTokenBody, TokenParams } from '../../api/tokens.ts';
 import { hashToken } from '../../auth/secrets.ts';
 import { MAX_ACTIVE_TOKENS, newApiToken, parseTokenRequest } from '../../auth/tokens.ts';
 import type { ApiTokensTable } from '../../db/schema.ts';
@@ -23,7 +25,8 @@ function view(r: TokenRow) {
   };
 }
 
-export function registerTokenRoutes(app: FastifyInstance, ctx: AppContext): void {
+export function registerTokenRoutes(fastify: FastifyInstance, ctx: AppContext): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   app.get('/api/tokens', async (req) => {
     const user = requireUser(req);
     const rows = await ctx.db
@@ -35,7 +38,7 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: AppContext): void
     return { tokens: rows.map(view) };
   });
 
-  app.post('/api/tokens', async (req, reply) => {
+  app.post('/api/tokens', { schema: { body: NewTokenBody } }, async (req, reply) => {
     const user = requireBrowser(req);
     const parsed = parseTokenRequest(req.body, ctx.cfg.auth.apiTokenMaxDays);
     if (!parsed.ok) return reply.code(400).send({ error: parsed.error, field: parsed.field });
@@ -78,9 +81,9 @@ export function registerTokenRoutes(app: FastifyInstance, ctx: AppContext): void
     return reply.code(201).send({ token, info: view(row) });
   });
 
-  app.delete('/api/tokens/:id', async (req) => {
+  app.delete('/api/tokens/:id', { schema: { params: TokenParams } }, async (req) => {
     const user = requireUser(req);
-    const id = Number((req.params as { id: string }).id);
+    const id = Number(req.params.id);
     const row = Number.isSafeInteger(id)
       ? await ctx.db
           .selectFrom('api_tokens')

@@ -1,0 +1,13 @@
+// The API contract: the typebox schema of what each route takes (body, query, path parameters), one
+// file per area, and the error reply every refusal uses. The server validates every request with these
+// before a handler runs (src/server/validation.ts), so a handler only ever sees the types named here.
+export * from './admin.ts';
+export * from './agent.ts';
+export * from './auth.ts';
+export * from './clusters.ts';
+export * from './common.ts';
+export * from './files.ts';
+export * from './jobs.ts';
+export * from './notifications.ts';
+export * from './sessions.ts';
+export * from './tokens.ts';
