@@ -16,34 +16,29 @@ import {
   requestStop,
   setDrained,
 } from '../admin/store.ts';
-import { ConfigError, databaseUrl, type LoadedConfig, loadConfig } from '../config/load.ts';
+import type { LoadedConfig } from '../config/load.ts';
 import { isActive, type SessionState } from '../core/session-machine.ts';
 import { AuditLog } from '../db/audit.ts';
-import { type Db, openDb } from '../db/index.ts';
+import type { Db } from '../db/index.ts';
 import { getSession, listAllSessions } from '../db/sessions.ts';
-
-const configOption = () => new Option('-c, --config <file>', 'configuration file (YAML); env ATRIUM_CONFIG');
+import { type CliConfigOptions, cliConfig, configOption, dataDirOption, openCliDb } from './options.ts';
 
 function fail(msg: string): never {
   process.stderr.write(`${msg}\n`);
   process.exit(2);
 }
 
-function configOf(opts: { config?: string }): LoadedConfig {
-  try {
-    return loadConfig(opts.config ?? process.env.ATRIUM_CONFIG);
-  } catch (e) {
-    if (e instanceof ConfigError) fail(e.message);
-    throw e;
-  }
-}
-
+/** Runs `f` on the database; commands that change it (`writes`) say which file, on stderr. */
 async function withDb<T>(
-  opts: { config?: string },
+  opts: CliConfigOptions,
   f: (db: Db, cfg: LoadedConfig) => Promise<T>,
+  writes = false,
 ): Promise<T> {
-  const cfg = configOf(opts);
-  const db = await openDb(databaseUrl(cfg));
+  const cfg = cliConfig(opts);
+  const db = await openCliDb(
+    cfg,
+    writes ? (l) => process.stderr.write(`atrium: database ${l}\n`) : undefined,
+  );
   try {
     return await f(db, cfg);
   } finally {
@@ -110,9 +105,10 @@ export function registerAdminCommands(program: Command): void {
     .command('sessions')
     .description('list sessions of every user (active ones; --all for recent ended ones too)')
     .addOption(configOption())
+    .addOption(dataDirOption())
     .option('--all', 'include ended and failed sessions')
     .option('--json', 'as JSON')
-    .action((opts: { config?: string; all?: boolean; json?: boolean }) =>
+    .action((opts: CliConfigOptions & { all?: boolean; json?: boolean }) =>
       withDb(opts, async (db) => {
         const rows = (await listAllSessions(db, 1000)).filter(
           (r) => opts.all || isActive(r.state as SessionState),
@@ -148,8 +144,9 @@ export function registerAdminCommands(program: Command): void {
     .command('jobs')
     .description('list batch jobs of every user')
     .addOption(configOption())
+    .addOption(dataDirOption())
     .option('--json', 'as JSON')
-    .action((opts: { config?: string; json?: boolean }) =>
+    .action((opts: CliConfigOptions & { json?: boolean }) =>
       withDb(opts, async (db) => {
         const jobs = await allJobs(db);
         if (opts.json) return print(JSON.stringify(jobs, null, 2));
@@ -176,25 +173,30 @@ export function registerAdminCommands(program: Command): void {
     .description('stop a session (its owner sees "stopped by an administrator"); the running gateway does it')
     .argument('<session>', 'session id')
     .addOption(configOption())
+    .addOption(dataDirOption())
     .option('--no-wait', 'do not wait for the gateway to take the request')
-    .action((id: string, opts: { config?: string; wait?: boolean }) =>
-      withDb(opts, async (db) => {
-        const row = /^[a-z0-9]{4,32}$/.test(id) ? await getSession(db, id) : undefined;
-        if (!row) fail(`session: no session "${id}"`);
-        if (!isActive(row.state as SessionState)) return print(`session ${id} is already ${row.state}`);
-        await requestStop(db, id, actor());
-        if (opts.wait === false)
-          return print(`stop of ${id} requested; the gateway carries it out within seconds`);
-        const deadline = Date.now() + 15_000;
-        while (Date.now() < deadline) {
-          const cur = await getSession(db, id);
-          if (cur && (cur.state === 'ending' || !isActive(cur.state as SessionState))) {
-            return print(`session ${id} is ${cur.state}: ${cur.reason ?? ''}`);
+    .action((id: string, opts: CliConfigOptions & { wait?: boolean }) =>
+      withDb(
+        opts,
+        async (db) => {
+          const row = /^[a-z0-9]{4,32}$/.test(id) ? await getSession(db, id) : undefined;
+          if (!row) fail(`session: no session "${id}"`);
+          if (!isActive(row.state as SessionState)) return print(`session ${id} is already ${row.state}`);
+          await requestStop(db, id, actor());
+          if (opts.wait === false)
+            return print(`stop of ${id} requested; the gateway carries it out within seconds`);
+          const deadline = Date.now() + 15_000;
+          while (Date.now() < deadline) {
+            const cur = await getSession(db, id);
+            if (cur && (cur.state === 'ending' || !isActive(cur.state as SessionState))) {
+              return print(`session ${id} is ${cur.state}: ${cur.reason ?? ''}`);
+            }
+            await new Promise((r) => setTimeout(r, 300));
           }
-          await new Promise((r) => setTimeout(r, 300));
-        }
-        print(`stop of ${id} requested; no running gateway took it yet (it will when it runs)`);
-      }),
+          print(`stop of ${id} requested; no running gateway took it yet (it will when it runs)`);
+        },
+        true,
+      ),
     );
 
   for (const [name, drained] of [
@@ -208,16 +210,21 @@ export function registerAdminCommands(program: Command): void {
       )
       .argument('<cluster>', 'cluster name')
       .addOption(configOption())
-      .action((cluster: string, opts: { config?: string }) =>
-        withDb(opts, async (db, cfg) => {
-          if (!cfg.clusters.some((c) => c.name === cluster))
-            fail(
-              `cluster: no cluster "${cluster}" (configured: ${cfg.clusters.map((c) => c.name).join(', ')})`,
-            );
-          await setDrained(db, cluster, drained);
-          await audit(db, drained ? 'admin.cluster.drain' : 'admin.cluster.undrain', cluster);
-          print(`${cluster}: ${drained ? 'drained (closed for new sessions)' : 'open for new sessions'}`);
-        }),
+      .addOption(dataDirOption())
+      .action((cluster: string, opts: CliConfigOptions) =>
+        withDb(
+          opts,
+          async (db, cfg) => {
+            if (!cfg.clusters.some((c) => c.name === cluster))
+              fail(
+                `cluster: no cluster "${cluster}" (configured: ${cfg.clusters.map((c) => c.name).join(', ')})`,
+              );
+            await setDrained(db, cluster, drained);
+            await audit(db, drained ? 'admin.cluster.drain' : 'admin.cluster.undrain', cluster);
+            print(`${cluster}: ${drained ? 'drained (closed for new sessions)' : 'open for new sessions'}`);
+          },
+          true,
+        ),
       );
   }
 
@@ -225,7 +232,8 @@ export function registerAdminCommands(program: Command): void {
     .command('clusters')
     .description('list clusters and whether they are drained')
     .addOption(configOption())
-    .action((opts: { config?: string }) =>
+    .addOption(dataDirOption())
+    .action((opts: CliConfigOptions) =>
       withDb(opts, async (db, cfg) => {
         const flags = await drainFlags(db);
         print(
@@ -249,32 +257,39 @@ export function registerAdminCommands(program: Command): void {
     .description("post an announcement on every user's dashboard")
     .argument('<text>', 'the message')
     .addOption(configOption())
+    .addOption(dataDirOption())
     .option('--until <when>', 'take it down then: an ISO time or a duration (30m, 2h, 3d)')
     .addOption(
       new Option('--level <level>', 'how it is shown').choices([...ANNOUNCEMENT_LEVELS]).default('info'),
     )
-    .action((text: string, opts: { config?: string; until?: string; level: AnnouncementLevel }) =>
-      withDb(opts, async (db) => {
-        const expiresAt = opts.until === undefined ? null : parseUntil(opts.until);
-        if (opts.until !== undefined && expiresAt === null) fail('until: an ISO time or a duration like 2h');
-        const problem = checkAnnouncement(text, opts.level, expiresAt);
-        if (problem) fail(problem);
-        const id = await createAnnouncement(db, {
-          message: text,
-          level: opts.level,
-          expiresAt,
-          authorUserId: null,
-        });
-        await audit(db, 'admin.announcement.create', String(id), { level: opts.level, expiresAt });
-        print(`announcement ${id} posted${expiresAt ? ` until ${when(expiresAt)} UTC` : ''}`);
-      }),
+    .action((text: string, opts: CliConfigOptions & { until?: string; level: AnnouncementLevel }) =>
+      withDb(
+        opts,
+        async (db) => {
+          const expiresAt = opts.until === undefined ? null : parseUntil(opts.until);
+          if (opts.until !== undefined && expiresAt === null)
+            fail('until: an ISO time or a duration like 2h');
+          const problem = checkAnnouncement(text, opts.level, expiresAt);
+          if (problem) fail(problem);
+          const id = await createAnnouncement(db, {
+            message: text,
+            level: opts.level,
+            expiresAt,
+            authorUserId: null,
+          });
+          await audit(db, 'admin.announcement.create', String(id), { level: opts.level, expiresAt });
+          print(`announcement ${id} posted${expiresAt ? ` until ${when(expiresAt)} UTC` : ''}`);
+        },
+        true,
+      ),
     );
 
   admin
     .command('announcements')
     .description('list announcements (active and past)')
     .addOption(configOption())
-    .action((opts: { config?: string }) =>
+    .addOption(dataDirOption())
+    .action((opts: CliConfigOptions) =>
       withDb(opts, async (db) => {
         const list = await allAnnouncements(db);
         if (list.length === 0) return print('no announcements');
@@ -299,12 +314,17 @@ export function registerAdminCommands(program: Command): void {
     .description('take an announcement down')
     .argument('<id>', 'announcement id')
     .addOption(configOption())
-    .action((id: string, opts: { config?: string }) =>
-      withDb(opts, async (db) => {
-        if (!/^\d+$/.test(id) || !(await expireAnnouncement(db, Number(id))))
-          fail(`id: no announcement ${id}`);
-        await audit(db, 'admin.announcement.expire', id);
-        print(`announcement ${id} taken down`);
-      }),
+    .addOption(dataDirOption())
+    .action((id: string, opts: CliConfigOptions) =>
+      withDb(
+        opts,
+        async (db) => {
+          if (!/^\d+$/.test(id) || !(await expireAnnouncement(db, Number(id))))
+            fail(`id: no announcement ${id}`);
+          await audit(db, 'admin.announcement.expire', id);
+          print(`announcement ${id} taken down`);
+        },
+        true,
+      ),
     );
 }

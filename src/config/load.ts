@@ -6,6 +6,7 @@ import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 
 import { BUILTIN_APPS } from '../apps/builtin.ts';
 import { buildCatalogue, type CatalogueEntry } from '../apps/catalogue.ts';
 import type { AppDefinition } from '../apps/types.ts';
+import { backendNames, backendOf } from '../scheduler/registry.ts';
 import {
   type AppConfig,
   AppSchema,
@@ -120,10 +121,16 @@ export function parseConfig(text: string, file = '(inline)', baseDir = process.c
     });
     if (names.has(c.name)) problems.push({ ...at('name'), message: `duplicate cluster name "${c.name}"` });
     names.add(c.name);
-    if (c.backend === 'slurm' && !c.slurm)
-      problems.push({ ...at('slurm'), message: 'a slurm cluster needs a "slurm:" section' });
-    if (c.backend === 'ssh' && !c.ssh)
-      problems.push({ ...at('ssh'), message: 'an ssh cluster needs an "ssh:" section' });
+    const backend = backendOf(c.backend);
+    if (!backend) {
+      problems.push({
+        ...at('backend'),
+        message: `unknown backend "${c.backend}" (known: ${backendNames().join(', ')})`,
+      });
+    } else if (backend.settingsKey && !c[backend.settingsKey]) {
+      const k = backend.settingsKey;
+      problems.push({ ...at(k), message: `a ${c.backend} cluster needs a "${k}:" section` });
+    }
     if (c.defaultHours > c.maxHours) {
       problems.push({ ...at('defaultHours'), message: `must not exceed maxHours (${c.maxHours})` });
     }
@@ -163,7 +170,10 @@ export function parseConfig(text: string, file = '(inline)', baseDir = process.c
   }
   if (problems.length > 0) throw new ConfigError(file, problems);
 
-  cfg.dataDir = path.resolve(baseDir, cfg.dataDir);
+  // A dataDir written in the file is relative to the file; the default one (./data) to the working
+  // directory, as without a file, so `-c /dev/null` or a file in /etc never puts data next to itself.
+  const dataDirGiven = (raw as Record<string, unknown>).dataDir !== undefined;
+  cfg.dataDir = path.resolve(dataDirGiven ? baseDir : process.cwd(), cfg.dataDir);
 
   // The catalogue: built-ins, then the apps file, then inline entries (later ones win).
   const entries: CatalogueEntry[] = [];

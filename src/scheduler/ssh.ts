@@ -11,7 +11,7 @@
 // - cancel: `ssh -l <user> <host> -- kill -TERM <pid>` as the owner.
 import os from 'node:os';
 import type { ClusterConfig } from '../config/schema.ts';
-import { shellQuote } from './slurm/commands.ts';
+import { setupLines, shellQuote } from './slurm/commands.ts';
 import {
   type CommandRunner,
   describeFailure,
@@ -120,7 +120,7 @@ export function buildLaunchScript(
   lines.push(
     '(',
     `  echo "atrium: session ${sub.sessionId} started over ssh on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ)"`,
-    ...(sub.setup ?? []),
+    ...setupLines(sub.setup ?? []),
     `  exec setsid ${[...sub.agentArgv, ...marker].map(q).join(' ')}`,
     ') </dev/null >>"$__atrium_log" 2>&1 &',
     'echo "atrium-pid: $!"',

@@ -63,9 +63,24 @@ function pidsOfSession(id: string): number[] {
   return out;
 }
 
-/** The `atrium` command line as alice. */
+/**
+ * The `atrium` command line as alice, as her sessions have it: the checkout's, or the gateway's copy in
+ * runtimeDir when users cannot read the checkout (e.g. a clone under /root).
+ */
 function atriumAsAlice(...args: string[]) {
-  return spawnSync('runuser', ['-u', 'alice', '--', `${ROOT}/bin/atrium`, ...args], { encoding: 'utf8' });
+  const placed = gw
+    .log()
+    .split('\n')
+    .map((l) => {
+      try {
+        return JSON.parse(l) as { msg?: string; dir?: string };
+      } catch {
+        return null;
+      }
+    })
+    .find((j) => j?.msg === "sessions use a copy of Atrium's files in runtimeDir");
+  const atrium = placed?.dir ? path.join(placed.dir, 'bin', 'atrium') : `${ROOT}/bin/atrium`;
+  return spawnSync('runuser', ['-u', 'alice', '--', atrium, ...args], { encoding: 'utf8' });
 }
 
 function sessionDir(id: string): string {

@@ -37,6 +37,25 @@ let httpsPort: number;
 let httpPort: number;
 let alice: Client;
 
+let untrust: (() => void) | undefined;
+
+/**
+ * This test's fetch() trusts its self-signed certificate, and only it: fetch's dispatcher (undici, in
+ * Node) is swapped for one with that `ca`, instead of turning verification off for the whole process
+ * (NODE_TLS_REJECT_UNAUTHORIZED=0, which every child would inherit and Node warns about).
+ */
+function trustOnly(ca: Buffer): void {
+  const key = Symbol.for('undici.globalDispatcher.1');
+  const g = globalThis as unknown as Record<symbol, object | undefined>;
+  const previous = g[key];
+  if (!previous) throw new Error("fetch's dispatcher is not set up yet");
+  const Agent = previous.constructor as new (opts: { connect: { ca: Buffer } }) => object;
+  g[key] = new Agent({ connect: { ca } });
+  untrust = () => {
+    g[key] = previous;
+  };
+}
+
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port }, () => {
@@ -49,8 +68,6 @@ function portOpen(port: number): Promise<boolean> {
 
 describe.skipIf(why !== null)('nginx in front (the role template)', () => {
   beforeAll(async () => {
-    // The certificate is self-signed: this test process accepts it.
-    process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-nginx-'));
     execFileSync(
       'openssl',
@@ -64,6 +81,8 @@ describe.skipIf(why !== null)('nginx in front (the role template)', () => {
         '1',
         '-subj',
         '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
         '-keyout',
         path.join(dir, 'key.pem'),
         '-out',
@@ -139,6 +158,7 @@ describe.skipIf(why !== null)('nginx in front (the role template)', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     alice = new Client(`https://127.0.0.1:${httpsPort}`);
+    trustOnly(fs.readFileSync(path.join(dir, 'cert.pem')));
   });
 
   afterAll(async () => {
@@ -154,6 +174,7 @@ describe.skipIf(why !== null)('nginx in front (the role template)', () => {
       await exited;
     }
     await gw?.stop();
+    if (untrust) untrust();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -171,7 +192,9 @@ describe.skipIf(why !== null)('nginx in front (the role template)', () => {
     });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     const s = await waitForState(alice, (r.body as { session: SessionView }).session.id, ['running'], 90_000);
-    const rt = await kernelRoundTrip(`https://127.0.0.1:${httpsPort}${s.url}`, alice.cookie);
+    const rt = await kernelRoundTrip(`https://127.0.0.1:${httpsPort}${s.url}`, alice.cookie, 'print(6*7)', {
+      ca: fs.readFileSync(path.join(dir, 'cert.pem')),
+    });
     expect(rt.stdout.trim()).toBe('42');
     await alice.del(`/api/sessions/${s.id}`);
     await waitForState(alice, s.id, ['ended'], 30_000);

@@ -1,6 +1,6 @@
 // The README's run command on this machine: the embedded default starts, the first start creates an
 // admin account and prints how to sign in, and that account works.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,5 +59,29 @@ describe('the run command (bash scripts/run.sh)', () => {
     const page = await fetch(`http://127.0.0.1:${port}/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<div id="root">');
+    // None of our warnings (framework deprecations, insecure TLS...) on the way.
+    expect(out).not.toMatch(/Warning|DEP\d|deprecated/i);
+  });
+
+  it('with an unsupported Node.js (Debian 12 has 18), says how to get a supported one', () => {
+    const bin = path.join(dir, 'old-node');
+    fs.mkdirSync(bin);
+    // Answers like Node 18: its version, and a failed check of it.
+    fs.writeFileSync(
+      path.join(bin, 'node'),
+      '#!/bin/sh\ncase "$1" in --version) echo v18.19.0 ;; *) exit 1 ;; esac\n',
+      {
+        mode: 0o755,
+      },
+    );
+    const r = spawnSync('bash', ['scripts/run.sh'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` },
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('Node.js v18.19.0');
+    expect(r.stderr).toContain('https://deb.nodesource.com/setup_22.x');
+    expect(r.stderr).toContain('https://nodejs.org/');
   });
 });

@@ -238,6 +238,12 @@ describe('web UI: sign in, start Jupyter, run a notebook cell, stop', () => {
     await visible(ended);
     expect(await ended.textContent()).toContain('ended');
     expect(await ended.textContent()).toContain('stopped by you');
+    // Its whole log opens from the card (the owner's, as text).
+    const logLink = ended.getByRole('link', { name: /^Log of/ });
+    expect(await logLink.getAttribute('href')).toBe(`/api/sessions/${sessionId}/log`);
+    const log = await page.request.get(`${gw.url}/api/sessions/${sessionId}/log`);
+    expect(log.status()).toBe(200);
+    expect(await log.text()).toContain(`==> ~/.atrium/sessions/${sessionId}/app.log <==`);
     const id = sessionId!;
     await waitFor(() => pidsOfSession(id).length === 0, 20_000, 'the session processes to exit');
   });

@@ -19,17 +19,18 @@ export async function createKernel(sessionUrl: string, auth: JupyterAuth): Promi
   return ((await r.json()) as { id: string }).id;
 }
 
-/** Runs `code` in the kernel and resolves with its stdout. */
+/** Runs `code` in the kernel and resolves with its stdout. `tls`: e.g. the `ca` a wss:// URL needs. */
 export function runInKernel(
   sessionUrl: string,
   auth: JupyterAuth,
   kernelId: string,
   code: string,
   timeoutMs = 60_000,
+  tls: { ca?: string | Buffer } = {},
 ): Promise<string> {
   const wsUrl = `${sessionUrl.replace(/^http/, 'ws')}api/kernels/${kernelId}/channels?session_id=${crypto.randomUUID()}`;
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, { headers: headersOf(auth) });
+    const ws = new WebSocket(wsUrl, { headers: headersOf(auth), ...tls });
     const msgId = crypto.randomUUID();
     let out = '';
     const timer = setTimeout(() => {
@@ -94,9 +95,10 @@ export async function kernelRoundTrip(
   sessionUrl: string,
   auth: JupyterAuth,
   code = 'print(6*7)',
+  tls: { ca?: string | Buffer } = {},
 ): Promise<{ kernelId: string; stdout: string }> {
   const kernelId = await createKernel(sessionUrl, auth);
-  const stdout = await runInKernel(sessionUrl, auth, kernelId, code);
+  const stdout = await runInKernel(sessionUrl, auth, kernelId, code, 60_000, tls);
   return { kernelId, stdout };
 }
 
