@@ -1,16 +1,38 @@
 // The one configuration file, as a JSON schema (typebox). Defaults live here, so an empty file is a
 // working embedded setup: SQLite, the local backend, local accounts.
-import Type, { type Static } from 'typebox';
+import Type, { type Static, type TSchema } from 'typebox';
+
+/**
+ * The schema with a description for the configuration reference (docs/configuration.md is generated
+ * from these). A copy, so shared pieces (`Name`) keep no description of one key, and property
+ * descriptors are kept, so `Type.Optional` stays optional.
+ */
+function doc<T extends TSchema>(description: string, schema: T): T {
+  const copy = Object.create(Object.getPrototypeOf(schema)) as T;
+  Object.defineProperties(copy, Object.getOwnPropertyDescriptors(schema));
+  Object.defineProperty(copy, 'description', {
+    value: description,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
+  return copy;
+}
 
 const Name = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' });
 
 const AppReadiness = Type.Object(
   {
-    http: Type.Optional(Type.String()),
-    rfb: Type.Optional(Type.Boolean()),
-    tcp: Type.Optional(Type.Boolean()),
-    /** 120 when absent (applied after merging with a built-in app). */
-    timeoutSeconds: Type.Optional(Type.Number({ minimum: 1 })),
+    http: doc(
+      "Ready when an HTTP GET of this path (under the session's base URL) answers below 500.",
+      Type.Optional(Type.String()),
+    ),
+    rfb: doc("Ready when the port speaks VNC's RFB protocol (desktops).", Type.Optional(Type.Boolean())),
+    tcp: doc('Ready when the port accepts a TCP connection.', Type.Optional(Type.Boolean())),
+    timeoutSeconds: doc(
+      'How long the agent waits for the app to be ready before the session fails; 120 when absent (applied after merging with a built-in app).',
+      Type.Optional(Type.Number({ minimum: 1 })),
+    ),
   },
   { additionalProperties: false },
 );
@@ -23,307 +45,726 @@ const AppReadiness = Type.Object(
  */
 export const AppSchema = Type.Object(
   {
-    id: Name,
-    name: Type.Optional(Type.String({ minLength: 1 })),
-    description: Type.Optional(Type.String()),
-    icon: Type.Optional(Type.String()),
-    command: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
-    env: Type.Optional(Type.Record(Type.String(), Type.String())),
-    prefix: Type.Optional(Type.Union([Type.Literal('keep'), Type.Literal('strip')])),
-    ready: Type.Optional(AppReadiness),
-    upstreamHeaders: Type.Optional(Type.Record(Type.String(), Type.String())),
-    transport: Type.Optional(Type.Union([Type.Literal('http'), Type.Literal('rfb')])),
-    unixSocket: Type.Optional(Type.Boolean()),
-    stop: Type.Optional(
-      Type.Object(
-        {
-          signal: Type.Optional(
-            Type.Union([Type.Literal('SIGTERM'), Type.Literal('SIGINT'), Type.Literal('SIGHUP')]),
-          ),
-          graceSeconds: Type.Optional(Type.Number({ minimum: 0 })),
-        },
-        { additionalProperties: false },
+    id: doc(
+      "The app's id: a built-in app's id (jupyter, vscode, desktop, terminal, shiny) changes that app; a new one adds an app.",
+      Name,
+    ),
+    name: doc('Shown on the form and the session card.', Type.Optional(Type.String({ minLength: 1 }))),
+    description: doc('One line on the form.', Type.Optional(Type.String())),
+    icon: doc('Path or URL of an icon shown on the form.', Type.Optional(Type.String())),
+    command: doc(
+      'argv of the app (no shell); placeholders `{port}`, `{socket}`, `{base_url}`, `{token}`, `{session_dir}` are filled in by the agent.',
+      Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
+    ),
+    env: doc(
+      'Environment variables for the app (placeholders as in `command`).',
+      Type.Optional(Type.Record(Type.String(), Type.String())),
+    ),
+    prefix: doc(
+      "`keep`: the app is told its base URL and gets full paths; `strip`: the gateway removes the session's prefix before passing requests on.",
+      Type.Optional(Type.Union([Type.Literal('keep'), Type.Literal('strip')])),
+    ),
+    ready: doc(
+      'How the agent tells that the app answers (one of `http`, `rfb`, `tcp`).',
+      Type.Optional(AppReadiness),
+    ),
+    upstreamHeaders: doc(
+      'Headers the gateway adds to every request it passes to the app (placeholders as in `command`).',
+      Type.Optional(Type.Record(Type.String(), Type.String())),
+    ),
+    transport: doc(
+      '`http` (HTTP and WebSocket), or `rfb` (a VNC server the gateway bridges to noVNC over a WebSocket).',
+      Type.Optional(Type.Union([Type.Literal('http'), Type.Literal('rfb')])),
+    ),
+    unixSocket: doc(
+      'The app listens on a Unix socket (`{socket}`) instead of a TCP port: nobody else on the node can reach it.',
+      Type.Optional(Type.Boolean()),
+    ),
+    stop: doc(
+      "How the agent stops the app at the session's end.",
+      Type.Optional(
+        Type.Object(
+          {
+            signal: doc(
+              'Signal sent to the app first (default SIGTERM).',
+              Type.Optional(
+                Type.Union([Type.Literal('SIGTERM'), Type.Literal('SIGINT'), Type.Literal('SIGHUP')]),
+              ),
+            ),
+            graceSeconds: doc(
+              'Seconds before SIGKILL follows (default 5).',
+              Type.Optional(Type.Number({ minimum: 0 })),
+            ),
+          },
+          { additionalProperties: false },
+        ),
       ),
     ),
-    requires: Type.Optional(Type.Array(Type.String())),
-    clusters: Type.Optional(Type.Array(Name)),
-    openPath: Type.Optional(Type.String()),
-    /** false: not offered as an extra app next to another app in one session. */
-    extra: Type.Optional(Type.Boolean()),
-    /** true: removes the built-in app of this id. */
-    disabled: Type.Optional(Type.Boolean()),
+    requires: doc(
+      'Commands that must be installed for the app to be offered (checked where `checkInstalled` holds).',
+      Type.Optional(Type.Array(Type.String())),
+    ),
+    clusters: doc('Offered only on these clusters (all when absent).', Type.Optional(Type.Array(Name))),
+    openPath: doc(
+      "Path under the session's URL that Connect opens (e.g. `/lab` or `/vnc.html`).",
+      Type.Optional(Type.String()),
+    ),
+    extra: doc(
+      'false: not offered as an extra app next to another app in one session.',
+      Type.Optional(Type.Boolean()),
+    ),
+    disabled: doc('true: removes the built-in app of this id.', Type.Optional(Type.Boolean())),
   },
   { additionalProperties: false },
 );
 
 export const EnvironmentSchema = Type.Object(
   {
-    id: Name,
-    name: Type.String({ minLength: 1 }),
-    description: Type.String({ default: '' }),
-    /** Shell lines run in the session before the app starts (module load, source venv/bin/activate...). */
-    setup: Type.Array(Type.String(), { default: [] }),
-    /** Run every app of the session in this container image (after the setup lines). */
-    container: Type.Optional(
-      Type.Object(
-        {
-          image: Type.String({ minLength: 1 }),
-          /** apptainer, singularity, or another runtime with `<runtime> exec <args> <image> <argv>`. */
-          runtime: Type.String({ minLength: 1, default: 'apptainer' }),
-          /** e.g. ["--nv", "--bind", "/opt/atrium"]; placeholders as in app commands. */
-          args: Type.Array(Type.String(), { default: [] }),
-        },
-        { additionalProperties: false },
+    id: doc("The environment's id (letters, digits, `._-`).", Name),
+    name: doc('Shown on the form.', Type.String({ minLength: 1 })),
+    description: doc('One line on the form.', Type.String({ default: '' })),
+    setup: doc(
+      "Shell lines run in the session before the app starts (`module load pytorch`, `source /opt/envs/torch/bin/activate`); a failing line fails the session with that line's error.",
+      Type.Array(Type.String(), { default: [] }),
+    ),
+    container: doc(
+      'Run every app of the session in this container image (after the setup lines).',
+      Type.Optional(
+        Type.Object(
+          {
+            image: doc(
+              'The image (a path or a registry reference the runtime understands).',
+              Type.String({ minLength: 1 }),
+            ),
+            runtime: doc(
+              'apptainer, singularity, or another runtime with `<runtime> exec <args> <image> <argv>`.',
+              Type.String({ minLength: 1, default: 'apptainer' }),
+            ),
+            args: doc(
+              'Arguments before the image, e.g. `["--nv", "--bind", "/opt/atrium"]`; placeholders as in app commands.',
+              Type.Array(Type.String(), { default: [] }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
       ),
     ),
-    clusters: Type.Optional(Type.Array(Name)),
+    clusters: doc('Offered only on these clusters (all when absent).', Type.Optional(Type.Array(Name))),
   },
   { additionalProperties: false },
 );
 
 const Limits = Type.Object(
   {
-    maxCores: Type.Optional(Type.Integer({ minimum: 1 })),
-    maxMemoryGb: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
-    maxGpus: Type.Optional(Type.Integer({ minimum: 0 })),
+    maxCores: doc(
+      'Most cores one session may ask for (default: the machine for `local`, the largest node for Slurm).',
+      Type.Optional(Type.Integer({ minimum: 1 })),
+    ),
+    maxMemoryGb: doc(
+      'Most memory one session may ask for, in GB (default as for cores).',
+      Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    ),
+    maxGpus: doc(
+      'Most GPUs one session may ask for (default as for cores).',
+      Type.Optional(Type.Integer({ minimum: 0 })),
+    ),
   },
   { additionalProperties: false },
 );
 
 const PartitionRule = Type.Object(
   {
-    partition: Name,
-    /** The rule matches when every given condition holds. */
-    minGpus: Type.Optional(Type.Integer({ minimum: 0 })),
-    maxCores: Type.Optional(Type.Integer({ minimum: 1 })),
-    maxHours: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    partition: doc('The partition chosen when the rule matches.', Name),
+    minGpus: doc(
+      'Matches requests of at least this many GPUs. The rule matches when every given condition holds.',
+      Type.Optional(Type.Integer({ minimum: 0 })),
+    ),
+    maxCores: doc(
+      'Matches requests of at most this many cores.',
+      Type.Optional(Type.Integer({ minimum: 1 })),
+    ),
+    maxHours: doc(
+      'Matches requests of at most this many hours.',
+      Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    ),
   },
   { additionalProperties: false },
 );
 
 const SlurmSettings = Type.Object(
   {
-    /** Path of slurm.conf (sets SLURM_CONF for every command); Slurm's default when absent. */
-    conf: Type.Optional(Type.String()),
-    /** Directory of the Slurm commands; PATH when absent. */
-    binDir: Type.Optional(Type.String()),
-    /** How commands run as the user: runuser (gateway runs as root), sudo (service user with sudo rules). */
-    runAs: Type.Union([Type.Literal('runuser'), Type.Literal('sudo'), Type.Literal('none')], {
-      default: 'sudo',
-    }),
-    pollSeconds: Type.Number({ minimum: 1, default: 10 }),
-    commandTimeoutSeconds: Type.Number({ minimum: 1, default: 30 }),
-    /** Partition for sessions when no rule matches and the user picks none. */
-    partition: Type.Optional(Name),
-    /** Partitions offered on the form (all when absent). */
-    partitions: Type.Optional(Type.Array(Name)),
-    /** Automatic partition choice on the requested resources (first match wins). */
-    partitionRules: Type.Optional(Type.Array(PartitionRule)),
-    /** Accounts offered when the cluster has no accounting database. */
-    accounts: Type.Optional(Type.Array(Name)),
-    /**
-     * Admin only: run this cluster's sessions on these nodes only (a Slurm hostlist such as
-     * "node[1-4]", passed as --nodelist; the form's limits and free table then count these nodes only).
-     * Lets one Slurm cluster appear as several gateway clusters, e.g. a set of interactive nodes.
-     */
-    nodelist: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.,\\[\\]-]{0,1023}$' })),
-    /** Partitions offered for batch jobs. */
-    batchPartitions: Type.Optional(Type.Array(Name)),
-    /** The site delivers Slurm's job mail (MailProg works): users may ask for e-mail via --mail-type. */
-    mail: Type.Boolean({ default: false }),
+    conf: doc(
+      "Path of slurm.conf (sets SLURM_CONF for every command); Slurm's default when absent.",
+      Type.Optional(Type.String()),
+    ),
+    binDir: doc('Directory of the Slurm commands; PATH when absent.', Type.Optional(Type.String())),
+    runAs: doc(
+      "How commands run as the user: `runuser` (the gateway runs as root), `sudo` (a service user with sudo rules, see [slurm.md](slurm.md)), `none` (every command as the gateway's user: single-user test setups).",
+      Type.Union([Type.Literal('runuser'), Type.Literal('sudo'), Type.Literal('none')], {
+        default: 'sudo',
+      }),
+    ),
+    pollSeconds: doc(
+      'Seconds between polls (one squeue and one sinfo for the whole cluster, whatever the number of users).',
+      Type.Number({ minimum: 1, default: 10 }),
+    ),
+    commandTimeoutSeconds: doc(
+      'A Slurm command that takes longer is killed and its call fails (the poll then reports the cluster unreachable).',
+      Type.Number({ minimum: 1, default: 30 }),
+    ),
+    partition: doc(
+      'Partition for sessions when no rule matches and the user picks none.',
+      Type.Optional(Name),
+    ),
+    partitions: doc('Partitions offered on the form (all when absent).', Type.Optional(Type.Array(Name))),
+    partitionRules: doc(
+      'Automatic partition choice on the requested resources (first match wins).',
+      Type.Optional(Type.Array(PartitionRule)),
+    ),
+    accounts: doc(
+      'Accounts offered when the cluster has no accounting database.',
+      Type.Optional(Type.Array(Name)),
+    ),
+    nodelist: doc(
+      "Run this cluster's sessions on these nodes only (a Slurm hostlist such as `node[1-4]`, passed as --nodelist; the form's limits and free table then count these nodes only). Lets one Slurm cluster appear as several gateway clusters, e.g. a set of interactive nodes.",
+      Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_][A-Za-z0-9_.,\\[\\]-]{0,1023}$' })),
+    ),
+    batchPartitions: doc(
+      'Partitions offered for batch jobs ([jobs.md](jobs.md)).',
+      Type.Optional(Type.Array(Name)),
+    ),
+    mail: doc(
+      "The site delivers Slurm's job mail (MailProg works): users may ask for e-mail via --mail-type.",
+      Type.Boolean({ default: false }),
+    ),
   },
   { additionalProperties: false },
 );
 
 const SshSettings = Type.Object(
   {
-    host: Type.String({ minLength: 1 }),
-    port: Type.Integer({ minimum: 1, maximum: 65535, default: 22 }),
-    /** Private key the gateway uses (`{user}`: the user's name, for one key per user); the remote account is the user's own. */
-    keyFile: Type.Optional(Type.String()),
-    /** Address the gateway uses to reach apps on that host. */
-    address: Type.Optional(Type.String()),
-    knownHostsFile: Type.Optional(Type.String()),
-    /** ssh client binary (OpenSSH). */
-    sshCommand: Type.String({ default: '/usr/bin/ssh' }),
-    /** Account the poll logs in as (`ps` lists every user's agents); the gateway's own user when absent. */
-    pollUser: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_.-]{0,31}$' })),
-    pollSeconds: Type.Number({ minimum: 1, default: 10 }),
-    commandTimeoutSeconds: Type.Number({ minimum: 1, default: 30 }),
+    host: doc('The host sessions run on.', Type.String({ minLength: 1 })),
+    port: doc('Its ssh port.', Type.Integer({ minimum: 1, maximum: 65535, default: 22 })),
+    keyFile: doc(
+      "Private key the gateway uses (`{user}`: the user's name, for one key per user); the remote account is the user's own.",
+      Type.Optional(Type.String()),
+    ),
+    address: doc(
+      'Address the gateway uses to reach apps on that host (default: `host`).',
+      Type.Optional(Type.String()),
+    ),
+    knownHostsFile: doc(
+      "known_hosts file holding the host's key (host keys are always checked).",
+      Type.Optional(Type.String()),
+    ),
+    sshCommand: doc('ssh client binary (OpenSSH).', Type.String({ default: '/usr/bin/ssh' })),
+    pollUser: doc(
+      "Account the poll logs in as (`ps` lists every user's agents); the gateway's own user when absent.",
+      Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_.-]{0,31}$' })),
+    ),
+    pollSeconds: doc(
+      'Seconds between polls (one `ps` over ssh for every session).',
+      Type.Number({ minimum: 1, default: 10 }),
+    ),
+    commandTimeoutSeconds: doc(
+      'An ssh command that takes longer is killed and its call fails.',
+      Type.Number({ minimum: 1, default: 30 }),
+    ),
   },
   { additionalProperties: false },
 );
 
 export const ClusterSchema = Type.Object(
   {
-    name: Name,
-    title: Type.Optional(Type.String()),
-    backend: Type.Union([Type.Literal('local'), Type.Literal('slurm'), Type.Literal('ssh')]),
-    limits: Type.Optional(Limits),
-    /** Longest session, in hours (Slurm sites often allow 8 to 36). */
-    maxHours: Type.Number({ exclusiveMinimum: 0, default: 8 }),
-    defaultHours: Type.Number({ exclusiveMinimum: 0, default: 2 }),
-    /** Address the agent binds apps to on the node. */
-    bindHost: Type.String({ default: '127.0.0.1' }),
-    /** Groups allowed to use the cluster (all signed-in users when empty). */
-    allowGroups: Type.Array(Type.String(), { default: [] }),
-    /** Admins may stop new sessions here (drain). */
-    drained: Type.Boolean({ default: false }),
-    /**
-     * How the gateway reaches apps that listen on a Unix socket: `unix` connects to the socket (the
-     * nodes are this host: local backend, single-host test clusters); `relay` has the agent accept
-     * TCP on the node with a per-session secret and pass it on. Default: unix for local, else relay.
-     */
-    appSockets: Type.Optional(Type.Union([Type.Literal('unix'), Type.Literal('relay')])),
-    /** Check apps' `requires` on this host (the nodes have the same software). Default: local only. */
-    checkInstalled: Type.Optional(Type.Boolean()),
-    slurm: Type.Optional(SlurmSettings),
-    ssh: Type.Optional(SshSettings),
+    name: doc('Short name (letters, digits, `._-`), used in URLs, the API and the CLI.', Name),
+    title: doc('Shown in the UI (default: `name`).', Type.Optional(Type.String())),
+    backend: Type.String({
+      pattern: '^[a-z][a-z0-9_-]{0,31}$',
+      description:
+        'The scheduler backend, by its registered name: `local` (processes on this host), `slurm`, `ssh` (processes on one host reached by ssh), or one a site registers (src/scheduler/registry.ts).',
+    }),
+    limits: doc('Caps on what one session may ask for here.', Type.Optional(Limits)),
+    maxHours: doc(
+      'Longest session, in hours (Slurm sites often allow 8 to 36).',
+      Type.Number({ exclusiveMinimum: 0, default: 8 }),
+    ),
+    defaultHours: doc(
+      'Hours preset on the form; at most `maxHours`.',
+      Type.Number({ exclusiveMinimum: 0, default: 2 }),
+    ),
+    bindHost: doc(
+      "Address the gateway reaches the node on: the agent's relay listens there (with `appSockets: relay`, where apps on TCP ports listen on loopback behind it), else the apps. Use `0.0.0.0` (or the node's address) when the gateway is on another host.",
+      Type.String({ default: '127.0.0.1' }),
+    ),
+    allowGroups: doc(
+      "Only these groups may use the cluster (the groups from the sign-in provider, and the Unix groups of the user's account); others are not offered it and get a `cluster` error. Empty: every signed-in user.",
+      Type.Array(Type.String(), { default: [] }),
+    ),
+    drained: doc(
+      'Closed for new sessions (running ones continue). Administrators switch it at run time (admin page, `atrium admin drain`), see [admin.md](admin.md).',
+      Type.Boolean({ default: false }),
+    ),
+    appSockets: doc(
+      'How the gateway reaches apps that listen on a Unix socket: `unix` connects to the socket (the nodes are this host: local backend, single-host test clusters); `relay` has the agent accept TCP on the node with a per-session secret and pass it on. Default: unix where the backend runs sessions on this host, else relay.',
+      Type.Optional(Type.Union([Type.Literal('unix'), Type.Literal('relay')])),
+    ),
+    checkInstalled: doc(
+      "Check apps' `requires` on this host (the nodes have the same software). Default: where the backend runs sessions on this host.",
+      Type.Optional(Type.Boolean()),
+    ),
+    slurm: doc(
+      'Slurm settings (required for `backend: slurm`); see [slurm.md](slurm.md).',
+      Type.Optional(SlurmSettings),
+    ),
+    ssh: doc(
+      'ssh backend settings (required for `backend: ssh`); see [ssh.md](ssh.md).',
+      Type.Optional(SshSettings),
+    ),
+    filesHere: Type.Optional(
+      Type.Boolean({
+        description:
+          "The cluster's nodes see the gateway host's file systems at the same paths (home, project, scratch), so the Files page's folders are the cluster's: offered for \"open a terminal here\" and \"submit as a batch job\". Default: true, except for the `ssh` backend; where false, the Files page says that this cluster's files are not shown.",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
 
+const FileRootSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 64, description: 'What the Files page calls the folder.' }),
+    path: Type.String({
+      minLength: 1,
+      description:
+        "Absolute path; `~` (or `$HOME`) is the user's home directory and `$USER` their Unix user name, e.g. `/project/$USER` or `/scratch/$USER`.",
+    }),
+  },
+  { additionalProperties: false },
+);
+
+const FilesSchema = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: true,
+      description: 'Show the Files page (a file manager over `files.roots`, working as the signed-in user).',
+    }),
+    roots: Type.Array(FileRootSchema, {
+      default: [{ name: 'Home', path: '~' }],
+      minItems: 1,
+      description:
+        "The folders the Files page shows. Nothing outside them can be reached (not through a symbolic link, `..`, an encoded path or a race); inside, the user's own Unix permissions decide. A root that does not exist for a user is listed as missing.",
+    }),
+    maxUploadMb: Type.Number({
+      exclusiveMinimum: 0,
+      default: 1024,
+      description:
+        'Largest file one upload may bring, in MiB (fractions allowed). A larger upload is refused from its declared size, before anything is written.',
+    }),
+    maxEditKb: Type.Number({
+      exclusiveMinimum: 0,
+      default: 2048,
+      description: 'Largest text file the page opens in its editor, in KiB; larger ones can be downloaded.',
+    }),
+    runAs: Type.Union(
+      [Type.Literal('auto'), Type.Literal('setpriv'), Type.Literal('sudo'), Type.Literal('none')],
+      {
+        default: 'auto',
+        description:
+          "How file operations run as the user: `setpriv` (a root gateway; the local backend's way, with supplementary groups), `sudo` (a service user with a sudo rule to run `agent.node` as the users), `none` (a gateway that runs as the one user of every account). `auto`: setpriv as root, else none for the gateway's own user and sudo for others.",
+      },
+    ),
+    timeoutSeconds: Type.Number({
+      exclusiveMinimum: 0,
+      default: 60,
+      description:
+        'Longest time a listing, rename, move, delete or folder creation may take (uploads and downloads run as long as their transfer).',
+    }),
+  },
+  {
+    additionalProperties: false,
+    default: {},
+    description:
+      'The Files page: browse, upload, download and edit files as the signed-in user ([files.md](files.md)).',
+  },
+);
+
+const IdleRuleSchema = Type.Object(
+  {
+    cluster: Type.Optional(Type.String({ description: 'Matches sessions on this cluster.' })),
+    partition: Type.Optional(
+      Type.String({
+        description: "Matches sessions in this partition (the one asked for, else the cluster's default).",
+      }),
+    ),
+    app: Type.Optional(
+      Type.String({ description: 'Matches sessions whose main app has this id (e.g. `desktop`).' }),
+    ),
+    minutes: Type.Number({
+      minimum: 0,
+      description: 'Idle minutes after which matching sessions are stopped; 0: never.',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+const IdleSignal = Type.Union([
+  Type.Literal('jupyter'),
+  Type.Literal('terminal'),
+  Type.Literal('vnc'),
+  Type.Literal('traffic'),
+  Type.Literal('none'),
+]);
+
+const IdleSchema = Type.Object(
+  {
+    minutes: Type.Number({
+      minimum: 0,
+      default: 0,
+      description:
+        'Stop a running session after this many minutes without activity; 0 (the default): never. Fractions are allowed (0.5 is 30 seconds, for tests). Activity is what each app really does (see `idle.appSignals`), not the mere presence of an open tab.',
+    }),
+    warnMinutes: Type.Number({
+      minimum: 0,
+      default: 10,
+      description:
+        'Tell the user (in the page and as a browser notification) this many minutes before an idle session is stopped; any activity after that resets the clock.',
+    }),
+    checkSeconds: Type.Number({
+      minimum: 0.5,
+      default: 30,
+      description: "How often the gateway looks at running sessions' activity (asks Jupyter, the terminal).",
+    }),
+    rules: Type.Array(IdleRuleSchema, {
+      default: [],
+      description:
+        'Per partition, app or cluster: the first rule whose every given condition matches sets the idle minutes; sessions no rule matches get `idle.minutes`.',
+    }),
+    appSignals: Type.Record(Type.String(), IdleSignal, {
+      default: {},
+      description:
+        "How an app's activity is judged, by app id: `jupyter` (its kernels: a busy kernel is never idle, else their last activity and the terminals'; saves through the gateway count), `terminal` (keyboard input in Atrium's terminal), `vnc` (keyboard and mouse events through the gateway's desktop bridge), `traffic` (requests and WebSocket messages from the browser through the proxy), `none` (never active). Built in: jupyter, terminal, desktop (vnc); every other app: traffic.",
+    }),
+  },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'Stopping sessions nobody uses ([admin.md](admin.md#idle-sessions)).',
+  },
+);
+
 const OidcSettings = Type.Object(
   {
-    issuer: Type.String({ minLength: 1 }),
-    clientId: Type.String({ minLength: 1 }),
-    clientSecret: Type.Optional(Type.String()),
-    scopes: Type.Array(Type.String(), { default: ['openid', 'profile', 'email'] }),
-    usernameClaim: Type.String({ default: 'preferred_username' }),
-    groupsClaim: Type.String({ default: 'groups' }),
-    label: Type.String({ default: 'Sign in with your institution' }),
-    /** Put the provider's access token into sessions' environment (kept fresh by the gateway). */
-    passTokensToSessions: Type.Boolean({ default: false }),
-    /** Only for test providers on http://127.0.0.1. */
-    allowInsecure: Type.Boolean({ default: false }),
+    issuer: doc(
+      "The provider's issuer URL (https://; its discovery document is read at start).",
+      Type.String({ minLength: 1 }),
+    ),
+    clientId: doc('The client registered for the gateway at the provider.', Type.String({ minLength: 1 })),
+    clientSecret: doc(
+      'Its secret (confidential clients); PKCE is used either way.',
+      Type.Optional(Type.String()),
+    ),
+    scopes: doc('Scopes asked for.', Type.Array(Type.String(), { default: ['openid', 'profile', 'email'] })),
+    usernameClaim: doc(
+      'The claim that holds the user name (mapped to the Unix account of that name).',
+      Type.String({ default: 'preferred_username' }),
+    ),
+    groupsClaim: doc(
+      "The claim that holds the user's groups (for `allowGroups`, `adminGroups`).",
+      Type.String({ default: 'groups' }),
+    ),
+    label: doc('Text of the sign-in button.', Type.String({ default: 'Sign in with your institution' })),
+    passTokensToSessions: doc(
+      "Put the provider's access token into sessions' environment (kept fresh by the gateway).",
+      Type.Boolean({ default: false }),
+    ),
+    allowInsecure: doc(
+      'Allow an http:// issuer: only for test providers on http://127.0.0.1.',
+      Type.Boolean({ default: false }),
+    ),
   },
   { additionalProperties: false },
 );
 
 const LdapSettings = Type.Object(
   {
-    url: Type.String({ minLength: 1 }),
-    /** DN template, {username} is escaped; or use searchBase + bind account. */
-    userDnTemplate: Type.Optional(Type.String()),
-    searchBase: Type.Optional(Type.String()),
-    searchFilter: Type.String({ default: '(uid={username})' }),
-    bindDn: Type.Optional(Type.String()),
-    bindPassword: Type.Optional(Type.String()),
-    groupSearchBase: Type.Optional(Type.String()),
-    groupFilter: Type.String({ default: '(|(memberUid={username})(member={dn}))' }),
-    usernameAttribute: Type.String({ default: 'uid' }),
-    /** Attribute of a group entry that names the group (used by allowGroups/adminGroups). */
-    groupNameAttribute: Type.String({ default: 'cn' }),
-    /** Upgrade ldap:// connections with StartTLS (ldaps:// URLs use TLS from the start). */
-    startTls: Type.Boolean({ default: false }),
-    /** PEM file of the CA that signed the directory's certificate (the system CAs when absent). */
-    caFile: Type.Optional(Type.String()),
-    timeoutSeconds: Type.Number({ exclusiveMinimum: 0, default: 10 }),
-    label: Type.String({ default: 'Sign in with your cluster account' }),
+    url: doc('The directory, `ldap://host:389` or `ldaps://host:636`.', Type.String({ minLength: 1 })),
+    userDnTemplate: doc(
+      'DN of a user, `{username}` escaped (e.g. `uid={username},ou=people,dc=example,dc=org`); or use `searchBase` and a bind account.',
+      Type.Optional(Type.String()),
+    ),
+    searchBase: doc(
+      'Where users are searched for (with `searchFilter`), when there is no `userDnTemplate`.',
+      Type.Optional(Type.String()),
+    ),
+    searchFilter: doc(
+      'Filter that finds a user; `{username}` is escaped.',
+      Type.String({ default: '(uid={username})' }),
+    ),
+    bindDn: doc('Account the gateway searches with (absent: anonymous).', Type.Optional(Type.String())),
+    bindPassword: doc('Its password.', Type.Optional(Type.String())),
+    groupSearchBase: doc(
+      'Where groups are searched for (no groups when absent).',
+      Type.Optional(Type.String()),
+    ),
+    groupFilter: doc(
+      "Filter that finds a user's groups; `{username}` and `{dn}` are escaped.",
+      Type.String({ default: '(|(memberUid={username})(member={dn}))' }),
+    ),
+    usernameAttribute: doc(
+      'Attribute of the user entry that holds the user name.',
+      Type.String({ default: 'uid' }),
+    ),
+    groupNameAttribute: doc(
+      'Attribute of a group entry that names the group (used by allowGroups/adminGroups).',
+      Type.String({ default: 'cn' }),
+    ),
+    startTls: doc(
+      'Upgrade ldap:// connections with StartTLS (ldaps:// URLs use TLS from the start).',
+      Type.Boolean({ default: false }),
+    ),
+    caFile: doc(
+      "PEM file of the CA that signed the directory's certificate (the system CAs when absent).",
+      Type.Optional(Type.String()),
+    ),
+    timeoutSeconds: doc(
+      'A directory that does not answer within this time fails the sign-in.',
+      Type.Number({ exclusiveMinimum: 0, default: 10 }),
+    ),
+    label: doc('Heading of the sign-in form.', Type.String({ default: 'Sign in with your cluster account' })),
   },
   { additionalProperties: false },
 );
 
 export const ConfigSchema = Type.Object(
   {
-    server: Type.Object(
-      {
-        host: Type.String({ default: '127.0.0.1' }),
-        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8000 }),
-        /** URL users and agents reach the gateway at; http://host:port when absent. */
-        publicUrl: Type.Optional(Type.String()),
-        /** URL agents call back on, when it differs from publicUrl (e.g. an internal address). */
-        agentUrl: Type.Optional(Type.String()),
-        /** Honour X-Forwarded-* from a reverse proxy in front. */
-        trustProxy: Type.Boolean({ default: false }),
-      },
-      { additionalProperties: false, default: {} },
-    ),
-    dataDir: Type.String({ default: './data' }),
-    database: Type.Object(
-      { url: Type.Optional(Type.String()) },
-      { additionalProperties: false, default: {} },
-    ),
-    log: Type.Object(
-      {
-        level: Type.Union(
-          ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
-          { default: 'info' },
-        ),
-      },
-      { additionalProperties: false, default: {} },
-    ),
-    auth: Type.Object(
-      {
-        local: Type.Object(
-          { enabled: Type.Boolean({ default: true }) },
-          { additionalProperties: false, default: {} },
-        ),
-        oidc: Type.Optional(OidcSettings),
-        ldap: Type.Optional(LdapSettings),
-        /** Who may sign in: everyone known to the providers, or members of these groups. */
-        allowGroups: Type.Array(Type.String(), { default: [] }),
-        adminGroups: Type.Array(Type.String(), { default: [] }),
-        adminUsers: Type.Array(Type.String(), { default: [] }),
-        /** Sign-in attempts per IP and per user name per minute. */
-        loginAttemptsPerMinute: Type.Integer({ minimum: 1, default: 10 }),
-        /** API requests per minute per user (browser or API token), or per IP when not signed in. */
-        apiRequestsPerMinute: Type.Integer({ minimum: 1, default: 1200 }),
-        /** Longest lifetime of an API token a user creates, in days. */
-        apiTokenMaxDays: Type.Integer({ minimum: 1, default: 365 }),
-        sessionHours: Type.Number({ exclusiveMinimum: 0, default: 12 }),
-      },
-      { additionalProperties: false, default: {} },
-    ),
-    sessions: Type.Object(
-      {
-        heartbeatSeconds: Type.Number({ minimum: 1, default: 15 }),
-        startTimeoutSeconds: Type.Number({ minimum: 5, default: 600 }),
-        warnMinutesBeforeEnd: Type.Number({ minimum: 0, default: 15 }),
-        maxPerUser: Type.Integer({ minimum: 1, default: 10 }),
-      },
-      { additionalProperties: false, default: {} },
-    ),
-    agent: Type.Object(
-      {
-        /** Node.js on the nodes; the gateway's own when absent. */
-        node: Type.Optional(Type.String()),
-        /** Path of the agent bundle as seen from the nodes (shared file system); built-in when absent. */
-        script: Type.Optional(Type.String()),
-      },
-      { additionalProperties: false, default: {} },
-    ),
-    clusters: Type.Array(ClusterSchema, {
-      default: [{ name: 'local', backend: 'local', title: 'This machine' }],
-      minItems: 1,
-    }),
-    apps: Type.Array(AppSchema, { default: [] }),
-    /** YAML file of more catalogue entries (a list, or `apps:` holding one); relative to this file. */
-    appsFile: Type.Optional(Type.String({ minLength: 1 })),
-    /** YAML file of more environments (a list, or `environments:` holding one); relative to this file. */
-    environmentsFile: Type.Optional(Type.String({ minLength: 1 })),
-    environments: Type.Array(EnvironmentSchema, {
-      default: [
+    server: doc(
+      'Where the gateway listens and how it is reached.',
+      Type.Object(
         {
-          id: 'system',
-          name: 'System software',
-          description: 'The software installed on the nodes.',
-          setup: [],
+          host: doc(
+            'Listen address. Put a TLS-terminating reverse proxy in front for production (see [deploy.md](deploy.md)).',
+            Type.String({ default: '127.0.0.1' }),
+          ),
+          port: doc('Listen port.', Type.Integer({ minimum: 0, maximum: 65535, default: 8000 })),
+          publicUrl: doc(
+            'The URL users reach the gateway at (default `http://host:port`). When it starts with `https://`, cookies are `Secure` and HSTS is sent.',
+            Type.Optional(Type.String()),
+          ),
+          agentUrl: doc(
+            'The URL agents on the nodes call back on, when it differs from `publicUrl` (e.g. an internal address).',
+            Type.Optional(Type.String()),
+          ),
+          trustProxy: doc(
+            'Trust `X-Forwarded-*` from a reverse proxy in front. Leave off otherwise: clients could spoof them.',
+            Type.Boolean({ default: false }),
+          ),
         },
-      ],
-    }),
-    /** Who may read /metrics: these addresses or networks (CIDR), or a bearer token when set. */
-    metrics: Type.Object(
-      {
-        allowFrom: Type.Array(Type.String({ pattern: '^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$' }), {
-          default: ['127.0.0.1', '::1'],
-        }),
-        token: Type.Optional(Type.String({ minLength: 16 })),
-      },
-      { additionalProperties: false, default: {} },
+        { additionalProperties: false, default: {} },
+      ),
     ),
-    /** Install missing system packages (jupyter...) at start when running as root. */
-    installPackages: Type.Boolean({ default: true }),
+    dataDir: Type.String({
+      default: './data',
+      description:
+        'Database, initial admin password, local-backend job records. A relative path written in the file is relative to the file; the default `./data` is relative to the working directory (as without a file). `serve`, `user` and `admin` commands take `--data-dir` to override it.',
+    }),
+    runtimeDir: Type.String({
+      default: '/var/lib/atrium-runtime',
+      pattern: '^/',
+      description:
+        "Where the gateway places a copy of the files sessions run or read as their users (the agent, `share/` with the apps' helpers and Jupyter's sign-in module, the web terminal and its node-pty, the `atrium` command of sessions) when the users cannot read them where Atrium is, e.g. a checkout under /root (mode 700). One directory per version (root's, dirs 755, files 644/755); versions no gateway used for longer than the longest session are removed. Must be a directory every user can enter and only the gateway can write; unused when `agent.script` is set.",
+    }),
+    database: Type.Object(
+      {
+        url: Type.Optional(
+          Type.String({
+            description:
+              "Where the state is: `sqlite:<file>` (default `sqlite:<dataDir>/atrium.db`) or `postgres://user:password@host:port/database` (PostgreSQL 15 or later; percent-encode `@ : /` in the password; libpq's `sslmode`/`sslrootcert` parameters work). A URL that is malformed, a server that does not answer or refuses the credentials stops `atrium serve` and `atrium config check` with one line naming `database.url`. Moving a site: `atrium db copy`, see [deploy.md](deploy.md).",
+          }),
+        ),
+        poolSize: Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          default: 10,
+          description:
+            "PostgreSQL connections each gateway keeps at most (the server's `max_connections` must cover every gateway's pool plus the CLI's). Unused with SQLite.",
+        }),
+      },
+      {
+        additionalProperties: false,
+        default: {},
+        description: 'Where the gateway keeps its state (users, sessions, jobs, audit...).',
+      },
+    ),
+    log: doc(
+      'Logging.',
+      Type.Object(
+        {
+          level: doc(
+            'pino level; logs are JSON lines on stdout.',
+            Type.Union(
+              ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+              { default: 'info' },
+            ),
+          ),
+        },
+        { additionalProperties: false, default: {} },
+      ),
+    ),
+    auth: doc(
+      'Sign-in and access; OIDC and LDAP in [configuration-auth.md](configuration-auth.md).',
+      Type.Object(
+        {
+          local: doc(
+            'Local accounts, kept in the database.',
+            Type.Object(
+              {
+                enabled: doc(
+                  'Local accounts (`atrium user add`), each mapped to a Unix user.',
+                  Type.Boolean({ default: true }),
+                ),
+              },
+              { additionalProperties: false, default: {} },
+            ),
+          ),
+          oidc: doc(
+            'OpenID Connect sign-in: see [configuration-auth.md](configuration-auth.md).',
+            Type.Optional(OidcSettings),
+          ),
+          ldap: doc(
+            'LDAP sign-in: see [configuration-auth.md](configuration-auth.md).',
+            Type.Optional(LdapSettings),
+          ),
+          allowGroups: doc(
+            'Only members of these groups may sign in; empty: everyone the providers accept.',
+            Type.Array(Type.String(), { default: [] }),
+          ),
+          adminGroups: doc(
+            'Members of these groups are administrators.',
+            Type.Array(Type.String(), { default: [] }),
+          ),
+          adminUsers: doc('These user names are administrators.', Type.Array(Type.String(), { default: [] })),
+          loginAttemptsPerMinute: doc(
+            'Sign-in attempts per client address and per user name per minute.',
+            Type.Integer({ minimum: 1, default: 10 }),
+          ),
+          apiRequestsPerMinute: Type.Integer({
+            minimum: 1,
+            default: 1200,
+            description:
+              'API requests per minute per user (browser or API token), or per client address when not signed in; more get HTTP 429.',
+          }),
+          apiTokenMaxDays: doc(
+            'Longest lifetime of an API token a user creates, in days.',
+            Type.Integer({ minimum: 1, default: 365 }),
+          ),
+          sessionHours: doc(
+            'How long a browser stays signed in.',
+            Type.Number({ exclusiveMinimum: 0, default: 12 }),
+          ),
+        },
+        { additionalProperties: false, default: {} },
+      ),
+    ),
+    sessions: doc(
+      'Interactive sessions, on every cluster.',
+      Type.Object(
+        {
+          heartbeatSeconds: doc('How often agents report.', Type.Number({ minimum: 1, default: 15 })),
+          heartbeatMissed: Type.Integer({
+            minimum: 1,
+            default: 3,
+            description:
+              'A running session whose agent misses this many heartbeats in a row is shown as "not responding since HH:MM" (on its card and on the error page of its address) until the next heartbeat; it ends only when the scheduler says its job or node is gone.',
+          }),
+          startTimeoutSeconds: doc(
+            'A session whose job runs but whose app never answers is stopped after this.',
+            Type.Number({ minimum: 5, default: 600 }),
+          ),
+          warnMinutesBeforeEnd: doc(
+            "Users are warned this long before a session's time limit.",
+            Type.Number({ minimum: 0, default: 15 }),
+          ),
+          maxPerUser: doc('Active sessions per user.', Type.Integer({ minimum: 1, default: 10 })),
+        },
+        { additionalProperties: false, default: {} },
+      ),
+    ),
+    agent: doc(
+      'The agent that runs inside every session (starts the app, calls the gateway back).',
+      Type.Object(
+        {
+          node: Type.Optional(
+            Type.String({
+              description:
+                "Node.js on the nodes; the gateway's own when absent. Users must be able to run it: the gateway refuses to start when they cannot run its own (e.g. a Node.js under /root).",
+            }),
+          ),
+          script: Type.Optional(
+            Type.String({
+              description:
+                "The agent bundle as seen from the nodes (a shared file system path; the agent finds `share/` next to its `dist/`). When absent: Atrium's `dist/agent/atrium-agent.mjs`, or its copy in `runtimeDir`. `atrium config check` checks, for each cluster, that the users can read it and run `agent.node`, where this host has those paths.",
+            }),
+          ),
+        },
+        { additionalProperties: false, default: {} },
+      ),
+    ),
+    clusters: doc(
+      'The clusters: each entry is one scheduler behind one backend. Default: one `local` cluster.',
+      Type.Array(ClusterSchema, {
+        default: [{ name: 'local', backend: 'local', title: 'This machine' }],
+        minItems: 1,
+      }),
+    ),
+    apps: doc(
+      'Apps added to the catalogue, or built-in ones changed by `id`; see [apps.md](apps.md).',
+      Type.Array(AppSchema, { default: [] }),
+    ),
+    appsFile: doc(
+      'YAML file of more catalogue entries (a list, or `apps:` holding one); relative to this file.',
+      Type.Optional(Type.String({ minLength: 1 })),
+    ),
+    environmentsFile: doc(
+      'YAML file of more environments (a list, or `environments:` holding one); relative to this file.',
+      Type.Optional(Type.String({ minLength: 1 })),
+    ),
+    environments: doc(
+      'The software stacks offered on the form. Default: one `system` environment with no setup.',
+      Type.Array(EnvironmentSchema, {
+        default: [
+          {
+            id: 'system',
+            name: 'System software',
+            description: 'The software installed on the nodes.',
+            setup: [],
+          },
+        ],
+      }),
+    ),
+    metrics: doc(
+      'Who may read `/metrics`: these addresses or networks (CIDR), or a bearer token when set; see [admin.md](admin.md).',
+      Type.Object(
+        {
+          allowFrom: doc(
+            'Addresses or CIDR networks that may read `/metrics`.',
+            Type.Array(Type.String({ pattern: '^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$' }), {
+              default: ['127.0.0.1', '::1'],
+            }),
+          ),
+          token: doc(
+            'Also allow requests with `Authorization: Bearer <token>` (16 characters or more).',
+            Type.Optional(Type.String({ minLength: 16 })),
+          ),
+        },
+        { additionalProperties: false, default: {} },
+      ),
+    ),
+    files: FilesSchema,
+    idle: IdleSchema,
+    installPackages: doc(
+      'At start, install missing Debian packages that local sessions need (when running as root).',
+      Type.Boolean({ default: true }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -332,3 +773,6 @@ export type Config = Static<typeof ConfigSchema>;
 export type ClusterConfig = Static<typeof ClusterSchema>;
 export type EnvironmentConfig = Static<typeof EnvironmentSchema>;
 export type AppConfig = Static<typeof AppSchema>;
+export type FilesConfig = Static<typeof FilesSchema>;
+export type IdleConfig = Static<typeof IdleSchema>;
+export type IdleSignalName = Static<typeof IdleSignal>;

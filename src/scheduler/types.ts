@@ -1,5 +1,7 @@
 // The one seam between the gateway and every way of running work (local processes, Slurm, ssh).
 // Modelled on Open OnDemand's job adapters: submit, info_all (here: poll), delete (cancel), cluster_info.
+import type { Logger } from 'pino';
+import type { ClusterConfig } from '../config/schema.ts';
 
 /** The Unix identity a job runs as. The gateway never runs user work as root. */
 export interface UnixIdentity {
@@ -124,6 +126,8 @@ export interface JobInfo {
   stdoutPath?: string;
   stderrPath?: string;
   priority?: number;
+  /** How many times the scheduler restarted (requeued) the job; undefined when never. */
+  restarts?: number;
 }
 
 /** One node of the cluster as seen by one poll. Memory in MB. */
@@ -207,7 +211,8 @@ export interface ClusterInfo {
 }
 
 export interface SchedulerAdapter {
-  readonly kind: 'local' | 'slurm' | 'ssh';
+  /** The backend's name, as registered (src/scheduler/registry.ts). */
+  readonly kind: string;
   readonly cluster: string;
   submitSession(sub: SessionSubmission): Promise<SubmitResult>;
   /** Submit a batch job as the user (backends that run batch jobs). */
@@ -218,4 +223,20 @@ export interface SchedulerAdapter {
   poll(): Promise<PollSnapshot>;
   clusterInfo(): Promise<ClusterInfo>;
   close?(): Promise<void>;
+}
+
+/** One scheduler backend, registered by name (src/scheduler/registry.ts). */
+export interface BackendDefinition {
+  /** Builds the adapter of one configured cluster. `dataDir` is the gateway's data directory. */
+  create(cfg: ClusterConfig, dataDir: string, log: Logger): SchedulerAdapter;
+  /**
+   * The cluster key holding this backend's settings (`slurm:`, `ssh:`), which `atrium config check`
+   * then requires; undefined when the backend has none.
+   */
+  settingsKey?: 'slurm' | 'ssh';
+  /**
+   * The sessions run on the gateway's own host: apps' Unix sockets are reachable directly, installed
+   * software and the machine's size can be read here, and a poll is cheap (every 2 s).
+   */
+  sameHost: boolean;
 }

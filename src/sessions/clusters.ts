@@ -1,7 +1,6 @@
 // One Cluster per configured cluster: its adapter, its single poller, cached static facts, and what
 // the form may offer a given user there.
 import os from 'node:os';
-import path from 'node:path';
 import type { Logger } from 'pino';
 import { missingRequirements } from '../apps/requires.ts';
 import type { AppDefinition } from '../apps/types.ts';
@@ -9,29 +8,11 @@ import type { ClusterConfig, EnvironmentConfig } from '../config/schema.ts';
 import type { RequestLimits } from '../core/request.ts';
 import { type FreeTable, freeResources } from '../core/resources.ts';
 import type { User } from '../db/users.ts';
-import { LocalAdapter } from '../scheduler/local.ts';
 import { ClusterPoller } from '../scheduler/poller.ts';
+import { backendOf, createAdapter } from '../scheduler/registry.ts';
 import { expandHostlist } from '../scheduler/slurm/parse.ts';
 import type { ClusterInfo, NodeInfo, PollSnapshot, SchedulerAdapter } from '../scheduler/types.ts';
 import { groupsOf } from '../system/users.ts';
-
-export type AdapterFactory = (cfg: ClusterConfig, dataDir: string, log: Logger) => SchedulerAdapter;
-
-const extraFactories = new Map<string, AdapterFactory>();
-
-/** Backends other than `local` register here (keeps this module free of their dependencies). */
-export function registerBackend(kind: string, f: AdapterFactory): void {
-  extraFactories.set(kind, f);
-}
-
-function createAdapter(cfg: ClusterConfig, dataDir: string, log: Logger): SchedulerAdapter {
-  if (cfg.backend === 'local') {
-    return new LocalAdapter({ cluster: cfg.name, stateDir: path.join(dataDir, 'local-jobs', cfg.name) });
-  }
-  const f = extraFactories.get(cfg.backend);
-  if (!f) throw new Error(`clusters: backend "${cfg.backend}" is not available in this build`);
-  return f(cfg, dataDir, log);
-}
 
 const INFO_TTL_MS = 60_000;
 const INFO_RETRY_MS = 10_000;
@@ -58,6 +39,8 @@ export class Cluster {
   private infoPending: Promise<ClusterInfo> | null = null;
   /** The free table of the latest poll: built once per poll, whatever the number of pages asking. */
   private free: { snap: PollSnapshot; fresh: boolean; table: FreeTable } | null = null;
+  /** The sessions run on this host (the backend's `sameHost`): sockets, software and size are local. */
+  readonly sameHost: boolean;
   /** Nodes this cluster's sessions may use (slurm.nodelist); undefined: all. */
   private readonly nodeSet: ReadonlySet<string> | undefined;
 
@@ -68,12 +51,13 @@ export class Cluster {
     adapter?: SchedulerAdapter,
   ) {
     this.adapter = adapter ?? createAdapter(cfg, dataDir, log);
-    const seconds = cfg.backend === 'local' ? 2 : (cfg.slurm?.pollSeconds ?? cfg.ssh?.pollSeconds ?? 10);
+    this.sameHost = backendOf(cfg.backend)?.sameHost ?? false;
+    const seconds = this.sameHost ? 2 : (cfg.slurm?.pollSeconds ?? cfg.ssh?.pollSeconds ?? 10);
     this.poller = new ClusterPoller(this.adapter, seconds * 1000, log);
     const list = cfg.slurm?.nodelist;
     this.nodeSet = list ? new Set(expandHostlist(list)) : undefined;
     // Fetch the cluster's facts once the scheduler answers, before the first form asks for them.
-    if (cfg.backend !== 'local') {
+    if (!this.sameHost) {
       this.poller.onSnapshot((_name, snap) => {
         if (snap.ok && !this.info && !this.infoPending) this.refreshInfo().catch(() => undefined);
       });
@@ -165,12 +149,12 @@ export class Cluster {
 
   /** How the gateway reaches apps on Unix sockets: directly (nodes are this host) or via the agent's relay. */
   get appSockets(): 'unix' | 'relay' {
-    return this.cfg.appSockets ?? (this.cfg.backend === 'local' ? 'unix' : 'relay');
+    return this.cfg.appSockets ?? (this.sameHost ? 'unix' : 'relay');
   }
 
   /** What an app lacks to run here ([] when it is installed, or when this host cannot tell). */
   missingFor(app: AppDefinition): string[] {
-    const check = this.cfg.checkInstalled ?? this.cfg.backend === 'local';
+    const check = this.cfg.checkInstalled ?? this.sameHost;
     return check ? missingRequirements(app.requires) : [];
   }
 
@@ -186,7 +170,7 @@ export class Cluster {
     const environments = this.environmentsFor(envs).map((e) => e.id);
     const maxHours = this.cfg.maxHours;
     const l = this.cfg.limits ?? {};
-    if (this.cfg.backend === 'local') {
+    if (this.sameHost) {
       return {
         maxCores: l.maxCores ?? os.cpus().length,
         maxMemoryGb: l.maxMemoryGb ?? Math.max(1, Math.floor(os.totalmem() / 1024 ** 3)),

@@ -282,7 +282,8 @@ describe('Jupyter front end choice (share/jupyter/atrium-jupyter)', () => {
     expect(check({ ATRIUM_JUPYTER_SOCK: '/s/app.sock' }, '/s/app.sock').stderr).toContain(
       'ATRIUM_JUPYTER_TOKEN is not set',
     );
-  });
+    // Several Python starts (Jupyter's imports): seconds each on a loaded machine, so a roomier limit.
+  }, 60_000);
 
   it('the built-in Jupyter runs on its socket', () => {
     const jupyter = BUILTIN_APPS.find((a) => a.id === 'jupyter')!;
