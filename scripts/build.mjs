@@ -29,4 +29,8 @@ if (agent) {
     const { buildAgent } = await import('../src/agent/bundle.ts');
     return buildAgent();
   });
+  await timed('file helper', async () => {
+    const { buildFilesHelper } = await import('../src/files/bundle.ts');
+    return buildFilesHelper();
+  });
 }

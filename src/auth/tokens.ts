@@ -1,13 +1,10 @@
 // API tokens that users create to drive the API from scripts: what a scope allows, and what a request
 // to create one must look like. Pure, so the rules are unit-tested apart from the routes.
+import { API_SCOPES, type ApiScope } from '../api/tokens.ts';
 import { newToken } from './secrets.ts';
 
-/**
- * sessions: start, list and stop sessions; jobs: submit, list and cancel batch jobs; read: only look
- * (GET) at sessions, jobs and the live event stream.
- */
-export const API_SCOPES = ['sessions', 'jobs', 'read'] as const;
-export type ApiScope = (typeof API_SCOPES)[number];
+// The scopes are part of the API contract (what each allows is described there).
+export { API_SCOPES, type ApiScope };
 
 export const TOKEN_PREFIX = 'atr_';
 /** At most this many tokens that are neither revoked nor expired per user. */

@@ -1,12 +1,14 @@
 // Notifications: when a job or session changes state, the owner hears about it in the page (live,
 // over server-sent events), as a browser notification when they allow it, and by e-mail through
 // Slurm's --mail-type where the site has mail. Stored, so a user who was away sees what happened.
+import type { Notification, NotificationPrefs } from '../api/notifications.ts';
 import type { Db } from '../db/index.ts';
 import type { EventBus } from '../server/events.ts';
 
 export const NOTIFICATION_KINDS = [
   'session.ready',
   'session.ending_soon',
+  'session.idle',
   'session.ended',
   'session.failed',
   'job.started',
@@ -17,30 +19,14 @@ export const NOTIFICATION_KINDS = [
 ] as const;
 export type NotificationKind = (typeof NOTIFICATION_KINDS)[number];
 
-export interface NotificationPrefs {
-  /** Kinds the user wants; all by default. */
-  kinds: Record<string, boolean>;
-  /** Show browser (desktop) notifications; the browser asks the user too. */
-  browser: boolean;
-  /** Ask Slurm to e-mail job state changes (needs an e-mail address and a site mailer). */
-  email: boolean;
-}
+// What a user reads and chooses: types of the API contract.
+export type { Notification, NotificationPrefs };
 
 export const DEFAULT_PREFS: NotificationPrefs = {
   kinds: Object.fromEntries(NOTIFICATION_KINDS.map((k) => [k, true])),
   browser: true,
   email: false,
 };
-
-export interface Notification {
-  id: number;
-  at: number;
-  kind: string;
-  title: string;
-  body: string;
-  link: string | null;
-  read: boolean;
-}
 
 export class NotificationService {
   private readonly prefsCache = new Map<number, NotificationPrefs>();

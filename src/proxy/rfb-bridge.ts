@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { APPS_DIST } from '../apps/assets.ts';
 import type { ProxyHooks } from './proxy.ts';
+import { RfbInputWatcher } from './rfb-input.ts';
 import type { RouteEndpoint } from './routes.ts';
 import { connectTarget } from './upstream.ts';
 
@@ -40,6 +41,8 @@ export interface RfbHooksOptions {
   log: Logger;
   /** Where desktop.js and desktop.css are (dist/apps/desktop by default). */
   assetsDir?: string;
+  /** A key, pointer or clipboard event from the browser reached the desktop (idle culling). */
+  onInput?(route: RouteEndpoint): void;
 }
 
 /** The proxy hooks for rfb apps: `rawPage` serves the noVNC page, `bridge` carries the RFB stream. */
@@ -96,6 +99,11 @@ export function rfbHooks(opts: RfbHooksOptions): Required<Pick<ProxyHooks, 'rawP
       });
       wss.handleUpgrade(req, socket, head, (ws) => {
         const stream = createWebSocketStream(ws);
+        const onInput = opts.onInput;
+        if (onInput) {
+          const watcher = new RfbInputWatcher(() => onInput(route));
+          ws.on('message', (data: Buffer) => watcher.feed(data));
+        }
         let upstream: net.Socket | undefined;
         const close = (why?: string) => {
           if (why) opts.log.debug({ prefix: route.prefix, why }, 'desktop bridge closed');

@@ -2,7 +2,9 @@
 import type { FastifyInstance } from 'fastify';
 import { adminFeature } from '../admin/feature.ts';
 import { appsFeature } from '../apps/feature.ts';
+import { filesFeature } from '../files/feature.ts';
 import { jobsFeature } from '../jobs/feature.ts';
+import { idleFeature } from '../sessions/idle-feature.ts';
 import { authFeature } from './auth-feature.ts';
 import type { AppContext } from './context.ts';
 import { notificationsFeature } from './routes/notifications.ts';
@@ -22,4 +24,6 @@ export const FEATURES: Feature[] = [
   appsFeature,
   jobsFeature,
   adminFeature,
+  filesFeature,
+  idleFeature,
 ];

@@ -29,6 +29,11 @@ export function setCsrfToken(token: string | null): void {
   csrfToken = token;
 }
 
+/** The CSRF header for writes sent without api() (uploads with XMLHttpRequest, for their progress). */
+export function csrfHeaders(): Record<string, string> {
+  return csrfToken ? { 'x-csrf-token': csrfToken } : {};
+}
+
 /** Called when a request other than sign-in answers 401 (the browser session has ended). */
 export function setUnauthorizedHandler(f: (() => void) | null): void {
   onUnauthorized = f;

@@ -48,7 +48,7 @@ export const LIVE_TOASTS: Record<string, LiveToast> = {
     const tone: ToastInput['tone'] =
       level === 'error' || kind.endsWith('.failed')
         ? 'bad'
-        : level === 'warning' || level === 'warn' || kind.endsWith('.ending_soon')
+        : level === 'warning' || level === 'warn' || kind.endsWith('.ending_soon') || kind === 'session.idle'
           ? 'warn'
           : level === 'success' || kind.endsWith('.ready')
             ? 'ok'

@@ -3,6 +3,7 @@
 // tabs and the routing both come from this list.
 import type { ComponentType } from 'react';
 import { AdminPage } from './pages/AdminPage.tsx';
+import { FilesPage } from './pages/FilesPage.tsx';
 import { JobsPage } from './pages/JobsPage.tsx';
 import { QueuePage } from './pages/QueuePage.tsx';
 import { SessionsPage } from './pages/SessionsPage.tsx';
@@ -24,6 +25,7 @@ export interface PageDef {
 export const PAGES: PageDef[] = [
   { path: '/', label: 'Sessions', component: SessionsPage },
   { path: '/jobs', label: 'Jobs', component: JobsPage },
+  { path: '/files', label: 'Files', component: FilesPage },
   { path: '/queue', label: 'Queue', component: QueuePage },
   { path: '/admin', label: 'Admin', component: AdminPage, admin: true },
   { path: '/settings', label: 'Settings', component: SettingsPage },

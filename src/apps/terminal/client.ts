@@ -33,6 +33,9 @@ fit.fit();
 const url = new URL('pty', window.location.href);
 url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
 url.search = `?cols=${term.cols}&rows=${term.rows}`;
+// "Open a terminal here" (the Files page) passes the folder in the page's address.
+const cwd = new URLSearchParams(window.location.search).get('cwd');
+if (cwd) url.searchParams.set('cwd', cwd);
 const ws = new WebSocket(url);
 const send = (m: unknown) => {
   if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(m));

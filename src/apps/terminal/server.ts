@@ -80,6 +80,17 @@ const server = http.createServer((req, res) => {
     res.end('forbidden\n');
     return;
   }
+  if (url.pathname === '/activity') {
+    // For the gateway's idle culling: seconds since the last keystroke in any of this server's
+    // terminals (relative, so the node's clock need not agree with the gateway's).
+    const body = JSON.stringify({
+      terminals: terminals.size,
+      idleSeconds: lastInput === null ? null : (Date.now() - lastInput) / 1000,
+    });
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(body);
+    return;
+  }
   const f = FILES[url.pathname];
   if (!f || (req.method !== 'GET' && req.method !== 'HEAD')) {
     res.writeHead(404, { 'content-type': 'text/plain' });
@@ -105,6 +116,8 @@ const server = http.createServer((req, res) => {
 });
 
 const terminals = new Set<pty.IPty>();
+/** When a person last typed into a terminal of this server (ms), null before the first key. */
+let lastInput: number | null = null;
 const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024, perMessageDeflate: false });
 
 function clamp(n: unknown, lo: number, hi: number, dflt: number): number {
@@ -112,14 +125,29 @@ function clamp(n: unknown, lo: number, hi: number, dflt: number): number {
   return Number.isInteger(v) ? Math.min(hi, Math.max(lo, v)) : dflt;
 }
 
+/** The folder a new terminal starts in: `cwd` from the page's address (the Files page's "open a
+ * terminal here") when it is a folder this user can enter, else the home directory. */
+function startDir(url: URL): string {
+  const home = os.homedir();
+  const want = url.searchParams.get('cwd');
+  if (want && path.isAbsolute(want)) {
+    try {
+      fs.accessSync(want, fs.constants.X_OK);
+      if (fs.statSync(want).isDirectory()) return want;
+    } catch {
+      // not a folder of ours: home
+    }
+  }
+  return fs.existsSync(home) ? home : '/';
+}
+
 function openTerminal(ws: WebSocket, url: URL): void {
   const shell = process.env.SHELL || os.userInfo().shell || '/bin/bash';
-  const home = os.homedir();
   const term = pty.spawn(shell, ['-l'], {
     name: 'xterm-256color',
     cols: clamp(url.searchParams.get('cols'), 2, 1000, 80),
     rows: clamp(url.searchParams.get('rows'), 2, 500, 24),
-    cwd: fs.existsSync(home) ? home : '/',
+    cwd: startDir(url),
     env: { ...process.env, TERM: 'xterm-256color', COLORTERM: 'truecolor' } as Record<string, string>,
   });
   terminals.add(term);
@@ -155,8 +183,10 @@ function openTerminal(ws: WebSocket, url: URL): void {
     } catch {
       return;
     }
-    if (m.t === 'i' && typeof m.d === 'string') term.write(m.d);
-    else if (m.t === 'r') term.resize(clamp(m.c, 2, 1000, 80), clamp(m.r, 2, 500, 24));
+    if (m.t === 'i' && typeof m.d === 'string') {
+      lastInput = Date.now();
+      term.write(m.d);
+    } else if (m.t === 'r') term.resize(clamp(m.c, 2, 1000, 80), clamp(m.r, 2, 500, 24));
   });
   ws.on('close', () => {
     if (terminals.has(term)) {

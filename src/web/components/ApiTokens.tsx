@@ -26,6 +26,7 @@ const SCOPES: Record<ApiScope, { label: string; hint: string }> = {
   read: { label: 'read', hint: 'look only: list sessions and jobs, follow live updates' },
   sessions: { label: 'sessions', hint: 'start, list and stop interactive sessions' },
   jobs: { label: 'jobs', hint: 'submit, list and cancel batch jobs' },
+  files: { label: 'files', hint: 'list, download, upload and change your files' },
 };
 const SCOPE_IDS = Object.keys(SCOPES) as ApiScope[];
 

@@ -27,6 +27,7 @@ interface Note {
 const KINDS: [string, string][] = [
   ['session.ready', 'A session is ready'],
   ['session.ending_soon', 'A session reaches its time limit soon (15 minutes before)'],
+  ['session.idle', 'An idle session is about to be stopped'],
   ['session.ended', 'A session ended'],
   ['session.failed', 'A session failed'],
   ['job.started', 'A job started'],

@@ -15,6 +15,7 @@ import {
   timeLeftIsShort,
 } from '../format.ts';
 import { useNow } from '../hooks.ts';
+import { type IdleStatus, idleWarning, useIdle } from '../idle.ts';
 import type { SessionView } from '../types.ts';
 import { ConfirmDialog } from './ConfirmDialog.tsx';
 import { ACTIONS, TableHead } from './TableHead.tsx';
@@ -31,6 +32,7 @@ const RECENT_MAX = 20;
 
 export function SessionList({ sessions, error, clusterTitle, onChanged }: Props) {
   const now = useNow(5_000);
+  const idle = useIdle();
   const [stopping, setStopping] = useState<SessionView | null>(null);
   const { notify } = useToasts();
 
@@ -80,6 +82,7 @@ export function SessionList({ sessions, error, clusterTitle, onChanged }: Props)
                   s={s}
                   now={now}
                   clusterTitle={clusterTitle(s.cluster)}
+                  idle={idle.get(s.id)}
                   onStop={() => setStopping(s)}
                 />
               ))}
@@ -151,10 +154,11 @@ interface RowProps {
   s: SessionView;
   now: number;
   clusterTitle: string;
+  idle?: IdleStatus;
   onStop(): void;
 }
 
-function SessionRow({ s, now, clusterTitle, onStop }: RowProps) {
+function SessionRow({ s, now, clusterTitle, idle, onStop }: RowProps) {
   const silent = notRespondingText(s);
   // Still running (its app may answer), but the user should know before connecting.
   const badge = silent ? { label: 'not responding', tone: 'warn' as const } : stateBadge(s.displayState);
@@ -166,6 +170,8 @@ function SessionRow({ s, now, clusterTitle, onStop }: RowProps) {
   else if (s.state === 'queued' || s.state === 'requested') details.push(...queueDetails(s, now));
   else if (s.state === 'starting') details.push(`waiting for ${s.appName} to answer`);
   else if (s.state === 'ending' && s.reason) details.push(s.reason);
+  const idleNote = s.state === 'running' ? idleWarning(idle) : null;
+  if (idleNote) details.push(idleNote);
   const left = s.expiresAt ? s.expiresAt - now : null;
   const busy = s.state === 'requested' || s.state === 'queued' || s.state === 'starting';
   const since = sessionSince(s, now);

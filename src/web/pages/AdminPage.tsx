@@ -9,6 +9,7 @@ import { ACTIONS, num, TableHead } from '../components/TableHead.tsx';
 import { useToasts } from '../components/Toasts.tsx';
 import { formatResources, formatWhen, plural, sessionTitle, stateBadge } from '../format.ts';
 import { useNow } from '../hooks.ts';
+import { type IdleStatus, idleText } from '../idle.ts';
 import { useLiveEvent } from '../live.ts';
 import type { PageProps } from '../pages.ts';
 import type { FreeTable, SessionView } from '../types.ts';
@@ -147,6 +148,14 @@ function SessionsTab() {
   const { data, error, reload } = useLoad<{ sessions: AdminSession[] }>(
     `/api/admin/sessions${all ? '' : '?state=active'}`,
   );
+  const idle = useLoad<{ enabled: boolean; sessions: IdleStatus[] }>('/api/admin/idle');
+  const idleById = new Map((idle.data?.sessions ?? []).map((x) => [x.id, x]));
+  // Activity is not an event: the idle times are read again now and then.
+  const reloadIdle = idle.reload;
+  useEffect(() => {
+    const t = setInterval(() => void reloadIdle(), 30_000);
+    return () => clearInterval(t);
+  }, [reloadIdle]);
   const [stopping, setStopping] = useState<AdminSession | null>(null);
   const { notify } = useToasts();
   const now = useNow(10_000);
@@ -156,6 +165,7 @@ function SessionsTab() {
     pending.current ??= setTimeout(() => {
       pending.current = null;
       void reload();
+      void idle.reload();
     }, 1000);
   });
   useEffect(() => () => clearTimeout(pending.current ?? undefined), []);
@@ -189,7 +199,9 @@ function SessionsTab() {
       {sessions.length > 0 && (
         <div className="table-wrap">
           <table className="table stack" aria-labelledby="admin-sessions-title">
-            <TableHead columns={['User', 'Session', 'Cluster', 'State', 'Resources', 'Started', ACTIONS]} />
+            <TableHead
+              columns={['User', 'Session', 'Cluster', 'State', 'Resources', 'Started', 'Idle', ACTIONS]}
+            />
             <tbody>
               {sessions.map((s) => {
                 const badge = stateBadge(s.displayState);
@@ -212,6 +224,9 @@ function SessionsTab() {
                     <td data-label="Resources">{formatResources(s)}</td>
                     <td className="nowrap" data-label="Started">
                       {formatWhen(s.startedAt ?? s.createdAt, now)}
+                    </td>
+                    <td className="nowrap" data-label="Idle">
+                      {s.state === 'running' ? idleText(idleById.get(s.id), now) : '—'}
                     </td>
                     <td className="actions">
                       {active && (
