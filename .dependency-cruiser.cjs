@@ -18,6 +18,21 @@ module.exports = {
       to: { path: '^src/', pathNot: ['^src/web/', '^src/api/'] },
     },
     {
+      name: 'web-bundles-no-schemas',
+      severity: 'error',
+      comment:
+        'The web takes the API contract\'s types (erased from the bundle) and values only from src/api/forms.ts, so no schema code reaches the browser.',
+      from: { path: '^src/web/' },
+      to: { path: '^src/api/', pathNot: '^src/api/forms\\.ts$', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'api-contract-is-low',
+      severity: 'error',
+      comment: 'The API contract is read by every layer: it imports only itself and the pure domain (src/core).',
+      from: { path: '^src/api/' },
+      to: { path: '^src/', pathNot: ['^src/api/', '^src/core/'] },
+    },
+    {
       name: 'services-never-import-server',
       severity: 'error',
       comment: 'The HTTP layer sits on top: services are used by it, never the reverse.',

@@ -4,9 +4,22 @@
 // what the CLI (`atrium admin ...`, which works on the database) changed while the gateway runs.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AdminSessionsQuery, AnnouncementParams, NewAnnouncementBody } from '../api/admin.ts';
+import {
+  AdminClusterReply,
+  AdminClustersReply,
+  type AdminClusterView,
+  AdminJobsReply,
+  AdminRoutesReply,
+  AdminSessionsQuery,
+  AdminSessionsReply,
+  AnnouncementParams,
+  AnnouncementReply,
+  AnnouncementsReply,
+  NewAnnouncementBody,
+} from '../api/admin.ts';
 import { ClusterParams } from '../api/clusters.ts';
-import { SessionParams } from '../api/sessions.ts';
+import { OkReply } from '../api/common.ts';
+import { SessionParams, SessionReply } from '../api/sessions.ts';
 import { isActive, REASONS, type SessionState } from '../core/session-machine.ts';
 import { getSession, listAllSessions } from '../db/sessions.ts';
 import { FINISHED_JOB_STATES } from '../scheduler/types.ts';
@@ -92,7 +105,7 @@ class AdminRuntime {
   }
 }
 
-function clusterView(ctx: AppContext, name: string) {
+function clusterView(ctx: AppContext, name: string): AdminClusterView {
   const c = ctx.clusters.get(name)!;
   const snap = c.poller.latestGood;
   const jobs = (snap?.jobs ?? []).filter((j) => !FINISHED_JOB_STATES.has(j.state));
@@ -146,7 +159,14 @@ function parseExpiry(body: NewAnnouncementBody): number | null | 'bad' {
 // each handler asks again for the admin it acts as.
 function registerAdminRoutes(fastify: FastifyInstance, ctx: AppContext, rt: AdminRuntime): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  app.get('/api/admin/sessions', { schema: { querystring: AdminSessionsQuery } }, async (req) => {
+  const sessions = {
+    schema: {
+      summary: "Every user's sessions, newest first",
+      querystring: AdminSessionsQuery,
+      reply: { 200: AdminSessionsReply },
+    },
+  };
+  app.get('/api/admin/sessions', sessions, async (req): Promise<AdminSessionsReply> => {
     requireAdmin(req);
     const q = req.query;
     const limit = Math.min(Math.max(q.limit ?? 500, 1), 5000);
@@ -158,7 +178,10 @@ function registerAdminRoutes(fastify: FastifyInstance, ctx: AppContext, rt: Admi
     return { sessions };
   });
 
-  app.post('/api/admin/sessions/:id/stop', { schema: { params: SessionParams } }, async (req) => {
+  const stop = {
+    schema: { summary: "Stop any user's session", params: SessionParams, reply: { 200: SessionReply } },
+  };
+  app.post('/api/admin/sessions/:id/stop', stop, async (req): Promise<SessionReply> => {
     const admin = requireAdmin(req);
     const { id } = req.params;
     const row = ID_RE.test(id) ? await getSession(ctx.db, id) : undefined;
@@ -167,7 +190,13 @@ function registerAdminRoutes(fastify: FastifyInstance, ctx: AppContext, rt: Admi
     return { session: await ctx.sessions.view(updated) };
   });
 
-  app.get('/api/admin/jobs', async (req) => {
+  const jobs = {
+    schema: {
+      summary: 'Batch jobs of every user submitted through Atrium, newest first',
+      reply: { 200: AdminJobsReply },
+    },
+  };
+  app.get('/api/admin/jobs', jobs, async (req): Promise<AdminJobsReply> => {
     requireAdmin(req);
     const jobs = await allJobs(ctx.db);
     return {
@@ -188,35 +217,67 @@ function registerAdminRoutes(fastify: FastifyInstance, ctx: AppContext, rt: Admi
     };
   });
 
-  app.get('/api/admin/clusters', async (req) => {
+  const clusters = {
+    schema: {
+      summary: "Every cluster: drain state, the scheduler's health, free resources and the queue",
+      reply: { 200: AdminClustersReply },
+    },
+  };
+  app.get('/api/admin/clusters', clusters, async (req): Promise<AdminClustersReply> => {
     requireAdmin(req);
     return { clusters: [...ctx.clusters.keys()].map((n) => clusterView(ctx, n)) };
   });
 
-  const drain = (drained: boolean) => async (req: FastifyRequest<{ Params: ClusterParams }>) => {
-    const admin = requireAdmin(req);
-    const name = clusterOf(ctx, req);
-    await setDrained(ctx.db, name, drained);
-    await ctx.audit.record({
-      actorUserId: admin.id,
-      actor: admin.username,
-      action: drained ? 'admin.cluster.drain' : 'admin.cluster.undrain',
-      target: name,
-      ip: clientIp(req),
-      ok: true,
-    });
-    await rt.sync();
-    return { cluster: clusterView(ctx, name) };
-  };
-  app.post('/api/admin/clusters/:name/drain', { schema: { params: ClusterParams } }, drain(true));
-  app.post('/api/admin/clusters/:name/undrain', { schema: { params: ClusterParams } }, drain(false));
+  const drain =
+    (drained: boolean) =>
+    async (req: FastifyRequest<{ Params: ClusterParams }>): Promise<AdminClusterReply> => {
+      const admin = requireAdmin(req);
+      const name = clusterOf(ctx, req);
+      await setDrained(ctx.db, name, drained);
+      await ctx.audit.record({
+        actorUserId: admin.id,
+        actor: admin.username,
+        action: drained ? 'admin.cluster.drain' : 'admin.cluster.undrain',
+        target: name,
+        ip: clientIp(req),
+        ok: true,
+      });
+      await rt.sync();
+      return { cluster: clusterView(ctx, name) };
+    };
+  const draining = (summary: string) => ({
+    schema: { summary, params: ClusterParams, reply: { 200: AdminClusterReply } },
+  });
+  app.post(
+    '/api/admin/clusters/:name/drain',
+    draining('Close a cluster for new sessions (running ones go on)'),
+    drain(true),
+  );
+  app.post(
+    '/api/admin/clusters/:name/undrain',
+    draining('Open a drained cluster for new sessions again'),
+    drain(false),
+  );
 
-  app.get('/api/admin/announcements', async (req) => {
+  const announcements = {
+    schema: {
+      summary: 'Every announcement, newest first (taken down and expired ones too)',
+      reply: { 200: AnnouncementsReply },
+    },
+  };
+  app.get('/api/admin/announcements', announcements, async (req): Promise<AnnouncementsReply> => {
     requireAdmin(req);
     return { announcements: await allAnnouncements(ctx.db) };
   });
 
-  app.post('/api/admin/announcements', { schema: { body: NewAnnouncementBody } }, async (req, reply) => {
+  const announce = {
+    schema: {
+      summary: 'Post an announcement on every dashboard',
+      body: NewAnnouncementBody,
+      reply: { 201: AnnouncementReply },
+    },
+  };
+  app.post('/api/admin/announcements', announce, async (req, reply) => {
     const admin = requireAdmin(req);
     const body = req.body;
     const level = body.level === undefined || body.level === '' ? 'info' : body.level;
@@ -241,10 +302,13 @@ function registerAdminRoutes(fastify: FastifyInstance, ctx: AppContext, rt: Admi
     });
     await rt.sync();
     const a = (await allAnnouncements(ctx.db)).find((x) => x.id === id) as Announcement;
-    return reply.code(201).send({ announcement: a });
+    return reply.code(201).send({ announcement: a } satisfies AnnouncementReply);
   });
 
-  app.post('/api/admin/announcements/:id/expire', { schema: { params: AnnouncementParams } }, async (req) => {
+  const expire = {
+    schema: { summary: 'Take an announcement down', params: AnnouncementParams, reply: { 200: OkReply } },
+  };
+  app.post('/api/admin/announcements/:id/expire', expire, async (req): Promise<OkReply> => {
     const admin = requireAdmin(req);
     const id = Number(req.params.id);
     if (!Number.isSafeInteger(id) || !(await expireAnnouncement(ctx.db, id)))
@@ -271,13 +335,22 @@ function registerAdminRoutes(fastify: FastifyInstance, ctx: AppContext, rt: Admi
       r.path.startsWith('/api/admin/'),
     );
   });
-  app.get('/api/admin/routes', async (req) => {
+  const routes = {
+    schema: {
+      summary: 'The admin routes this gateway serves (method and path)',
+      reply: { 200: AdminRoutesReply },
+    },
+  };
+  app.get('/api/admin/routes', routes, async (req): Promise<AdminRoutesReply> => {
     requireAdmin(req);
     return { routes: adminRoutes };
   });
 
   // Every signed-in user: what to show on the dashboard.
-  app.get('/api/announcements', async (req) => {
+  const current = {
+    schema: { summary: 'The announcements on the dashboard now', reply: { 200: AnnouncementsReply } },
+  };
+  app.get('/api/announcements', current, async (req): Promise<AnnouncementsReply> => {
     requireUser(req, 'read');
     return { announcements: await currentAnnouncements(ctx.db) };
   });

@@ -5,23 +5,14 @@
 // - stop requests from the CLI: `settings` key `admin.stop.<session id>` = JSON {actor, at}; the
 //   gateway carries them out (one code path for stopping: SessionService.stop);
 // - announcements: the `announcements` table.
+import { ANNOUNCEMENT_LEVELS, type Announcement, type AnnouncementLevel } from '../api/admin.ts';
 import type { Db } from '../db/index.ts';
 
 const DRAIN_PREFIX = 'cluster.drained.';
 const STOP_PREFIX = 'admin.stop.';
 
-export const ANNOUNCEMENT_LEVELS = ['info', 'warning', 'critical'] as const;
-export type AnnouncementLevel = (typeof ANNOUNCEMENT_LEVELS)[number];
-
-export interface Announcement {
-  id: number;
-  at: number;
-  message: string;
-  level: AnnouncementLevel;
-  expiresAt: number | null;
-  active: boolean;
-  author: string | null;
-}
+// Announcements are shown as they are stored: types of the API contract.
+export { ANNOUNCEMENT_LEVELS, type Announcement, type AnnouncementLevel };
 
 async function setSetting(db: Db, key: string, value: string): Promise<void> {
   await db

@@ -1,7 +1,7 @@
 // Callbacks from the agent inside each session (src/agent/main.ts sends these). Each is bound to one
 // session by a secret in the Authorization header. Fields other than these are ignored, never applied.
 import Type, { type Static } from 'typebox';
-import { Text } from './common.ts';
+import { Nullable, Text } from './common.ts';
 
 const SessionId = Text(64);
 const Port = Type.Optional(Type.Number());
@@ -40,3 +40,20 @@ export type AgentFailedBody = Static<typeof AgentFailedBody>;
 /** The user's current identity-provider access token, for the session (auth.oidc.passTokensToSessions). */
 export const AgentTokenBody = Type.Object({ sessionId: SessionId });
 export type AgentTokenBody = Static<typeof AgentTokenBody>;
+
+// ---- replies ---------------------------------------------------------------------------------------
+
+/** The ready call's answer: the token heartbeats carry, and how often to send them. */
+export const AgentReadyReply = Type.Object({
+  heartbeatToken: Type.String(),
+  heartbeatSeconds: Type.Number(),
+});
+export type AgentReadyReply = Static<typeof AgentReadyReply>;
+
+/** The user's current access token; ask again after `refreshInSeconds`. */
+export const AgentTokenReply = Type.Object({
+  accessToken: Type.String(),
+  expiresAt: Nullable(Type.Number()),
+  refreshInSeconds: Type.Number(),
+});
+export type AgentTokenReply = Static<typeof AgentTokenReply>;

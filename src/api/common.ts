@@ -4,14 +4,20 @@
 // a name's characters) is checked where it is used, so those messages stay as they were.
 import Type, { type Static, type TSchema } from 'typebox';
 
+/** A description for the reference, when there is one. */
+const about = (description?: string) => (description ? { description } : {});
+
 /** Text of at most `maxLength` characters. */
-export const Text = (maxLength = 1000) => Type.String({ maxLength });
+export const Text = (maxLength = 1000, description?: string) =>
+  Type.String({ maxLength, ...about(description) });
 
 /** Text, or null for an empty form field. */
-export const OptionalText = (maxLength = 1000) => Type.Optional(Type.Union([Text(maxLength), Type.Null()]));
+export const OptionalText = (maxLength = 1000, description?: string) =>
+  Type.Optional(Type.Union([Text(maxLength), Type.Null()], about(description)));
 
 /** A number, the string a plain HTML form sends for one, or null (an empty field; NaN serialises so). */
-export const FormNumber = Type.Optional(Type.Union([Type.Number(), Text(64), Type.Null()]));
+export const FormNumber = (description?: string) =>
+  Type.Optional(Type.Union([Type.Number(), Text(64), Type.Null()], about(description)));
 
 /** A body whose every field is optional may also be left out (null: fastify's "no body"). */
 export const OptionalBody = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
@@ -30,6 +36,25 @@ export const ErrorReply = Type.Object({
   errors: Type.Optional(Type.Array(FieldProblem)),
 });
 export type ErrorReply = Static<typeof ErrorReply>;
+
+// ---- replies ---------------------------------------------------------------------------------------
+// Reply schemas describe what a route answers (its `schema.reply`, by status). They are the wire types
+// the services, the web UI and scripts share, and the OpenAPI document's responses; the gateway does
+// not filter replies through them. A schema with a `title` is one named type of the reference.
+
+/** A field that is always there, null when empty. */
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+/** Done; nothing more to say. */
+export const OkReply = Type.Object({ ok: Type.Literal(true) }, { title: 'OkReply' });
+export type OkReply = Static<typeof OkReply>;
+
+/** A reply without a body (a redirect, an empty 200): only its description goes into the reference. */
+export const NoBody = (description: string) => Type.Unsafe<void>({ description });
+
+/** A reply that is not JSON: text, a file, an event stream. */
+export const NotJson = (mediaType: string, description: string) =>
+  Type.String({ contentMediaType: mediaType, description });
 
 /** A schema complaint as typebox reports it. */
 export interface SchemaComplaint {

@@ -5,8 +5,6 @@
 import os from 'node:os';
 import { type Command, Option } from 'commander';
 import {
-  ANNOUNCEMENT_LEVELS,
-  type AnnouncementLevel,
   allAnnouncements,
   allJobs,
   checkAnnouncement,
@@ -16,6 +14,7 @@ import {
   requestStop,
   setDrained,
 } from '../admin/store.ts';
+import { ANNOUNCEMENT_LEVELS, type AnnouncementLevel } from '../api/admin.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { isActive, type SessionState } from '../core/session-machine.ts';
 import { AuditLog } from '../db/audit.ts';

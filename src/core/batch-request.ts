@@ -1,5 +1,6 @@
 // A batch-job submission as the form and the API send it, and its checks. Pure and browser-safe: the
 // web form runs the same checks, so messages match word for word. Every error names its form field.
+import type { BatchLimits } from '../api/jobs.ts';
 import type { FieldError } from './request.ts';
 
 export type BatchSource = 'path' | 'text';
@@ -22,17 +23,8 @@ export interface BatchRequest {
   workDir?: string;
 }
 
-/** What the form may offer on a cluster (from its live nodes and accounting). */
-export interface BatchLimits {
-  partitions?: readonly string[];
-  /** The user's accounts; undefined when the cluster has no accounting (any name is passed on). */
-  accounts?: readonly string[];
-  /** Per partition, the largest node (so "64 cores" is refused before Slurm says it less clearly). */
-  perPartition?: Record<string, { maxCores: number; maxMemoryGb: number; maxGpus: number }>;
-  maxCores?: number;
-  maxMemoryGb?: number;
-  maxGpus?: number;
-}
+// What the form may offer on a cluster: a type of the API contract (the submit form gets it).
+export type { BatchLimits };
 
 /** Largest pasted script (bytes). */
 export const MAX_SCRIPT_BYTES = 256 * 1024;

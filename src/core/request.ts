@@ -1,49 +1,15 @@
 // Validation of a new-session request against what a cluster offers. Pure: the limits come from the
 // caller (config for the local backend, the live poll for Slurm). Every error names its form field.
+import type { RequestLimits } from '../api/clusters.ts';
+import type { FieldProblem } from '../api/common.ts';
+import type { SessionRequest } from '../api/sessions.ts';
 
-export interface SessionRequest {
-  cluster: string;
-  app: string;
-  /** More apps on the same allocation, each at /user/<name>/<session>.<app>/ (e.g. ["terminal"]). */
-  extraApps?: string[];
-  environment?: string;
-  cores: number;
-  memoryGb: number;
-  gpus: number;
-  hours: number;
-  partition?: string;
-  account?: string;
-  reservation?: string;
-  label?: string;
-}
+// The request and the limits travel between the form and the gateway: they are types of the API
+// contract (src/api/), checked here.
+export type { RequestLimits, SessionRequest };
 
-export interface FieldError {
-  field: string;
-  message: string;
-}
-
-export interface RequestLimits {
-  maxCores: number;
-  maxMemoryGb: number;
-  /** GPUs on the largest GPU node; 0 when the cluster has none. */
-  maxGpus: number;
-  maxHours: number;
-  apps: readonly string[];
-  /** Apps that may run next to the main app in one session; all of `apps` when absent. */
-  extraApps?: readonly string[];
-  environments: readonly string[];
-  /** When set, the partition must be one of these. */
-  partitions?: readonly string[];
-  /** When set, the account must be one of these (the user's accounts). Undefined: no accounts on this cluster. */
-  accounts?: readonly string[];
-  /** Reservations this user may use. */
-  reservations?: readonly string[];
-  /** Per-partition overrides (e.g. a partition with smaller nodes). */
-  perPartition?: Record<
-    string,
-    { maxCores: number; maxMemoryGb: number; maxGpus: number; maxHours?: number }
-  >;
-}
+/** One problem with one field; the message starts with the field's label. */
+export type FieldError = FieldProblem;
 
 /** Apps one session may run next to its main app. */
 export const MAX_EXTRA_APPS = 4;

@@ -1,22 +1,9 @@
 // The free-resources table shown beside the form, and queue positions: pure functions of one poll.
+import type { FreeRow, FreeTable } from '../api/clusters.ts';
 import type { JobInfo, NodeInfo } from '../scheduler/types.ts';
 
-export interface FreeRow {
-  freeGpus: number;
-  /** "no free GPU", "1 free GPU", "2 free GPUs" */
-  label: string;
-  nodes: number;
-  freeCores: number;
-  freeMemoryMb: number;
-}
-
-export interface FreeTable {
-  cluster: string;
-  at: number;
-  rows: FreeRow[];
-  /** false when the numbers are from an older poll because the scheduler is unreachable now. */
-  fresh: boolean;
-}
+// The table is sent to the form as it is: a type of the API contract.
+export type { FreeRow, FreeTable };
 
 const UNUSABLE = /down|drain|fail|maint|inval|not_responding|unknown|future|power/i;
 

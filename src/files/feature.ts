@@ -4,11 +4,18 @@
 import path from 'node:path';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { NotJson, OkReply } from '../api/common.ts';
 import {
+  FilesEntryReply,
+  FilesListReply,
   FilesMkdirBody,
   FilesMoveBody,
+  FilesMoveReply,
   FilesPathQuery,
+  FilesRootsReply,
   FilesSaveQuery,
+  FilesStatReply,
+  FilesTextReply,
   FilesUploadQuery,
 } from '../api/files.ts';
 import type { User } from '../db/users.ts';
@@ -167,7 +174,13 @@ export const filesFeature: Feature = {
 
     const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
-    app.get('/api/files/roots', async (req) => {
+    const roots = {
+      schema: {
+        summary: 'Your folders (roots) and whether each can be read now',
+        reply: { 200: FilesRootsReply },
+      },
+    };
+    app.get('/api/files/roots', roots, async (req) => {
       const c = await caller(req).catch((e) => {
         if (e instanceof HttpError && e.status === 503) return null;
         throw e;
@@ -202,7 +215,13 @@ export const filesFeature: Feature = {
 
     app.get(
       '/api/files/list',
-      { schema: { querystring: FilesPathQuery } },
+      {
+        schema: {
+          summary: "A folder's entries",
+          querystring: FilesPathQuery,
+          reply: { 200: FilesListReply },
+        },
+      },
       guarded('list', pathQ, async (req, c) => {
         const r = resolvePath((req.query as FilesPathQuery).path, c.roots);
         const a = await svc.run(c.who, { op: 'list', ...where(r) });
@@ -212,7 +231,13 @@ export const filesFeature: Feature = {
 
     app.get(
       '/api/files/stat',
-      { schema: { querystring: FilesPathQuery } },
+      {
+        schema: {
+          summary: 'One entry (file, folder or link)',
+          querystring: FilesPathQuery,
+          reply: { 200: FilesStatReply },
+        },
+      },
       guarded('stat', pathQ, async (req, c) => {
         const r = resolvePath((req.query as FilesPathQuery).path, c.roots);
         const a = await svc.run(c.who, { op: 'stat', ...where(r) });
@@ -222,7 +247,13 @@ export const filesFeature: Feature = {
 
     app.get(
       '/api/files/text',
-      { schema: { querystring: FilesPathQuery } },
+      {
+        schema: {
+          summary: 'A text file, for the editor',
+          querystring: FilesPathQuery,
+          reply: { 200: FilesTextReply },
+        },
+      },
       guarded('text', pathQ, async (req, c) => {
         const r = resolvePath((req.query as FilesPathQuery).path, c.roots);
         const a = await svc.run(c.who, { op: 'text', ...where(r), maxBytes: svc.maxEditBytes });
@@ -232,7 +263,15 @@ export const filesFeature: Feature = {
 
     app.get(
       '/api/files/download',
-      { schema: { querystring: FilesPathQuery } },
+      {
+        schema: {
+          summary: 'Download a file, or a folder as a .tar.gz',
+          querystring: FilesPathQuery,
+          reply: {
+            200: NotJson('application/octet-stream', 'The file (a folder: application/gzip, a tar archive).'),
+          },
+        },
+      },
       guarded('download', pathQ, async (req, c, reply) => {
         const r = resolvePath((req.query as FilesPathQuery).path, c.roots);
         const h = svc.start(c.who, { op: 'download', ...where(r) }, 0);
@@ -261,7 +300,7 @@ export const filesFeature: Feature = {
 
     app.post(
       '/api/files/mkdir',
-      { schema: { body: FilesMkdirBody } },
+      { schema: { summary: 'Create a folder', body: FilesMkdirBody, reply: { 201: FilesEntryReply } } },
       guarded(
         'mkdir',
         (req) => (req.body as { path?: unknown })?.path,
@@ -278,7 +317,13 @@ export const filesFeature: Feature = {
 
     app.post(
       '/api/files/move',
-      { schema: { body: FilesMoveBody } },
+      {
+        schema: {
+          summary: 'Move or rename a file or folder',
+          body: FilesMoveBody,
+          reply: { 200: FilesMoveReply },
+        },
+      },
       guarded(
         'move',
         (req) => (req.body as { path?: unknown })?.path,
@@ -302,7 +347,13 @@ export const filesFeature: Feature = {
 
     app.delete(
       '/api/files',
-      { schema: { querystring: FilesPathQuery } },
+      {
+        schema: {
+          summary: 'Delete a file or a folder with everything in it',
+          querystring: FilesPathQuery,
+          reply: { 200: OkReply },
+        },
+      },
       guarded('delete', pathQ, async (req, c) => {
         const r = resolvePath((req.query as FilesPathQuery).path, c.roots);
         if (r.rel.length === 0) throw new PathProblem(403, 'path', 'a root folder cannot be deleted');
@@ -342,7 +393,14 @@ export const filesFeature: Feature = {
 
       raw.put(
         '/api/files/upload',
-        { schema: { querystring: FilesUploadQuery } },
+        {
+          schema: {
+            summary: 'Upload a file into a folder: the body is its bytes (Content-Length required)',
+            querystring: FilesUploadQuery,
+            consumes: ['application/octet-stream'],
+            reply: { 201: FilesEntryReply },
+          },
+        },
         guarded('upload', pathQ, async (req, c, reply) => {
           const q = req.query as FilesUploadQuery;
           const r = resolvePath(q.path, c.roots);
@@ -372,7 +430,14 @@ export const filesFeature: Feature = {
 
       raw.put(
         '/api/files/text',
-        { schema: { querystring: FilesSaveQuery } },
+        {
+          schema: {
+            summary: "Save the editor's text (refused when the file changed since `etag`)",
+            querystring: FilesSaveQuery,
+            consumes: ['application/octet-stream'],
+            reply: { 200: FilesEntryReply },
+          },
+        },
         guarded('save', pathQ, async (req, c, reply) => {
           const q = req.query as FilesSaveQuery;
           const r = resolvePath(q.path, c.roots);

@@ -3,8 +3,20 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Gauge } from 'prom-client';
-import { ClusterParams } from '../api/clusters.ts';
-import { JobOutputQuery, JobParams, JobsQuery, NewJobBody, QueueQuery } from '../api/jobs.ts';
+import { ClusterParams, ClusterStatus } from '../api/clusters.ts';
+import {
+  BatchClustersReply,
+  JobDetailReply,
+  JobOutputPage,
+  JobOutputQuery,
+  JobParams,
+  JobReply,
+  JobsQuery,
+  JobsReply,
+  NewJobBody,
+  QueueQuery,
+  QueueView,
+} from '../api/jobs.ts';
 import type { ExecRunner } from '../scheduler/slurm/runner.ts';
 import { clientIp, HttpError, requireUser } from '../server/auth.ts';
 import type { AppContext } from '../server/context.ts';
@@ -104,7 +116,14 @@ export const jobsFeature: Feature = {
       return { user, row };
     };
 
-    app.get('/api/jobs', { schema: { querystring: JobsQuery } }, async (req) => {
+    const list = {
+      schema: {
+        summary: 'Your batch jobs, newest first (`state`: active, finished, all or one state)',
+        querystring: JobsQuery,
+        reply: { 200: JobsReply },
+      },
+    };
+    app.get('/api/jobs', list, async (req): Promise<JobsReply> => {
       const user = requireUser(req, 'jobs');
       const p = q(req);
       return {
@@ -116,27 +135,51 @@ export const jobsFeature: Feature = {
       };
     });
 
-    app.get('/api/jobs/clusters', async (req) => {
+    const clusters = {
+      schema: {
+        summary: 'The clusters you may submit to, with what the submit form offers',
+        reply: { 200: BatchClustersReply },
+      },
+    };
+    app.get('/api/jobs/clusters', clusters, async (req): Promise<BatchClustersReply> => {
       const user = requireUser(req, 'jobs');
       return { clusters: await svc.batchClusters(user) };
     });
 
-    app.post('/api/jobs', { schema: { body: NewJobBody } }, async (req, reply) => {
+    const submit = {
+      schema: {
+        summary: 'Submit a batch job: a script on the cluster (`scriptPath`) or pasted (`script`)',
+        body: NewJobBody,
+        reply: { 201: JobReply },
+      },
+    };
+    app.post('/api/jobs', submit, async (req, reply) => {
       const user = requireUser(req, 'jobs');
       try {
-        return reply.code(201).send({ job: await svc.submit(user, req.body, clientIp(req)) });
+        return reply
+          .code(201)
+          .send({ job: await svc.submit(user, req.body, clientIp(req)) } satisfies JobReply);
       } catch (e) {
         return rethrow(e, reply);
       }
     });
 
-    const job = { schema: { params: JobParams } };
-    app.get('/api/jobs/:cluster/:jobId', job, async (req) => {
+    const job = {
+      schema: {
+        summary: 'One of your jobs, with links to its working directory',
+        params: JobParams,
+        reply: { 200: JobDetailReply },
+      },
+    };
+    app.get('/api/jobs/:cluster/:jobId', job, async (req): Promise<JobDetailReply> => {
       const { user, row } = await owned(req, req.params);
       return { job: await svc.detail(user, row) };
     });
 
-    const cancel = async (req: FastifyRequest<{ Params: JobParams }>, reply: FastifyReply) => {
+    const cancel = async (
+      req: FastifyRequest<{ Params: JobParams }>,
+      reply: FastifyReply,
+    ): Promise<JobReply> => {
       const { user, row } = await owned(req, req.params);
       try {
         return { job: await svc.cancel(user, row, clientIp(req)) };
@@ -144,11 +187,25 @@ export const jobsFeature: Feature = {
         return rethrow(e, reply);
       }
     };
-    app.delete('/api/jobs/:cluster/:jobId', job, cancel);
-    app.post('/api/jobs/:cluster/:jobId/cancel', job, cancel);
+    const cancelling = (summary: string) => ({
+      schema: { summary, params: JobParams, reply: { 200: JobReply } },
+    });
+    app.delete('/api/jobs/:cluster/:jobId', cancelling('Cancel one of your jobs'), cancel);
+    app.post(
+      '/api/jobs/:cluster/:jobId/cancel',
+      cancelling('Cancel one of your jobs (the same as DELETE, for plain forms)'),
+      cancel,
+    );
 
-    const output = { schema: { params: JobParams, querystring: JobOutputQuery } };
-    app.get('/api/jobs/:cluster/:jobId/output', output, async (req, reply) => {
+    const output = {
+      schema: {
+        summary: "A page of the job's stdout or stderr, from an offset or from the end",
+        params: JobParams,
+        querystring: JobOutputQuery,
+        reply: { 200: JobOutputPage },
+      },
+    };
+    app.get('/api/jobs/:cluster/:jobId/output', output, async (req, reply): Promise<JobOutputPage> => {
       const { user, row } = await owned(req, req.params);
       const p = q(req);
       const stream = p.stream ?? 'stdout';
@@ -166,7 +223,15 @@ export const jobsFeature: Feature = {
       }
     });
 
-    app.get('/api/queue', { schema: { querystring: QueueQuery } }, async (req, reply) => {
+    const queue = {
+      schema: {
+        summary:
+          "A cluster's queue as of the last poll, filtered (your own jobs only where the site hides others')",
+        querystring: QueueQuery,
+        reply: { 200: QueueView },
+      },
+    };
+    app.get('/api/queue', queue, async (req, reply): Promise<QueueView> => {
       const user = requireUser(req, 'read');
       const p = q(req);
       const cluster = p.cluster ?? [...ctx.clusters.values()].find((c) => c.userMayUse(user))?.name ?? '';
@@ -183,7 +248,14 @@ export const jobsFeature: Feature = {
       }
     });
 
-    app.get('/api/clusters/:name/status', { schema: { params: ClusterParams } }, async (req, reply) => {
+    const status = {
+      schema: {
+        summary: "A cluster's nodes and partitions and their load, as of the last poll",
+        params: ClusterParams,
+        reply: { 200: ClusterStatus },
+      },
+    };
+    app.get('/api/clusters/:name/status', status, async (req, reply): Promise<ClusterStatus> => {
       const user = requireUser(req, 'read');
       try {
         return await svc.status(user, req.params.name);

@@ -1,6 +1,8 @@
 // The queue page and the cluster status, as pure functions of one shared poll: no scheduler call per
 // viewer. PrivateData is honoured: with "jobs" private a user gets their own rows plus counts per
 // partition; with "nodes" private no per-node list.
+import type { ClusterStatus, NodeRow, PartitionLoad } from '../api/clusters.ts';
+import type { PartitionCount, QueueRow, QueueView } from '../api/jobs.ts';
 import { queuePosition } from '../core/resources.ts';
 import {
   FINISHED_JOB_STATES,
@@ -38,52 +40,8 @@ export function matchesState(state: JobState | 'unknown', f: StateFilter | undef
   return state === f;
 }
 
-/** One row of the queue as shown to a user. Other users' rows carry no paths or comments. */
-export interface QueueRow {
-  jobId: string;
-  name: string;
-  user: string;
-  mine: boolean;
-  state: JobState;
-  reason: string | null;
-  partition: string | null;
-  account: string | null;
-  nodes: string | null;
-  cpus: number | null;
-  gpus: number | null;
-  memoryMb: number | null;
-  submitTime: number | null;
-  startTime: number | null;
-  timeLimitMinutes: number | null;
-  priority: number | null;
-  /** Among the pending jobs of its partition (pending jobs only). */
-  position: number | null;
-  pendingInPartition: number | null;
-}
-
-export interface PartitionCount {
-  partition: string;
-  running: number;
-  pending: number;
-  /** Other states that still hold a place (completing, suspended). */
-  other: number;
-}
-
-export interface QueueView {
-  cluster: string;
-  /** Time of the poll (epoch seconds); 0 before the first one. */
-  at: number;
-  /** false when the scheduler could not be reached at the last poll (the rows are older). */
-  fresh: boolean;
-  /** true when the site hides other users' jobs (PrivateData=jobs): rows are the user's own only. */
-  privateJobs: boolean;
-  jobs: QueueRow[];
-  /** Rows that matched the filters (before the row limit). */
-  matched: number;
-  truncated: boolean;
-  /** Every user's jobs, counted per partition (counts only: allowed even with PrivateData). */
-  partitions: PartitionCount[];
-}
+// What the queue page and the status page get: types of the API contract.
+export type { ClusterStatus, NodeRow, PartitionCount, PartitionLoad, QueueRow, QueueView };
 
 export interface QueueFilters {
   partition?: string;
@@ -171,47 +129,6 @@ export function queueView(
     truncated: visible.length > rows.length,
     partitions: [...counts.values()].sort((a, b) => a.partition.localeCompare(b.partition)),
   };
-}
-
-export interface PartitionLoad {
-  name: string;
-  isDefault: boolean;
-  state: string | null;
-  maxTimeMinutes: number | null;
-  nodes: number;
-  cpus: number;
-  allocCpus: number;
-  memoryMb: number;
-  allocMemoryMb: number;
-  gpus: number;
-  allocGpus: number;
-  running: number;
-  pending: number;
-}
-
-export interface NodeRow {
-  name: string;
-  state: string;
-  partitions: string[];
-  cpus: number;
-  allocCpus: number;
-  memoryMb: number;
-  allocMemoryMb: number;
-  gpus: number;
-  allocGpus: number;
-  gpuType: string | null;
-}
-
-export interface ClusterStatus {
-  cluster: string;
-  at: number;
-  fresh: boolean;
-  /** Node count per state word ("idle", "mixed", "allocated", "down", "drained", ...). */
-  nodesByState: Record<string, number>;
-  partitions: PartitionLoad[];
-  totals: { nodes: number; cpus: number; allocCpus: number; gpus: number; allocGpus: number };
-  /** Per-node rows; null when the site hides nodes (PrivateData=nodes). */
-  nodes: NodeRow[] | null;
 }
 
 /** "down*" → "down", "mixed-" → "mixed", "idle+drain" stays as is. */

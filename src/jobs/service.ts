@@ -2,7 +2,9 @@
 // from the ONE shared poll per cluster (no scheduler call per viewer or per job), keep the history with
 // exit codes (one sacct call per poll batch, only when something finished), notify state changes,
 // cancel, read output as the user, and the queue and cluster status views.
+import { sql } from 'kysely';
 import type { Logger } from 'pino';
+import type { BatchClusterView, JobDetail, JobLinks, JobOutputPage } from '../api/jobs.ts';
 import { newShortId } from '../auth/secrets.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import {
@@ -34,7 +36,6 @@ import { RequestError, type SessionService } from '../sessions/service.ts';
 import { FileReadError, readPageAsUser } from '../system/as-user-files.ts';
 import { lookupUnixUser } from '../system/users.ts';
 import type { NotificationService } from './notifications.ts';
-import type { OutputPage } from './output.ts';
 import {
   type ClusterStatus,
   clusterStatus,
@@ -51,6 +52,8 @@ import {
   type JobView,
   mailTypesFor,
   notificationFor,
+  parseInfo,
+  restartCause,
   rowPatchFrom,
   signatureOf,
   toJobView,
@@ -67,29 +70,8 @@ export interface JobsServiceDeps {
   sessions: SessionService;
 }
 
-/** Links from a job to a session (its working directory in the user's Jupyter). */
-export interface JobLinks {
-  /** Open the working directory in a running Jupyter session of the user. */
-  browse: { url: string; sessionId: string; sessionName: string } | null;
-  /** The new-session form, pre-filled for Jupyter on the job's cluster. */
-  newSession: string;
-  /** Why there is no browse link (shown to the user). */
-  why: string | null;
-}
-
-export interface JobDetail extends JobView {
-  links: JobLinks;
-}
-
-/** What the submit form offers on a cluster. */
-export interface BatchClusterView {
-  name: string;
-  title: string;
-  limits: BatchLimits;
-  defaultPartition: string | null;
-  /** E-mail through Slurm works here and the user has an address. */
-  mail: boolean;
-}
+// What the jobs pages get: types of the API contract.
+export type { BatchClusterView, JobDetail, JobLinks };
 
 export class JobsHttpError extends Error {
   constructor(
@@ -489,7 +471,7 @@ export class JobsService {
     row: JobRow,
     stream: 'stdout' | 'stderr',
     req: { offset: number; limit: number; fromEnd: boolean },
-  ): Promise<OutputPage & { path: string | null; exists: boolean; message?: string }> {
+  ): Promise<JobOutputPage> {
     const c = this.d.clusters.get(row.cluster);
     const p = stream === 'stderr' ? row.stderr_path : row.stdout_path;
     const empty = (message: string, exists = false) => ({
@@ -539,7 +521,8 @@ export class JobsService {
     const c = this.clusterFor(user, clusterName);
     const info = await c.clusterInfo().catch(() => null);
     // Unknown PrivateData, or a backend without it: private (the safe reading).
-    const privateJobs = c.cfg.backend === 'slurm' ? (info?.privateData ?? ['jobs']).includes('jobs') : true;
+    // Jobs are private unless the scheduler says otherwise (only Slurm reports its PrivateData).
+    const privateJobs = (info?.privateData ?? ['jobs']).includes('jobs');
     const snap = c.poller.latestGood;
     return queueView(c.name, snap, c.poller.latest?.ok ?? false, user.unixUser, privateJobs, f);
   }
@@ -680,6 +663,9 @@ export class JobsService {
       return true;
     }
     const update: Partial<JobRow> = { ...patch };
+    // A requeued job (Slurm's JobRequeue, a node failure): its page tells it restarted, and why.
+    const restartedAfter = restartCause(j, parseInfo(row), row.nodes, c.poller.latestGood?.nodes ?? []);
+    if (restartedAfter) update.info = JSON.stringify({ ...j, restartedAfter });
     if (row.exit_source === 'sacct') {
       delete update.exit_code;
       delete update.exit_source;
@@ -710,7 +696,8 @@ export class JobsService {
       .updateTable('jobs')
       .set({ source: row.source, script_path: row.script_path, user_id: row.user_id })
       .where('cluster', '=', c.name)
-      .where('job_id', 'like', `${prefix}%`)
+      // Not LIKE: its `_` is a wildcard ("123_%" would take job 1234 too).
+      .where(sql<boolean>`substr(job_id, 1, ${prefix.length}) = ${prefix}`)
       .execute();
     return true;
   }

@@ -2,6 +2,7 @@
 // notification a change means, Slurm mail types from preferences, and the link from a job's working
 // directory to the user's Jupyter session.
 import path from 'node:path';
+import type { JobView } from '../api/jobs.ts';
 import { failedNode, queuePosition } from '../core/resources.ts';
 import type { JobsTable } from '../db/schema.ts';
 import { expandHostlist } from '../scheduler/slurm/parse.ts';
@@ -20,46 +21,8 @@ export type JobRow = Omit<JobsTable, 'id'> & { id: number };
 /** A job's record as kept (`info`): what the scheduler said, and why it was last restarted, when known. */
 export type StoredJobInfo = JobInfo & { restartedAfter?: string };
 
-/** A batch job as shown to its owner. Times are epoch milliseconds. */
-export interface JobView {
-  cluster: string;
-  jobId: string;
-  name: string;
-  /** Unix owner. */
-  user: string;
-  state: JobState;
-  /** 'unknown' while the scheduler cannot be reached and the job is not finished, else the state. */
-  displayState: JobState;
-  finished: boolean;
-  reason: string | null;
-  partition: string | null;
-  account: string | null;
-  nodes: string | null;
-  cpus: number | null;
-  memoryMb: number | null;
-  gpus: number | null;
-  submittedAt: number;
-  startedAt: number | null;
-  endedAt: number | null;
-  timeLimitMinutes: number | null;
-  /** Seconds run so far (running) or in total (finished); null before it starts. */
-  elapsedSeconds: number | null;
-  exitCode: number | null;
-  /** 'sacct' (accounting) or 'squeue' (as last seen); null while running. */
-  exitSource: string | null;
-  /** How it was submitted: 'path', 'text', or 'external' (outside Atrium, same Unix account). */
-  source: string;
-  scriptPath: string | null;
-  workDir: string | null;
-  stdoutPath: string | null;
-  stderrPath: string | null;
-  /** Pending jobs: the scheduler's reason, position among the partition's pending jobs, expected start (ms). */
-  queue: { position: number | null; pendingInPartition: number | null; expectedStart: number | null } | null;
-  /** How many times the scheduler restarted (requeued) the job: Slurm's and the site's requeue policy. */
-  restarts: number;
-  /** Why it was last restarted, when the gateway saw the cause (e.g. "node n12 failed"). */
-  restartedAfter: string | null;
-}
+// A batch job as shown to its owner: a type of the API contract.
+export type { JobView };
 
 const s2ms = (v: number | undefined): number | null => (v === undefined ? null : v * 1000);
 

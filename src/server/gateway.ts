@@ -7,35 +7,49 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import helmet from '@fastify/helmet';
 import fastifyStatic from '@fastify/static';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { ensureAgent } from '../agent/bundle.ts';
+import { HealthReply, OpenApiReply } from '../api/gateway.ts';
+import { ensureAppAssets } from '../apps/assets.ts';
 import { generatePassword, hashPassword } from '../auth/passwords.ts';
 import { LocalPasswordProvider, type PasswordProvider } from '../auth/providers.ts';
 import { RateLimiter } from '../auth/rate-limit.ts';
 import { WebSessionStore } from '../auth/web-sessions.ts';
 import { databaseUrl, type LoadedConfig, publicUrl } from '../config/load.ts';
 import { AuditLog } from '../db/audit.ts';
-import { type Db, openDb } from '../db/index.ts';
+import { type Db, engineOf, isDatabaseUnavailable, openDb, unavailableReply } from '../db/index.ts';
 import { countUsers, createUser } from '../db/users.ts';
+import { ensureFilesHelper } from '../files/bundle.ts';
 import { GatewayProxy } from '../proxy/proxy.ts';
 import { rfbHooks } from '../proxy/rfb-bridge.ts';
 import { RouteTable } from '../proxy/routes.ts';
-import '../scheduler/backends.ts';
 import { Cluster } from '../sessions/clusters.ts';
+import { ActivityBoard } from '../sessions/idle.ts';
 import { SessionService } from '../sessions/service.ts';
+import {
+  prepareSessionRuntime,
+  RuntimeDirError,
+  type SessionRuntime,
+  whyOthersCannot,
+} from '../system/runtime-dir.ts';
 import { lookupUnixUser } from '../system/users.ts';
-import { cookieOf, HttpError, registerAuth } from './auth.ts';
+import { cookieOf, errorBody, HttpError, registerAuth } from './auth.ts';
 import { type AppContext, SESSION_COOKIE } from './context.ts';
 import { EventBus } from './events.ts';
 import { FEATURES, type Feature } from './features.ts';
+import { healthCheck } from './health.ts';
 import { Metrics, metricsAllowed } from './metrics.ts';
+import { atriumVersion, collectRoutes, openApiDocument } from './openapi.ts';
+import { canonicalTarget } from './paths.ts';
 import { placeholderHandler } from './placeholder.ts';
 import { registerAgentRoutes } from './routes/agent.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
 import { registerClusterRoutes } from './routes/clusters.ts';
 import { registerEventRoutes } from './routes/events.ts';
 import { registerSessionRoutes } from './routes/sessions.ts';
+import { SharedDatabase } from './shared.ts';
+import { registerValidation } from './validation.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const WEB_DIR = path.join(ROOT, 'dist', 'web');
@@ -57,6 +71,21 @@ export interface Gateway {
   url: string;
   port: number;
   close(): Promise<void>;
+}
+
+/** A path refused before any handler or the proxy saw it (JSON, like every API error). */
+function refusePath(res: http.ServerResponse, why: string): void {
+  const body = JSON.stringify({ error: `path: refused, ${why}`, field: 'path' });
+  res.writeHead(400, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
+  });
+  res.end(body);
 }
 
 /** The first start creates an admin account with a random password and says how to sign in. */
@@ -85,12 +114,18 @@ async function bootstrapAdmin(
     }
   }
   const password = generatePassword();
-  await createUser(db, {
-    username: 'admin',
-    unixUser: unix,
-    passwordHash: await hashPassword(password),
-    isAdmin: true,
-  });
+  try {
+    await createUser(db, {
+      username: 'admin',
+      unixUser: unix,
+      passwordHash: await hashPassword(password),
+      isAdmin: true,
+    });
+  } catch (e) {
+    // Gateways that start together on one PostgreSQL race for the first account: one creates it.
+    if ((await countUsers(db)) > 0) return;
+    throw e;
+  }
   const pwFile = path.join(cfg.dataDir, 'initial-admin-password');
   fs.writeFileSync(pwFile, `${password}\n`, { mode: 0o600 });
   print('');
@@ -101,28 +136,69 @@ async function bootstrapAdmin(
   print('');
 }
 
+/**
+ * The files sessions run as their users, where every user can read them (placed in runtimeDir when
+ * the checkout is private), or a RuntimeDirError naming the path in the way. Null when the site
+ * names its own agent (agent.script, e.g. on a shared file system: `atrium config check` looks at it).
+ */
+async function sessionRuntime(cfg: LoadedConfig): Promise<SessionRuntime | null> {
+  // A non-root gateway with the local backend only runs every session as itself.
+  const othersMustRead = process.getuid?.() === 0 || cfg.clusters.some((c) => c.backend !== 'local');
+  if (!cfg.agent.node && othersMustRead) {
+    const why = whyOthersCannot(process.execPath, true);
+    if (why) {
+      throw new RuntimeDirError(
+        `sessions run Node.js ${process.execPath} as their users, who cannot run it (${why}): set agent.node ` +
+          'to a Node.js every user can run (e.g. /usr/bin/node), or install Node.js where they can',
+      );
+    }
+  }
+  if (cfg.agent.script) return null;
+  await ensureAgent();
+  await ensureFilesHelper();
+  // The apps feature builds these too and reports a failure; the copy must hold them when they build.
+  await ensureAppAssets().catch(() => undefined);
+  return prepareSessionRuntime({
+    root: ROOT,
+    runtimeDir: cfg.runtimeDir,
+    node: cfg.agent.node ?? process.execPath,
+    keepHours: Math.max(...cfg.clusters.map((c) => c.maxHours)) + 1,
+    othersMustRead,
+  });
+}
+
 export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {}): Promise<Gateway> {
   const log = opts.log ?? pino({ level: cfg.log.level, base: { svc: 'atrium' } });
   const print = opts.print ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const runtime = await sessionRuntime(cfg);
+  if (runtime?.placed)
+    log.info({ dir: runtime.root, why: runtime.why }, "sessions use a copy of Atrium's files in runtimeDir");
+  const agentArgv = [cfg.agent.node ?? process.execPath, cfg.agent.script ?? runtime!.agentScript];
   fs.mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
-  const db = await openDb(databaseUrl(cfg));
-  const agentScript = cfg.agent.script ?? (await ensureAgent());
-  const agentArgv = [cfg.agent.node ?? process.execPath, agentScript];
+  const db = await openDb(databaseUrl(cfg), {
+    poolSize: cfg.database.poolSize,
+    onError: (e) => log.warn({ err: e.message }, 'database: an idle connection failed'),
+  });
 
+  let boundPort = cfg.server.port;
+  const pub = () => publicUrl(cfg, boundPort);
+  // On PostgreSQL other gateways may share the database: live events, polls and routes are shared.
+  const shared =
+    engineOf(db) === 'postgres' ? new SharedDatabase(db, databaseUrl(cfg), log, () => pub()) : null;
   const routes = new RouteTable();
-  const bus = new EventBus();
+  const bus = new EventBus(shared?.fanout);
   const metrics = new Metrics();
   const audit = new AuditLog(db, log);
   const webSessions = new WebSessionStore(db, cfg.auth.sessionHours * 3600_000);
   const clusters = new Map<string, Cluster>();
   for (const c of cfg.clusters) clusters.set(c.name, new Cluster(c, cfg.dataDir, log));
-
-  let boundPort = cfg.server.port;
-  const pub = () => publicUrl(cfg, boundPort);
+  for (const c of clusters.values()) shared?.leases.add(c.poller);
   const hubUrl = () => (cfg.server.agentUrl ?? pub()).replace(/\/+$/, '');
 
   // The context is filled in below; the proxy hooks read it lazily.
   const ctxRef: { ctx?: AppContext } = {};
+  // What browsers do with each session's apps, for idle culling (src/sessions/idle-feature.ts).
+  const activity = new ActivityBoard();
   const proxy = new GatewayProxy({
     routes,
     log,
@@ -139,8 +215,9 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
         return webSessions.lookup(token).then(asProxyUser);
       },
       placeholder: placeholderHandler(() => ctxRef.ctx!),
-      ...rfbHooks({ log }),
+      ...rfbHooks({ log, onInput: (route) => activity.touchPrefix(route.prefix, 'input') }),
       onRequest: () => metrics.proxyRequests.inc(),
+      onTraffic: (sessionId, app, kind) => activity.touch(sessionId, app, kind),
       onWsOpen: () => metrics.openWebSockets.inc(),
       onWsClose: () => metrics.openWebSockets.dec(),
     },
@@ -156,6 +233,7 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
     audit,
     hubUrl,
     agentArgv,
+    gateways: shared?.gateways,
     onTransition: (s, _from, to) => {
       metrics.sessionTransitions.inc({ to, cluster: s.cluster });
       if (to === 'running' && s.created_at) {
@@ -193,6 +271,9 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
     services: new Map<string, unknown>([
       ['session.onTransition', transitionListeners],
       ['session.onWarning', warningListeners],
+      // Where sessions and the file helper find Atrium's files (a runtimeDir copy or the checkout).
+      ['runtime.root', runtime?.root ?? ROOT],
+      ['activity', activity],
     ]),
   };
   ctxRef.ctx = ctx;
@@ -206,16 +287,29 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
 
   const app = Fastify({
     loggerInstance: log.child({ part: 'http' }),
-    disableRequestLogging: true,
+    // Requests are not logged one by one (the proxy's hot path has its own metrics).
+    logController: new LogController({ disableRequestLogging: true }),
     trustProxy: cfg.server.trustProxy,
     bodyLimit: 1024 * 1024,
     serverFactory: (handler) => {
+      // Every request is first put in its one spelling (src/server/paths.ts): the proxy, the router
+      // and every check after this see the same path, and odd ones end here.
       const server = http.createServer((req, res) => {
-        if (req.url?.startsWith('/user/')) proxy.web(req, res);
+        const target = canonicalTarget(req.url ?? '');
+        if (!target.ok) return refusePath(res, target.why);
+        req.url = target.url;
+        if (target.proxied) proxy.web(req, res);
         else handler(req, res);
       });
       server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-        if (req.url?.startsWith('/user/')) return proxy.upgrade(req, socket, head);
+        const target = canonicalTarget(req.url ?? '');
+        if (!target.ok) {
+          socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+          socket.destroy();
+          return;
+        }
+        req.url = target.url;
+        if (target.proxied) return proxy.upgrade(req, socket, head);
         const h = upgradeHandlers.find((u) => req.url?.startsWith(u.prefix));
         if (h) return h.handle(req, socket, head);
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
@@ -245,11 +339,19 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
     crossOriginEmbedderPolicy: false,
     hsts: secure ? { maxAge: 15552000 } : false,
   });
+  registerValidation(app);
   registerAuth(app, ctx);
+  // Every route as registered (after the policy defaults are filled in), for /api/openapi.json.
+  const apiRoutes = collectRoutes(app);
+  ctx.services.set('api.routes', apiRoutes);
   app.setErrorHandler((err: Error, req, reply) => {
-    if (err instanceof HttpError) {
-      return reply.code(err.status).send({ error: err.message, ...(err.field ? { field: err.field } : {}) });
-    }
+    if (err instanceof HttpError) return reply.code(err.status).send(errorBody(err));
+    // The database is down or restarting: a clear 503 (logged once per outage by the link, not per request).
+    if (isDatabaseUnavailable(err))
+      return reply
+        .code(503)
+        .header('retry-after', '5')
+        .send({ error: unavailableReply(err) });
     const status = (err as { statusCode?: number }).statusCode ?? 500;
     if (status >= 500) log.error({ err, url: req.url }, 'request failed');
     return reply.code(status).send({ error: status >= 500 ? 'internal error' : err.message });
@@ -260,7 +362,28 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
   registerClusterRoutes(app, ctx);
   registerEventRoutes(app, ctx);
   registerAgentRoutes(app, ctx);
-  app.get('/api/health', async () => ({ ok: true }));
+  const health = healthCheck(ctx);
+  const healthRoute = {
+    config: { rateLimit: false },
+    schema: {
+      summary: 'Whether this gateway can serve (for load balancers)',
+      reply: { 200: HealthReply, 503: HealthReply },
+    },
+  };
+  app.get('/api/health', healthRoute, async (_req, reply): Promise<HealthReply> => {
+    const h = await health();
+    if (!h.ok) reply.code(503).header('retry-after', '5');
+    return h;
+  });
+  // The API's description is not secret: readable without signing in (rate-limited like the API).
+  let openApi: Record<string, unknown> | null = null;
+  const openApiRoute = {
+    schema: { summary: 'This description of the API (OpenAPI 3.1)', reply: { 200: OpenApiReply } },
+  };
+  app.get('/api/openapi.json', openApiRoute, async () => {
+    openApi ??= openApiDocument(apiRoutes, { version: atriumVersion() });
+    return openApi;
+  });
   app.get('/metrics', async (req, reply) => {
     if (!metricsAllowed(cfg.metrics, req.ip, req.headers.authorization)) {
       return reply.code(403).send({ error: 'metrics are not open to this address (see metrics.allowFrom)' });
@@ -293,7 +416,9 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
   }
 
   await app.ready();
+  shared?.attach(ctx);
   const restored = await sessions.restore();
+  sessions.start();
   await app.listen({ host: cfg.server.host, port: cfg.server.port });
   const server = app.server;
   boundPort = (server.address() as net.AddressInfo).port;
@@ -312,6 +437,8 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
     });
     c.poller.start();
   }
+  // Sharing a database, a poller polls once this gateway holds its cluster's lease.
+  await shared?.start();
   for (const f of features) await f.start?.(ctx);
   const sweeper = setInterval(() => void webSessions.sweepExpired().catch(() => undefined), 3600_000);
   sweeper.unref();
@@ -324,12 +451,15 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
     port: boundPort,
     async close() {
       clearInterval(sweeper);
+      sessions.close();
+      runtime?.close();
       for (const c of clusters.values()) c.poller.stop();
       for (const f of features) await f.stop?.(ctx);
       server.closeAllConnections?.();
       await app.close();
       proxy.close();
       for (const c of clusters.values()) await c.adapter.close?.();
+      await shared?.stop();
       await db.destroy();
     },
   };

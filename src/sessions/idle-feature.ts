@@ -44,6 +44,9 @@ export const idleFeature: Feature = {
     };
     const link = async (s: SessionRow) =>
       sessionPrefix((await findUserById(ctx.db, s.user_id))?.username ?? '', s.id);
+    // With several gateways every one keeps each session's clock (activity is shared between them), and
+    // the one that polls the session's cluster warns and stops: once.
+    const acts = (s: SessionRow) => ctx.clusters.get(s.cluster)?.poller.leading ?? true;
     const publish = (s: SessionRow, status: IdleStatus) =>
       ctx.bus.publish({ userId: s.user_id }, { type: 'session.idle', data: status });
 
@@ -57,6 +60,7 @@ export const idleFeature: Feature = {
       probe: (ep, signal) => probeApp(ep, signal),
       log,
       async warn(s, status) {
+        if (!acts(s)) return;
         publish(s, status);
         const left = Math.max(0, (status.stopsAt ?? Date.now()) - Date.now()) / 60_000;
         await notifications.notify(
@@ -67,8 +71,11 @@ export const idleFeature: Feature = {
           await link(s),
         );
       },
-      changed: publish,
+      changed: (s, status) => {
+        if (acts(s)) publish(s, status);
+      },
       async stop(s, reason, status) {
+        if (!acts(s)) return;
         publish(s, status);
         culled.inc({ cluster: s.cluster, app: s.app });
         await ctx.audit
@@ -99,7 +106,11 @@ export const idleFeature: Feature = {
 
     /** Every running session's idle state (the admin page). */
     const all = { schema: { summary: 'Idle state of every running session', reply: { 200: IdleReply } } };
-    app.get('/api/admin/idle', all, async (): Promise<IdleReply> => ({ enabled: culler.enabled, sessions: culler.all() }));
+    app.get(
+      '/api/admin/idle',
+      all,
+      async (): Promise<IdleReply> => ({ enabled: culler.enabled, sessions: culler.all() }),
+    );
   },
   start(ctx: AppContext) {
     idleCuller(ctx)?.start();

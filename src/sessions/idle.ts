@@ -39,7 +39,20 @@ export class ActivityBoard {
       e = {};
       this.last.set(k, e);
     }
-    e[kind] = now;
+    // The latest wins: what other gateways saw arrives late (src/server/shared.ts).
+    if ((e[kind] ?? 0) < now) e[kind] = now;
+  }
+
+  /** Everything seen after `since`, for the other gateways sharing the database: [session, app, kind, at]. */
+  seenAfter(since: number): [string, string | undefined, ActivityKind, number][] {
+    const out: [string, string | undefined, ActivityKind, number][] = [];
+    for (const [k, e] of this.last) {
+      const slash = k.indexOf('/');
+      const app = k.slice(slash + 1) || undefined;
+      for (const [kind, at] of Object.entries(e) as [ActivityKind, number][])
+        if (at > since) out.push([k.slice(0, slash), app, kind, at]);
+    }
+    return out;
   }
 
   /** For hooks that know an app by its address (/user/<name>/<session>[.<app>]/). */
@@ -210,7 +223,8 @@ export async function probeApp(
 
 // ---- the culler -----------------------------------------------------------------------------------
 
-/** What the gateway knows of a running session's idleness (the admin page and the owner see it). */
+// What the gateway knows of a running session's idleness (the admin page and the owner see it): a
+// type of the API contract.
 export type { IdleStatus };
 
 export interface IdleCullerDeps {
@@ -267,7 +281,11 @@ export class IdleCuller {
   /** Looks every `idle.checkSeconds`, with or without a policy (the admin page shows idle time either way). */
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.check(), this.d.cfg.checkSeconds * 1000);
+    // A failed look (the database restarting) must not end the process: the next one tries again.
+    this.timer = setInterval(
+      () => void this.check().catch((e: Error) => this.d.log.warn({ err: e.message }, 'idle check failed')),
+      this.d.cfg.checkSeconds * 1000,
+    );
     this.timer.unref();
   }
 

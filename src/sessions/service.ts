@@ -1,23 +1,30 @@
 // Sessions end to end: create (validate, record, submit), follow (one shared poll per cluster), route
 // (agent callback), stop, and re-attach after a gateway restart. State lives in the database; this
 // class keeps only the route table and caches.
+import os from 'node:os';
 import type { Logger } from 'pino';
+import type { SessionView } from '../api/sessions.ts';
 import { appTokenFor, relaySecretFor } from '../apps/secrets.ts';
 import { type AppDefinition, agentSpecOf, extraAppBase, socketName } from '../apps/types.ts';
 import { hashToken, newShortId, newToken, safeEqual } from '../auth/secrets.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import { type FieldError, minutesOf, type SessionRequest, validateRequest } from '../core/request.ts';
-import { queuePosition } from '../core/resources.ts';
+import { failedNode, queuePosition } from '../core/resources.ts';
 import {
+  agentDiedReason,
+  type HeartbeatPolicy,
   isActive,
   isTerminal,
   next,
+  nodeFailedReason,
+  notRespondingSince,
   REASONS,
   type SessionEvent,
   type SessionState,
 } from '../core/session-machine.ts';
+import { SETUP_FAILED } from '../core/telling-line.ts';
 import type { AuditLog } from '../db/audit.ts';
-import type { Db } from '../db/index.ts';
+import { type Db, isDatabaseUnavailable } from '../db/index.ts';
 import {
   addSessionEvent,
   casState,
@@ -32,10 +39,19 @@ import {
 import { findUserById, toUser, type User } from '../db/users.ts';
 import type { RouteEndpoint, RouteTable, RouteTarget } from '../proxy/routes.ts';
 import { sessionPrefix } from '../proxy/routes.ts';
+import { dropIdleConnections } from '../proxy/upstream.ts';
+import { expandHostlist } from '../scheduler/slurm/parse.ts';
+import { ExecRunner } from '../scheduler/slurm/runner.ts';
 import { FINISHED_JOB_STATES, type JobInfo, type PollSnapshot, SchedulerError } from '../scheduler/types.ts';
 import type { EventBus } from '../server/events.ts';
 import { lookupUnixUser } from '../system/users.ts';
 import type { Cluster } from './clusters.ts';
+import {
+  readSessionLog,
+  type SessionLogPart,
+  type SessionLogReader,
+  tellingLineOfSession,
+} from './session-log.ts';
 
 export class RequestError extends Error {
   constructor(
@@ -57,33 +73,8 @@ export class AgentRefused extends Error {
   }
 }
 
-/** A session as shown to its owner: no secrets, no tokens. */
-export interface SessionView {
-  id: string;
-  cluster: string;
-  app: string;
-  appName: string;
-  environment: string | null;
-  label: string | null;
-  state: SessionState;
-  /** 'unknown' while the scheduler cannot be reached, else the state. */
-  displayState: SessionState | 'unknown';
-  reason: string | null;
-  request: SessionRequest;
-  jobId: string | null;
-  url: string;
-  openUrl: string;
-  /** The session's extra apps (same allocation, same sign-in), each at its own address. */
-  apps: { id: string; name: string; url: string; openUrl: string }[];
-  createdAt: number;
-  startedAt: number | null;
-  readyAt: number | null;
-  endedAt: number | null;
-  expiresAt: number | null;
-  timeLimitMinutes: number;
-  queue: QueueInfo | null;
-  lastHeartbeatAt: number | null;
-}
+// A session as shown to its owner (no secrets, no tokens): a type of the API contract.
+export type { SessionView };
 
 export interface SessionServiceDeps {
   db: Db;
@@ -96,6 +87,11 @@ export interface SessionServiceDeps {
   /** Base URL agents call back on. */
   hubUrl: () => string;
   agentArgv: string[];
+  /**
+   * The gateways sharing the database (PostgreSQL; src/db/gateways.ts): this one's id, recorded on the
+   * sessions it takes, and which are gone. Absent with a single gateway (SQLite).
+   */
+  gateways?: { readonly id: string; goneBefore(id: string, t: number): boolean };
   /** Hooks for other modules (notifications, metrics). */
   onTransition?: (s: SessionRow, from: SessionState, to: SessionState) => void;
   onWarning?: (s: SessionRow, minutesLeft: number) => void;
@@ -176,8 +172,10 @@ export class SessionService {
       endedAt: row.ended_at,
       expiresAt: row.expires_at,
       timeLimitMinutes: row.time_limit_min,
-      queue: row.queue_info ? (JSON.parse(row.queue_info) as QueueInfo) : null,
+      // Rows that ended before the end cleared it (older versions) show none either.
+      queue: row.queue_info && !isTerminal(state) ? (JSON.parse(row.queue_info) as QueueInfo) : null,
       lastHeartbeatAt: row.last_heartbeat_at,
+      notRespondingSince: this.silentSince(row),
     };
   }
 
@@ -221,7 +219,10 @@ export class SessionService {
       full.ended_at = now;
       full.agent_secret_hash = null;
       full.heartbeat_token_hash = null;
+      // A pending reason, place or expected start is about a job that no longer waits for anything.
+      full.queue_info = null;
       this.d.routes.delete(row.id);
+      this.silent.delete(row.id);
     }
     if (t.state === 'ending') this.d.routes.delete(row.id);
     const ok = await casState(this.d.db, row.id, from, full);
@@ -250,6 +251,18 @@ export class SessionService {
     if (cluster.drained) {
       throw new RequestError(409, [
         { field: 'cluster', message: `Cluster: ${cluster.title} is closed for new sessions at the moment` },
+      ]);
+    }
+    // The last poll could not reach the scheduler: a submit now would only wait for the scheduler
+    // commands' timeouts to fail. Nothing is recorded; the next poll (asked for now) may clear it.
+    const last = cluster.poller.latest;
+    if (last && !last.ok) {
+      cluster.poller.wake();
+      throw new RequestError(503, [
+        {
+          field: 'cluster',
+          message: `Cluster: ${cluster.title} cannot be reached at the moment, nothing was submitted (${last.error ?? 'no answer'})`,
+        },
       ]);
     }
     // Looked up while the request is checked (it runs getent): the submit path stays short.
@@ -307,30 +320,39 @@ export class SessionService {
     const secret = newToken();
     const appToken = newToken(24);
     const minutes = minutesOf(req);
-    let row = await insertSession(this.d.db, {
-      id,
-      userId: user.id,
-      request,
-      appToken,
-      agentSecretHash: hashToken(secret),
-      timeLimitMin: minutes,
-      // The apps the gateway reaches on a socket or, on relay clusters, through the agent's relay
-      // (there every app, TCP ones included, is behind it).
-      socketApps: [app, ...extras]
-        .filter((a) => a.unixSocket || cluster.appSockets === 'relay')
-        .map((a) => a.id),
+    // The row, its first event and the audit entry are written together or not at all (the database may
+    // fail in between: no session must be left behind that nobody asked the scheduler for).
+    let row = await this.d.db.transaction().execute(async (trx) => {
+      const inserted = await insertSession(trx, {
+        id,
+        userId: user.id,
+        request,
+        appToken,
+        agentSecretHash: hashToken(secret),
+        timeLimitMin: minutes,
+        // The apps the gateway reaches on a socket or, on relay clusters, through the agent's relay
+        // (there every app, TCP ones included, is behind it).
+        socketApps: [app, ...extras]
+          .filter((a) => a.unixSocket || cluster.appSockets === 'relay')
+          .map((a) => a.id),
+        gateway: this.d.gateways?.id,
+      });
+      await addSessionEvent(trx, id, 'requested', `requested ${app.name} on ${cluster.title}`);
+      await this.d.audit.record(
+        {
+          actorUserId: user.id,
+          actor: user.username,
+          action: 'session.start',
+          target: id,
+          ip,
+          ok: true,
+          details: { cluster: req.cluster, app: req.app },
+        },
+        trx,
+      );
+      return inserted;
     });
     this.usernames.set(user.id, user.username);
-    await addSessionEvent(this.d.db, id, 'requested', `requested ${app.name} on ${cluster.title}`);
-    await this.d.audit.record({
-      actorUserId: user.id,
-      actor: user.username,
-      action: 'session.start',
-      target: id,
-      ip,
-      ok: true,
-      details: { cluster: req.cluster, app: req.app },
-    });
 
     const agentEnv: Record<string, string> = {
       ATRIUM_HUB_URL: this.d.hubUrl(),
@@ -370,6 +392,12 @@ export class SessionService {
         { type: 'submitted', jobId: result.jobId },
         { job_id: result.jobId, submitted_at: Date.now() },
       );
+      if (isTerminal(row.state as SessionState)) {
+        // Settled meanwhile by another gateway's poll, which took this one for gone (it stalled longer
+        // than its beats allow): the job must not run without its session.
+        await cluster.adapter.cancel(identity, result.jobId).catch(() => undefined);
+        throw new SchedulerError(`the submission took too long and was given up (${row.reason ?? 'failed'})`);
+      }
     } catch (e) {
       const msg =
         e instanceof SchedulerError
@@ -476,9 +504,10 @@ export class SessionService {
     }
     // The app must be where the scheduler put the job: an agent cannot point the proxy anywhere else (SSRF).
     const cluster = this.d.clusters.get(row.cluster);
+    let job: JobInfo | undefined;
     if (cluster) {
       const owner = await this.unixUserOf(row.user_id);
-      let job = findJob(cluster.poller.latestGood, row, owner);
+      job = findJob(cluster.poller.latestGood, row, owner);
       if (!job || job.state !== 'running' || !job.nodeAddress) {
         const snap = await cluster.poller.pollNow();
         // Not knowing where the job runs is not a reason to trust the agent: it asks again (503).
@@ -511,7 +540,10 @@ export class SessionService {
           : null,
       ready_at: now,
       last_heartbeat_at: now,
-      queue_info: null,
+      // Where the job runs, and nothing about waiting: a node that fails later is named by it.
+      queue_info: job?.nodes
+        ? JSON.stringify({ nodes: job.nodes, partition: job.partition } satisfies QueueInfo)
+        : null,
     };
     if (!cur.started_at) {
       patch.started_at = now;
@@ -566,6 +598,14 @@ export class SessionService {
     await updateSession(this.d.db, row.id, patch);
     if (row.state === 'running' && !this.d.routes.get(row.id))
       await this.addRoute({ ...row, ...patch }, await this.usernameOf(row.user_id));
+    if (this.silent.delete(row.id)) {
+      // Heard from again (a stopped agent continued, a network came back): plain running at once.
+      const route = this.d.routes.get(row.id);
+      if (route) route.notRespondingSince = undefined;
+      this.d.log.info({ session: row.id }, 'agent responding again');
+      await addSessionEvent(this.d.db, row.id, row.state, 'the agent is responding again');
+      await this.publish({ ...row, ...patch });
+    }
     return 'ok';
   }
 
@@ -649,6 +689,52 @@ export class SessionService {
     });
   }
 
+  // ---- the session's log ----------------------------------------------------------------------
+
+  private readonly logRunner = new ExecRunner({ timeoutMs: 10_000 });
+
+  /** How the gateway reads files as the owner on this session's cluster; null where it cannot (ssh). */
+  private logReader(row: SessionRow): SessionLogReader | null {
+    const c = this.d.clusters.get(row.cluster);
+    if (!c) return null;
+    if (c.cfg.backend === 'local')
+      return { runner: this.logRunner, runAs: process.getuid?.() === 0 ? 'runuser' : 'none' };
+    if (c.cfg.slurm) return { runner: this.logRunner, runAs: c.cfg.slurm.runAs };
+    // Other backends' nodes are other hosts: their files are not here.
+    return null;
+  }
+
+  /** The session's log files (job output, agent and app), read as its owner; null where they are out of reach. */
+  async log(row: SessionRow): Promise<SessionLogPart[] | null> {
+    const reader = this.logReader(row);
+    const owner = await findUserById(this.d.db, row.user_id);
+    const identity = owner ? await lookupUnixUser(owner.unix_user) : null;
+    if (!reader || !identity) return null;
+    return readSessionLog(reader, identity.user, identity.home, row.id);
+  }
+
+  /**
+   * A session whose job ended before its app was ready: the reason gets the line of its log that says
+   * why (a setup line that failed, Node.js that could not load the agent...), read as the owner.
+   */
+  private async explained(row: SessionRow, reason: string): Promise<string> {
+    if (!['queued', 'starting'].includes(row.state)) return reason;
+    if (reason !== ENDED_BEFORE_READY && reason !== REASONS.jobVanished) return reason;
+    try {
+      const reader = this.logReader(row);
+      const owner = await findUserById(this.d.db, row.user_id);
+      const identity = owner ? await lookupUnixUser(owner.unix_user) : null;
+      if (!reader || !identity) return reason;
+      const line = await tellingLineOfSession(reader, identity.user, identity.home, row.id);
+      if (!line) return reason;
+      // The job's own words about a failed setup line say it all.
+      return line.startsWith(SETUP_FAILED.slice('atrium: '.length)) ? line : `${reason}: ${line}`;
+    } catch (e) {
+      this.d.log.warn({ session: row.id, err: (e as Error).message }, 'could not read the session log');
+      return reason;
+    }
+  }
+
   private readonly owners = new Map<number, { uid: number; gid: number }>();
 
   /** The Unix identity the gateway connects to a user's sockets with. */
@@ -665,6 +751,31 @@ export class SessionService {
 
   // ---- reconciliation with the scheduler -----------------------------------------------------
 
+  /**
+   * The route of one session as the database has it now: another gateway sharing the database made it
+   * running, moved an app, or ended it (src/server/shared.ts). Callers serialize calls per session.
+   */
+  async refreshRoute(id: string): Promise<void> {
+    const row = await getSession(this.d.db, id);
+    if (row?.state !== 'running') {
+      this.d.routes.delete(id);
+      return;
+    }
+    const before = this.d.routes.get(id);
+    await this.addRoute(row, await this.usernameOf(row.user_id));
+    const after = this.d.routes.get(id);
+    if (after && before?.notRespondingSince !== undefined)
+      after.notRespondingSince = before.notRespondingSince;
+  }
+
+  /** Every route rebuilt from the database (what other gateways changed meanwhile was not heard). */
+  async resyncRoutes(): Promise<void> {
+    const running = (await listActiveSessions(this.d.db)).filter((r) => r.state === 'running');
+    const ids = new Set(running.map((r) => r.id));
+    for (const r of [...this.d.routes.all()]) if (!ids.has(r.sessionId)) this.d.routes.delete(r.sessionId);
+    for (const row of running) await this.refreshRoute(row.id);
+  }
+
   /** After a restart: routes for every running session, from the database (the agents keep running). */
   async restore(): Promise<number> {
     let n = 0;
@@ -675,6 +786,93 @@ export class SessionService {
       }
     }
     return n;
+  }
+
+  // ---- heartbeats -------------------------------------------------------------------------------
+
+  /** Running sessions already announced as not responding (each silence is told once, live). */
+  private readonly silent = new Set<string>();
+  /** Heartbeats sent while this gateway was not running were lost: silence counts from its start. */
+  private readonly startedAt = Date.now();
+  private watch: NodeJS.Timeout | null = null;
+
+  private get heartbeatPolicy(): HeartbeatPolicy {
+    return {
+      intervalMs: this.d.cfg.sessions.heartbeatSeconds * 1000,
+      missed: this.d.cfg.sessions.heartbeatMissed,
+    };
+  }
+
+  private silentSince(row: SessionRow, now = Date.now()): number | null {
+    return notRespondingSince(
+      { state: row.state as SessionState, lastHeartbeatAt: row.last_heartbeat_at },
+      now,
+      this.heartbeatPolicy,
+      this.startedAt,
+    );
+  }
+
+  /**
+   * Starts reading heartbeats: a running session whose agent misses `heartbeatMissed` of them is shown
+   * as not responding (live, and on the proxy's error page) as soon as the next check sees it, which is
+   * within half a heartbeat interval, not at the next poll.
+   */
+  start(): void {
+    if (this.watch) return;
+    const every = Math.max(250, Math.min(5_000, this.heartbeatPolicy.intervalMs / 2));
+    this.watch = setInterval(() => {
+      this.checkHeartbeats().catch((e) =>
+        // The database restarting is said once (database link lost), not at every check.
+        isDatabaseUnavailable(e)
+          ? this.d.log.debug({ err: (e as Error).message }, 'heartbeat check failed')
+          : this.d.log.error({ err: e }, 'heartbeat check failed'),
+      );
+    }, every);
+    this.watch.unref();
+  }
+
+  close(): void {
+    if (this.watch) clearInterval(this.watch);
+    this.watch = null;
+  }
+
+  async checkHeartbeats(now = Date.now()): Promise<void> {
+    const active = await listActiveSessions(this.d.db);
+    for (const row of active) {
+      const since = this.silentSince(row, now);
+      // Every gateway marks its own routes; the one that polls the cluster records and tells it, once.
+      const tells = this.d.clusters.get(row.cluster)?.poller.leading ?? true;
+      if (since === null && this.silent.delete(row.id)) {
+        // The heartbeat reached another gateway sharing the database: running again here too.
+        const route = this.d.routes.get(row.id);
+        if (route) route.notRespondingSince = undefined;
+        if (tells) await this.publish(row);
+        continue;
+      }
+      if (since === null || this.silent.has(row.id)) continue;
+      this.silent.add(row.id);
+      const route = this.d.routes.get(row.id);
+      if (route) {
+        route.notRespondingSince = since;
+        dropIdleConnections(route.target);
+        for (const sub of route.subRoutes?.values() ?? []) dropIdleConnections(sub.target);
+      }
+      if (!tells) continue;
+      this.d.log.warn(
+        { session: row.id, lastHeartbeatAt: new Date(since).toISOString() },
+        'agent not responding',
+      );
+      await addSessionEvent(
+        this.d.db,
+        row.id,
+        row.state,
+        `not responding: no heartbeat since ${new Date(since).toISOString().slice(11, 16)} UTC`,
+      );
+      await this.publish(row);
+    }
+    // Sessions that ended or stopped while silent are forgotten (they are not running any more).
+    const running = new Set(active.filter((r) => r.state === 'running').map((r) => r.id));
+    for (const id of this.silent) if (!running.has(id)) this.silent.delete(id);
   }
 
   /** Clusters whose last poll failed: their sessions are shown as unknown. */
@@ -721,6 +919,19 @@ export class SessionService {
           type: 'error',
           reason: 'the submission was interrupted and no job was created',
         });
+      } else if (
+        !job &&
+        row.gateway &&
+        this.d.gateways?.goneBefore(
+          row.gateway,
+          Date.now() - (this.d.clusters.get(row.cluster)?.poller.ageMs ?? 0),
+        )
+      ) {
+        // Its gateway died before submitting (the poll would show a job it created): nothing runs.
+        await this.apply(row, {
+          type: 'error',
+          reason: 'the gateway that took the request stopped before submitting it; no job was created',
+        });
       }
       return;
     }
@@ -729,19 +940,28 @@ export class SessionService {
       if (row.submitted_at && snap.at - row.submitted_at < UNKNOWN_GRACE_MS) return;
       // Sites with a short MinJobAge forget finished jobs fast: one gone after its end time timed out.
       const timedOut = row.state === 'running' && row.expires_at !== null && now >= row.expires_at - 5_000;
+      const down = failedNode(nodesOf(row), snap.nodes);
       await this.apply(row, {
         type: 'job_finished',
-        reason:
+        reason: await this.explained(
+          row,
           row.state === 'ending'
             ? (row.reason ?? REASONS.stoppedByUser)
             : timedOut
               ? REASONS.timeLimit
-              : REASONS.jobVanished,
+              : down
+                ? nodeFailedReason(down)
+                : REASONS.jobVanished,
+        ),
       });
       return;
     }
+    // The node the job runs on is DOWN: whatever the job's state says yet, the session's app is lost.
+    const down = failedNode(nodesOf(row, job), snap.nodes);
     if (FINISHED_JOB_STATES.has(job.state)) {
-      await this.apply(row, { type: 'job_finished', reason: finishedReason(job, row) });
+      const reason =
+        down && !(row.state === 'ending' && row.reason) ? nodeFailedReason(down) : finishedReason(job, row);
+      await this.apply(row, { type: 'job_finished', reason: await this.explained(row, reason) });
       return;
     }
     if (row.state === 'ending') {
@@ -755,7 +975,21 @@ export class SessionService {
       }
       return;
     }
+    if (down && (row.state === 'starting' || row.state === 'running')) {
+      // Ends now rather than when the scheduler gets to it (Slurm needs SlurmdTimeout, then kills the
+      // job): the route goes at once, and the cancel makes sure the job does not linger.
+      await this.stop(row, nodeFailedReason(down));
+      return;
+    }
     if (job.state === 'pending') {
+      if (row.state === 'starting' || row.state === 'running') {
+        // The scheduler requeued the job (an admin's `scontrol requeue`, or a site that requeues despite
+        // --no-requeue): its processes were killed, and a restarted agent could not report with a used
+        // secret. The session ends, naming the node when the poll shows it failed.
+        const lost = failedNode(nodesOf(row), snap.nodes);
+        await this.stop(row, lost ? nodeFailedReason(lost) : REASONS.requeued);
+        return;
+      }
       const pos = queuePosition(job, snap.jobs);
       const info: QueueInfo = {
         reason: job.reason,
@@ -855,6 +1089,22 @@ function findJob(snap: PollSnapshot | null, row: SessionRow, ownerUnixUser: stri
   return snap.jobs.find((j) => j.comment === row.id && j.user === ownerUnixUser);
 }
 
+/** The nodes a session's job runs (or ran) on: the job's, else those recorded when it started. */
+function nodesOf(row: Pick<SessionRow, 'queue_info'>, job?: JobInfo): string[] {
+  if (job?.nodes) return expandHostlist(job.nodes);
+  const q = row.queue_info ? (JSON.parse(row.queue_info) as QueueInfo) : null;
+  return q?.nodes ? expandHostlist(q.nodes) : [];
+}
+
+/** The signal a job's exit code tells (128+N, as shells and the schedulers' adapters report it). */
+function signalOf(exitCode: number | undefined): string | undefined {
+  if (exitCode === undefined || exitCode <= 128 || exitCode > 128 + 64) return undefined;
+  const n = exitCode - 128;
+  return Object.entries(os.constants.signals).find(([, v]) => v === n)?.[0] ?? `signal ${n}`;
+}
+
+const ENDED_BEFORE_READY = 'the job ended before the app was ready';
+
 function finishedReason(job: JobInfo, row: SessionRow): string {
   if (row.state === 'ending' && row.reason) return row.reason;
   switch (job.state) {
@@ -863,7 +1113,7 @@ function finishedReason(job: JobInfo, row: SessionRow): string {
     case 'cancelled':
       return REASONS.cancelledOutside;
     case 'node_fail':
-      return REASONS.nodeFailure;
+      return nodeFailedReason(nodesOf(row, job)[0]);
     case 'out_of_memory':
       return REASONS.outOfMemory;
     case 'preempted':
@@ -871,7 +1121,13 @@ function finishedReason(job: JobInfo, row: SessionRow): string {
     default:
       // A job that ends after its time limit was stopped by it, whatever state word the scheduler used.
       if (row.expires_at && Date.now() >= row.expires_at - 5_000) return REASONS.timeLimit;
-      return row.state === 'running' ? REASONS.appExited : 'the job ended before the app was ready';
+      // An agent reports its app's exit before it ends itself (that report ends the session first) and
+      // never exits with a signal's status: a job killed by a signal without a report lost its agent.
+      if (row.state === 'running' || row.state === 'starting') {
+        const signal = signalOf(job.exitCode);
+        if (signal) return agentDiedReason(signal);
+      }
+      return row.state === 'running' ? REASONS.appExited : ENDED_BEFORE_READY;
   }
 }
 

@@ -1,6 +1,7 @@
 // The new-session form as plain data: defaults for a cluster, the request it makes, and its checks.
-// Validation is the server's own (src/core/request.ts is pure), so messages match word for word.
-import { type FieldError, validateRequest } from '../core/request.ts';
+// Validation is the server's own (src/core/request.ts, through the API contract), so messages match
+// word for word.
+import { type FieldError, validateRequest } from '../api/forms.ts';
 import type { ClusterView, SessionRequest } from './types.ts';
 
 /** What the inputs hold: strings, as typed (and the ticked extra apps). */

@@ -2,7 +2,7 @@
 // current by live `session.idle` events, sent when a session is warned, used again, or stopped), and
 // how the admin page words a session's idle time.
 import { useCallback, useEffect, useState } from 'react';
-import type { IdleStatus } from '../sessions/idle.ts';
+import type { IdleStatus } from '../api/sessions.ts';
 import { get } from './api.ts';
 import { formatClock } from './format.ts';
 import { useLiveEvent, useLiveReconnect } from './live.ts';

@@ -1,9 +1,8 @@
 // Pure helpers for the jobs and queue pages (no React, no DOM): state badges, durations, what a pending
-// job waits for, and merging live updates into a list. Shapes come from the server's own types.
+// job waits for, and merging live updates into a list. Shapes are the API contract's types.
 
-import type { ClusterStatus, QueueRow, QueueView } from '../jobs/queue.ts';
-import type { BatchClusterView, JobDetail } from '../jobs/service.ts';
-import type { JobView } from '../jobs/view.ts';
+import type { ClusterStatus } from '../api/clusters.ts';
+import type { BatchClusterView, JobDetail, JobView, QueueRow, QueueView } from '../api/jobs.ts';
 import { formatWhen, type Tone } from './format.ts';
 
 export type { BatchClusterView, ClusterStatus, JobDetail, JobView, QueueRow, QueueView };

@@ -1,6 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TSchema } from 'typebox';
-import { AgentExitBody, AgentFailedBody, AgentHeartbeatBody, AgentReadyBody } from '../../api/agent.ts';
+import {
+  AgentExitBody,
+  AgentFailedBody,
+  AgentHeartbeatBody,
+  AgentReadyBody,
+  AgentReadyReply,
+} from '../../api/agent.ts';
+import { OkReply } from '../../api/common.ts';
 import { AgentRefused } from '../../sessions/service.ts';
 import { clientIp } from '../auth.ts';
 import type { AppContext } from '../context.ts';
@@ -18,7 +25,11 @@ function bearer(req: FastifyRequest): string {
 export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void {
   const bodyLimit = 4096;
   // The agent's secret is its credential: no CSRF token, API token or shared rate limit applies.
-  const route = (body: TSchema) => ({ bodyLimit, config: AGENT_ROUTE, schema: { body } });
+  const route = (summary: string, body: TSchema, reply: TSchema = OkReply) => ({
+    bodyLimit,
+    config: AGENT_ROUTE,
+    schema: { summary, body, reply: { 200: reply } },
+  });
 
   /** A refused exit or failure report: logged and audited as a refused "ready" is (forged calls show). */
   const refused = async (req: FastifyRequest, callback: string, why: string) => {
@@ -33,7 +44,12 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void
     ctx.log.warn({ session, ip: clientIp(req), callback, why }, 'agent callback refused');
   };
 
-  app.post('/api/agent/ready', route(AgentReadyBody), async (req, reply) => {
+  const ready = route(
+    "The session's app listens: where (the session's one-time secret as Bearer)",
+    AgentReadyBody,
+    AgentReadyReply,
+  );
+  app.post('/api/agent/ready', ready, async (req, reply) => {
     const b = (req.body ?? {}) as Record<string, unknown>;
     try {
       const heartbeatToken = await ctx.sessions.agentReady(
@@ -56,7 +72,10 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void
         },
         clientIp(req),
       );
-      return { heartbeatToken, heartbeatSeconds: ctx.cfg.sessions.heartbeatSeconds };
+      return {
+        heartbeatToken,
+        heartbeatSeconds: ctx.cfg.sessions.heartbeatSeconds,
+      } satisfies AgentReadyReply;
     } catch (e) {
       if (e instanceof AgentRefused) {
         ctx.log.warn(
@@ -69,7 +88,11 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void
     }
   });
 
-  app.post('/api/agent/heartbeat', route(AgentHeartbeatBody), async (req, reply) => {
+  const heartbeat = route(
+    'The agent is alive (its heartbeat token as Bearer); 410 once the session is over',
+    AgentHeartbeatBody,
+  );
+  app.post('/api/agent/heartbeat', heartbeat, async (req, reply) => {
     const b = (req.body ?? {}) as Record<string, unknown>;
     const stopped = Array.isArray(b.stoppedApps)
       ? (b.stoppedApps as unknown[]).slice(0, 16).filter((x): x is string => typeof x === 'string')
@@ -81,7 +104,7 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void
     return reply.code(403).send({ error: 'refused' });
   });
 
-  app.post('/api/agent/exit', route(AgentExitBody), async (req, reply) => {
+  app.post('/api/agent/exit', route("The session's main app exited", AgentExitBody), async (req, reply) => {
     const b = (req.body ?? {}) as Record<string, unknown>;
     const ok = await ctx.sessions.agentExit(
       String(b.sessionId ?? ''),
@@ -93,15 +116,19 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void
     return reply.code(403).send({ error: 'refused' });
   });
 
-  app.post('/api/agent/failed', route(AgentFailedBody), async (req, reply) => {
-    const b = (req.body ?? {}) as Record<string, unknown>;
-    const ok = await ctx.sessions.agentFailed(
-      String(b.sessionId ?? ''),
-      bearer(req),
-      String(b.reason ?? 'the app failed to start'),
-    );
-    if (ok) return { ok: true };
-    await refused(req, 'failed', 'unknown session or wrong secret');
-    return reply.code(403).send({ error: 'refused' });
-  });
+  app.post(
+    '/api/agent/failed',
+    route("The session's app could not be started", AgentFailedBody),
+    async (req, reply) => {
+      const b = (req.body ?? {}) as Record<string, unknown>;
+      const ok = await ctx.sessions.agentFailed(
+        String(b.sessionId ?? ''),
+        bearer(req),
+        String(b.reason ?? 'the app failed to start'),
+      );
+      if (ok) return { ok: true };
+      await refused(req, 'failed', 'unknown session or wrong secret');
+      return reply.code(403).send({ error: 'refused' });
+    },
+  );
 }

@@ -1,7 +1,7 @@
 // The audit log for administrators: sign-ins and their failures, sessions started and stopped, agent
 // callbacks, API tokens, admin actions. Newest first, with filters and paging.
 import type { FastifyInstance } from 'fastify';
-import { AuditQuery as AuditQuerySchema } from '../../api/admin.ts';
+import { AuditQuery as AuditQuerySchema, AuditReply } from '../../api/admin.ts';
 import type { AuditQuery } from '../../db/audit.ts';
 import { HttpError, requireAdmin } from '../auth.ts';
 import type { AppContext } from '../context.ts';
@@ -38,7 +38,14 @@ export function parseAuditQuery(q: Record<string, unknown>): AuditQuery {
 }
 
 export function registerAuditRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.get('/api/admin/audit', { schema: { querystring: AuditQuerySchema } }, async (req) => {
+  const audit = {
+    schema: {
+      summary: 'The audit log, newest first, filtered and paged',
+      querystring: AuditQuerySchema,
+      reply: { 200: AuditReply },
+    },
+  };
+  app.get('/api/admin/audit', audit, async (req): Promise<AuditReply> => {
     requireAdmin(req);
     const f = parseAuditQuery((req.query ?? {}) as Record<string, unknown>);
     const entries = await ctx.audit.query(f);

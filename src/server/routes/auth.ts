@@ -1,6 +1,14 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { LoginBody, LogoutBody } from '../../api/auth.ts';
+import {
+  AuthMethods,
+  LoginBody,
+  LogoutBody,
+  LogoutReply,
+  type Me,
+  MeReply,
+  SignedInReply,
+} from '../../api/auth.ts';
 import { decideAccess } from '../../auth/access.ts';
 import { ProviderUnavailable } from '../../auth/providers.ts';
 import { findUserByName, toUser, type User, updateUser, upsertExternalUser } from '../../db/users.ts';
@@ -82,7 +90,7 @@ function sourceConflict(existingSource: string | undefined, incoming: string): b
   return (existingSource === 'local') !== (incoming === 'local');
 }
 
-export function meView(user: User) {
+export function meView(user: User): Me {
   return {
     id: user.id,
     username: user.username,
@@ -96,15 +104,29 @@ export function meView(user: User) {
 
 export function registerAuthRoutes(fastify: FastifyInstance, ctx: AppContext): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  app.get('/api/auth/methods', async () => ({
-    local: ctx.passwordProviders.length > 0,
-    passwordLabel: ctx.cfg.auth.ldap?.label ?? 'Sign in',
-    oidc: ctx.cfg.auth.oidc ? { label: ctx.cfg.auth.oidc.label, url: '/api/auth/oidc/start' } : null,
-  }));
+  const methods = {
+    schema: { summary: 'How the sign-in page offers to sign in', reply: { 200: AuthMethods } },
+  };
+  app.get(
+    '/api/auth/methods',
+    methods,
+    async (): Promise<AuthMethods> => ({
+      local: ctx.passwordProviders.length > 0,
+      passwordLabel: ctx.cfg.auth.ldap?.label ?? 'Sign in',
+      oidc: ctx.cfg.auth.oidc ? { label: ctx.cfg.auth.oidc.label, url: '/api/auth/oidc/start' } : null,
+    }),
+  );
 
   // Before sign-in there is no CSRF token: the Origin check (login CSRF) is the route's, in onRequest.
   // Sign-in attempts have their own limits, per address and per user name.
-  const loginRoute = { config: { csrf: 'origin', rateLimit: false }, schema: { body: LoginBody } } as const;
+  const loginRoute = {
+    config: { csrf: 'origin', rateLimit: false },
+    schema: {
+      summary: 'Sign in with a user name and password (local accounts, then the directory)',
+      body: LoginBody,
+      reply: { 200: SignedInReply },
+    },
+  } as const;
   app.post('/api/login', loginRoute, async (req, reply) => {
     const ip = clientIp(req);
     const username = req.body?.username?.trim() ?? '';
@@ -205,7 +227,7 @@ export function registerAuthRoutes(fastify: FastifyInstance, ctx: AppContext): v
         ok: true,
         details: { method: provider.name },
       });
-      return { user: meView(user), csrfToken };
+      return { user: meView(user), csrfToken } satisfies SignedInReply;
     }
     ctx.metrics.signIns.inc({ method: 'password', result: unavailable ? 'unavailable' : 'failed' });
     await ctx.audit.record({
@@ -223,7 +245,14 @@ export function registerAuthRoutes(fastify: FastifyInstance, ctx: AppContext): v
     return reply.code(401).send({ error: 'wrong user name or password' });
   });
 
-  app.post('/api/logout', { schema: { body: LogoutBody } }, async (req, reply) => {
+  const logout = {
+    schema: {
+      summary: 'Sign out this browser, or every browser of the user (`everywhere`)',
+      body: LogoutBody,
+      reply: { 200: LogoutReply },
+    },
+  };
+  app.post('/api/logout', logout, async (req, reply): Promise<LogoutReply> => {
     const everywhere = req.body?.everywhere === true;
     if (req.webSession) {
       await endWebSessions(ctx, req.webSession.user.id, everywhere ? undefined : req.webSession.id);
@@ -243,7 +272,10 @@ export function registerAuthRoutes(fastify: FastifyInstance, ctx: AppContext): v
     return { ok: true, logoutUrl };
   });
 
-  app.get('/api/me', async (req, reply) => {
+  const me = {
+    schema: { summary: 'Who is calling, and the CSRF token of this browser', reply: { 200: MeReply } },
+  };
+  app.get('/api/me', me, async (req, reply): Promise<MeReply> => {
     const user = requireUser(req);
     reply.header('cache-control', 'no-store');
     return { user: meView(user), csrfToken: req.webSession?.csrfToken ?? null };

@@ -1,15 +1,21 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import { ClusterParams } from '../../api/clusters.ts';
+import { ClusterParams, ClustersReply, FreeTable } from '../../api/clusters.ts';
 import { requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
 
 /** What the new-session form offers this user, per cluster, with the live free-resources table. */
 export function registerClusterRoutes(fastify: FastifyInstance, ctx: AppContext): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  app.get('/api/clusters', async (req) => {
+  const list = {
+    schema: {
+      summary: 'The clusters you may use: what the new-session form offers on each, and what is free now',
+      reply: { 200: ClustersReply },
+    },
+  };
+  app.get('/api/clusters', list, async (req): Promise<ClustersReply> => {
     const user = requireUser(req, 'read');
-    const out = [];
+    const out: ClustersReply['clusters'] = [];
     for (const c of ctx.clusters.values()) {
       if (!(await c.mayUse(user))) continue;
       const limits = await c.limitsFor(user, ctx.cfg.appCatalogue, ctx.cfg.environments);
@@ -44,7 +50,14 @@ export function registerClusterRoutes(fastify: FastifyInstance, ctx: AppContext)
     return { clusters: out };
   });
 
-  app.get('/api/clusters/:name/free', { schema: { params: ClusterParams } }, async (req, reply) => {
+  const free = {
+    schema: {
+      summary: "The cluster's free resources as of the last poll",
+      params: ClusterParams,
+      reply: { 200: FreeTable },
+    },
+  };
+  app.get('/api/clusters/:name/free', free, async (req, reply) => {
     requireUser(req, 'read');
     const c = ctx.clusters.get(req.params.name);
     if (!c || !(await c.mayUse(req.user!))) return reply.code(404).send({ error: 'no such cluster' });

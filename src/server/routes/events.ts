@@ -1,11 +1,23 @@
 import type { FastifyInstance } from 'fastify';
+import { NotJson } from '../../api/common.ts';
 import { requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
 import { onSignOut } from './auth.ts';
 
 /** Server-sent events: session and job changes, notifications, the free-resources table. */
 export function registerEventRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.get('/api/events', async (req, reply) => {
+  const events = {
+    schema: {
+      summary: 'Live updates (server-sent events): sessions, jobs, notifications, free resources',
+      reply: {
+        200: NotJson(
+          'text/event-stream',
+          'One event per change, `event: <type>` and `data: <JSON>`: `session` (a SessionView), `job` (a JobView), `notification` (a Notification and `browser`), `resources` (a FreeTable), `announcement` ({ announcements }), `cluster` ({ name, drained }), `session.idle` (an IdleStatus); administrators also get `admin.session` ({ id, state }). The stream ends when the browser signs out.',
+        ),
+      },
+    },
+  };
+  app.get('/api/events', events, async (req, reply) => {
     const user = requireUser(req, 'read');
     // Fixed for the stream's life: a change of groups takes effect when the page reconnects.
     const clusters = new Set<string>();

@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
-import { MarkReadBody, PrefsBody } from '../../api/notifications.ts';
+import { OkReply } from '../../api/common.ts';
+import { MarkReadBody, NotificationPrefs, NotificationsReply, PrefsBody } from '../../api/notifications.ts';
 import type { SessionRow } from '../../db/sessions.ts';
 import { findUserById } from '../../db/users.ts';
 import { NotificationService } from '../../jobs/notifications.ts';
@@ -74,11 +75,24 @@ export const notificationsFeature: Feature = {
       },
     );
 
-    app.get('/api/notifications', async (req) => {
+    const list = {
+      schema: {
+        summary: 'Your latest notifications, and your preferences',
+        reply: { 200: NotificationsReply },
+      },
+    };
+    app.get('/api/notifications', list, async (req): Promise<NotificationsReply> => {
       const user = requireUser(req, 'read');
       return { notifications: await svc.list(user.id), prefs: await svc.prefs(user.id) };
     });
-    app.post('/api/notifications/read', { schema: { body: MarkReadBody } }, async (req) => {
+    const read = {
+      schema: {
+        summary: 'Mark notifications read (all of them when `ids` is left out)',
+        body: MarkReadBody,
+        reply: { 200: OkReply },
+      },
+    };
+    app.post('/api/notifications/read', read, async (req): Promise<OkReply> => {
       const user = requireUser(req);
       const ids = req.body?.ids;
       await svc.markRead(
@@ -87,8 +101,22 @@ export const notificationsFeature: Feature = {
       );
       return { ok: true };
     });
-    app.get('/api/notifications/prefs', async (req) => svc.prefs(requireUser(req, 'read').id));
-    app.put('/api/notifications/prefs', { schema: { body: PrefsBody } }, async (req) => {
+    const prefs = {
+      schema: { summary: 'Which notifications you want, and how', reply: { 200: NotificationPrefs } },
+    };
+    app.get(
+      '/api/notifications/prefs',
+      prefs,
+      async (req): Promise<NotificationPrefs> => svc.prefs(requireUser(req, 'read').id),
+    );
+    const setPrefs = {
+      schema: {
+        summary: 'Change some preferences (kinds not named keep theirs); answers all of them',
+        body: PrefsBody,
+        reply: { 200: NotificationPrefs },
+      },
+    };
+    app.put('/api/notifications/prefs', setPrefs, async (req): Promise<NotificationPrefs> => {
       const user = requireUser(req);
       return svc.setPrefs(user.id, req.body);
     });

@@ -3,8 +3,14 @@
 // URL for POST /api/logout, back-channel logout (the provider ends our sign-ins), and the endpoint
 // agents use to keep a session's access token fresh.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AgentTokenBody } from '../../api/agent.ts';
-import { BackchannelLogoutBody, OidcCallbackQuery, OidcStartQuery } from '../../api/auth.ts';
+import { AgentTokenBody, AgentTokenReply } from '../../api/agent.ts';
+import {
+  BackchannelLogoutBody,
+  OidcCallbackQuery,
+  type OidcErrorCode,
+  OidcStartQuery,
+} from '../../api/auth.ts';
+import { NoBody } from '../../api/common.ts';
 import { decideAccess } from '../../auth/access.ts';
 import {
   describeOidcError,
@@ -29,15 +35,8 @@ const MAX_PENDING = 10_000;
 const REFRESH_TICK_MS = 5_000;
 const RETRY_AFTER_OUTAGE_MS = 30_000;
 
-/** Error codes the login page may show (`/login?error=<code>`). */
-export type OidcErrorCode =
-  | 'failed'
-  | 'expired'
-  | 'denied'
-  | 'not_allowed'
-  | 'conflict'
-  | 'disabled'
-  | 'unavailable';
+// Error codes the login page may show (`/login?error=<code>`): a type of the API contract.
+export type { OidcErrorCode };
 
 export interface OidcRuntime {
   client: OidcClient;
@@ -70,7 +69,14 @@ export function registerOidc(app: FastifyInstance, ctx: AppContext): OidcRuntime
     return parts.join('; ');
   };
 
-  app.get('/api/auth/oidc/start', { schema: { querystring: OidcStartQuery } }, async (req, reply) => {
+  const start = {
+    schema: {
+      summary: 'Sign in with the identity provider: redirects there',
+      querystring: OidcStartQuery,
+      reply: { 302: NoBody('To the provider, or to /login?error=unavailable when it cannot be reached.') },
+    },
+  };
+  app.get('/api/auth/oidc/start', start, async (req, reply) => {
     const next = safeNext((req.query as Record<string, unknown>).next);
     const now = Date.now();
     await ctx.db.deleteFrom('oidc_login_states').where('expires_at', '<=', now).execute();
@@ -113,7 +119,18 @@ export function registerOidc(app: FastifyInstance, ctx: AppContext): OidcRuntime
     return reply.redirect(url.href);
   });
 
-  app.get('/api/auth/oidc/callback', { schema: { querystring: OidcCallbackQuery } }, async (req, reply) => {
+  const callback = {
+    schema: {
+      summary: "The provider's redirect back: signs in and redirects to where the sign-in started",
+      querystring: OidcCallbackQuery,
+      reply: {
+        302: NoBody(
+          'Signed in: to `next` of the start; refused: to `/login?error=<code>` (an OidcErrorCode).',
+        ),
+      },
+    },
+  };
+  app.get('/api/auth/oidc/callback', callback, async (req, reply) => {
     const ip = clientIp(req);
     const q = (req.query ?? {}) as Record<string, unknown>;
     const rawQuery = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '';
@@ -224,7 +241,16 @@ export function registerOidc(app: FastifyInstance, ctx: AppContext): OidcRuntime
       (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
     );
     // The provider's signed logout token is the credential: no browser, so no CSRF token.
-    const backchannel = { config: { csrf: false }, schema: { body: BackchannelLogoutBody } } as const;
+    const backchannel = {
+      config: { csrf: false },
+      schema: {
+        summary:
+          'The provider ends sign-ins (OpenID Connect Back-Channel Logout 1.0; its signed logout token)',
+        body: BackchannelLogoutBody,
+        consumes: ['application/x-www-form-urlencoded'],
+        reply: { 200: NoBody('The sign-ins it names are ended.') },
+      },
+    } as const;
     scope.post('/api/auth/oidc/backchannel-logout', backchannel, async (req, reply) => {
       reply.header('cache-control', 'no-store');
       const ip = clientIp(req);
@@ -374,7 +400,15 @@ export function registerOidc(app: FastifyInstance, ctx: AppContext): OidcRuntime
   }
 
   // An agent (with its session's heartbeat token) asks for the user's current access token.
-  const tokenRoute = { bodyLimit: 4096, config: AGENT_ROUTE, schema: { body: AgentTokenBody } };
+  const tokenRoute = {
+    bodyLimit: 4096,
+    config: AGENT_ROUTE,
+    schema: {
+      summary: "The user's current access token, for the session (its heartbeat token as Bearer)",
+      body: AgentTokenBody,
+      reply: { 200: AgentTokenReply },
+    },
+  };
   app.post('/api/agent/token', tokenRoute, async (req, reply: FastifyReply) => {
     if (!cfg.passTokensToSessions)
       return reply.code(404).send({ error: 'tokens are not passed to sessions here' });
@@ -392,7 +426,11 @@ export function registerOidc(app: FastifyInstance, ctx: AppContext): OidcRuntime
     if (!t) return reply.code(404).send({ error: 'no token: the user is signed out' });
     const due = refreshAt(t);
     const refreshInSeconds = due ? Math.max(2, Math.ceil((due - Date.now()) / 1000) + 2) : 300;
-    return { accessToken: t.accessToken, expiresAt: t.expiresAt ?? null, refreshInSeconds };
+    return {
+      accessToken: t.accessToken,
+      expiresAt: t.expiresAt ?? null,
+      refreshInSeconds,
+    } satisfies AgentTokenReply;
   });
 
   return {

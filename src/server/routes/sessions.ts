@@ -1,6 +1,13 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { NewSessionBody, SessionParams } from '../../api/sessions.ts';
+import { NotJson } from '../../api/common.ts';
+import {
+  NewSessionBody,
+  SessionDetailReply,
+  SessionParams,
+  SessionReply,
+  SessionsReply,
+} from '../../api/sessions.ts';
 import type { SessionRequest } from '../../core/request.ts';
 import { REASONS } from '../../core/session-machine.ts';
 import { sessionEvents } from '../../db/sessions.ts';
@@ -54,16 +61,24 @@ export function parseSessionRequest(body: NewSessionBody | null): SessionRequest
 
 export function registerSessionRoutes(fastify: FastifyInstance, ctx: AppContext): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  app.get('/api/sessions', async (req) => {
+  const list = { schema: { summary: 'Your sessions, newest first', reply: { 200: SessionsReply } } };
+  app.get('/api/sessions', list, async (req): Promise<SessionsReply> => {
     const user = requireUser(req, 'sessions');
     return { sessions: await ctx.sessions.listFor(user) };
   });
 
-  app.post('/api/sessions', { schema: { body: NewSessionBody } }, async (req, reply) => {
+  const create = {
+    schema: {
+      summary: "Start a session: submitted to the cluster's scheduler, it runs once the job starts",
+      body: NewSessionBody,
+      reply: { 201: SessionReply },
+    },
+  };
+  app.post('/api/sessions', create, async (req, reply) => {
     const user = requireUser(req, 'sessions');
     try {
       const view = await ctx.sessions.create(user, parseSessionRequest(req.body), clientIp(req));
-      return reply.code(201).send({ session: view });
+      return reply.code(201).send({ session: view } satisfies SessionReply);
     } catch (e) {
       if (e instanceof RequestError) {
         return reply.code(e.status).send({ error: e.message, errors: e.errors, field: e.errors[0]?.field });
@@ -72,7 +87,14 @@ export function registerSessionRoutes(fastify: FastifyInstance, ctx: AppContext)
     }
   });
 
-  app.get('/api/sessions/:id', { schema: { params: SessionParams } }, async (req) => {
+  const one = {
+    schema: {
+      summary: 'One of your sessions, with its history',
+      params: SessionParams,
+      reply: { 200: SessionDetailReply },
+    },
+  };
+  app.get('/api/sessions/:id', one, async (req): Promise<SessionDetailReply> => {
     const user = requireUser(req, 'sessions');
     const { id } = req.params;
     const row = ID_RE.test(id) ? await ctx.sessions.getOwned(user, id) : undefined;
@@ -86,9 +108,16 @@ export function registerSessionRoutes(fastify: FastifyInstance, ctx: AppContext)
 
   // The whole log of a session (job output, agent and app), for its owner only; as plain text, so the
   // card's link opens it in a tab. Others get the same 404 as for a session that does not exist.
-  app.get('/api/sessions/:id/log', async (req, reply) => {
+  const log = {
+    schema: {
+      summary: "The session's whole log (job output, agent and app)",
+      params: SessionParams,
+      reply: { 200: NotJson('text/plain', 'The log as text.') },
+    },
+  };
+  app.get('/api/sessions/:id/log', log, async (req, reply) => {
     const user = requireUser(req, 'sessions');
-    const { id } = req.params as { id: string };
+    const { id } = req.params;
     const row = ID_RE.test(id) ? await ctx.sessions.getOwned(user, id) : undefined;
     if (!row) throw new HttpError(404, 'no such session');
     const parts = await ctx.sessions.log(row);
@@ -100,7 +129,7 @@ export function registerSessionRoutes(fastify: FastifyInstance, ctx: AppContext)
       .send(sessionLogText(parts));
   });
 
-  const stop = async (req: FastifyRequest<{ Params: SessionParams }>) => {
+  const stop = async (req: FastifyRequest<{ Params: SessionParams }>): Promise<SessionReply> => {
     const user = requireUser(req, 'sessions');
     const { id } = req.params;
     const row = ID_RE.test(id) ? await ctx.sessions.getOwned(user, id) : undefined;
@@ -108,6 +137,13 @@ export function registerSessionRoutes(fastify: FastifyInstance, ctx: AppContext)
     const updated = await ctx.sessions.stop(row, REASONS.stoppedByUser, { user, ip: clientIp(req) });
     return { session: await ctx.sessions.view(updated) };
   };
-  app.delete('/api/sessions/:id', { schema: { params: SessionParams } }, stop);
-  app.post('/api/sessions/:id/stop', { schema: { params: SessionParams } }, stop);
+  const stopping = (summary: string) => ({
+    schema: { summary, params: SessionParams, reply: { 200: SessionReply } },
+  });
+  app.delete('/api/sessions/:id', stopping('Stop one of your sessions (its job is cancelled)'), stop);
+  app.post(
+    '/api/sessions/:id/stop',
+    stopping('Stop one of your sessions (the same as DELETE, for plain forms)'),
+    stop,
+  );
 }

@@ -4,7 +4,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Selectable } from 'kysely';
-import { NewTokenBody, TokenParams } from '../../api/tokens.ts';
+import { OkReply } from '../../api/common.ts';
+import { NewTokenBody, NewTokenReply, TokenParams, TokensReply, type TokenView } from '../../api/tokens.ts';
 import { hashToken } from '../../auth/secrets.ts';
 import { MAX_ACTIVE_TOKENS, newApiToken, parseTokenRequest } from '../../auth/tokens.ts';
 import type { ApiTokensTable } from '../../db/schema.ts';
@@ -13,7 +14,7 @@ import type { AppContext } from '../context.ts';
 
 type TokenRow = Selectable<ApiTokensTable>;
 
-function view(r: TokenRow) {
+function view(r: TokenRow): TokenView {
   return {
     id: r.id,
     name: r.name,
@@ -27,7 +28,8 @@ function view(r: TokenRow) {
 
 export function registerTokenRoutes(fastify: FastifyInstance, ctx: AppContext): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  app.get('/api/tokens', async (req) => {
+  const list = { schema: { summary: 'Your API tokens, newest first', reply: { 200: TokensReply } } };
+  app.get('/api/tokens', list, async (req): Promise<TokensReply> => {
     const user = requireUser(req);
     const rows = await ctx.db
       .selectFrom('api_tokens')
@@ -38,7 +40,14 @@ export function registerTokenRoutes(fastify: FastifyInstance, ctx: AppContext): 
     return { tokens: rows.map(view) };
   });
 
-  app.post('/api/tokens', { schema: { body: NewTokenBody } }, async (req, reply) => {
+  const create = {
+    schema: {
+      summary: 'Create an API token (from a signed-in browser only); the token is in this reply only',
+      body: NewTokenBody,
+      reply: { 201: NewTokenReply },
+    },
+  };
+  app.post('/api/tokens', create, async (req, reply) => {
     const user = requireBrowser(req);
     const parsed = parseTokenRequest(req.body, ctx.cfg.auth.apiTokenMaxDays);
     if (!parsed.ok) return reply.code(400).send({ error: parsed.error, field: parsed.field });
@@ -78,10 +87,17 @@ export function registerTokenRoutes(fastify: FastifyInstance, ctx: AppContext): 
       details: { name: row.name, scopes: parsed.value.scopes, expiresAt: row.expires_at },
     });
     // The only time the token is ever shown.
-    return reply.code(201).send({ token, info: view(row) });
+    return reply.code(201).send({ token, info: view(row) } satisfies NewTokenReply);
   });
 
-  app.delete('/api/tokens/:id', { schema: { params: TokenParams } }, async (req) => {
+  const revoke = {
+    schema: {
+      summary: 'Revoke an API token (a token may revoke itself)',
+      params: TokenParams,
+      reply: { 200: OkReply },
+    },
+  };
+  app.delete('/api/tokens/:id', revoke, async (req): Promise<OkReply> => {
     const user = requireUser(req);
     const id = Number(req.params.id);
     const row = Number.isSafeInteger(id)

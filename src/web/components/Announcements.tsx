@@ -1,17 +1,12 @@
 // Announcements from the administrators, on top of the dashboard. Loaded once, then kept current by
 // the live `announcement` event (which carries the whole current list).
 import { useCallback, useEffect, useState } from 'react';
+import type { Announcement } from '../../api/admin.ts';
 import { get } from '../api.ts';
 import { useLiveEvent, useLiveReconnect } from '../live.ts';
 import './admin.css';
 
-export interface AnnouncementView {
-  id: number;
-  at: number;
-  message: string;
-  level: 'info' | 'warning' | 'critical';
-  expiresAt: number | null;
-}
+export type AnnouncementView = Announcement;
 
 const TONE = { info: 'alert-info', warning: 'alert-warn', critical: 'alert-bad' } as const;
 

@@ -2,7 +2,7 @@
 // button), and revoking with a confirmation. Only a signed-in browser may create tokens; the server
 // keeps only a hash, so a lost token cannot be shown again.
 import { type FormEvent, useCallback, useEffect, useId, useRef, useState } from 'react';
-import type { ApiScope } from '../../auth/tokens.ts';
+import type { ApiScope, TokenView } from '../../api/tokens.ts';
 import { ApiError, del, get, post, sentence } from '../api.ts';
 import { plural } from '../format.ts';
 import { useNow } from '../hooks.ts';
@@ -11,15 +11,7 @@ import { Field } from './Field.tsx';
 import { ACTIONS, TableHead } from './TableHead.tsx';
 import { useToasts } from './Toasts.tsx';
 
-export interface TokenView {
-  id: number;
-  name: string;
-  scopes: string[];
-  createdAt: number;
-  expiresAt: number | null;
-  lastUsedAt: number | null;
-  revokedAt: number | null;
-}
+export type { TokenView };
 
 /** Every scope the server knows, least powerful first (the type makes a new server scope show up here). */
 const SCOPES: Record<ApiScope, { label: string; hint: string }> = {

@@ -1,28 +1,13 @@
 // Notification preferences: which changes of jobs and sessions to hear about, browser (desktop)
 // notifications (the browser asks the user as well), e-mail through Slurm, and the latest messages.
 import { useCallback, useEffect, useState } from 'react';
+import type { Notification as Note, NotificationPrefs as Prefs } from '../../api/notifications.ts';
 import { api, get, post, sentence } from '../api.ts';
 import { formatWhen } from '../format.ts';
 import { Link } from '../router.tsx';
 import { browserPermission, requestBrowserPermission } from './BrowserNotifications.tsx';
 import { useToasts } from './Toasts.tsx';
 import '../pages/jobs.css';
-
-interface Prefs {
-  kinds: Record<string, boolean>;
-  browser: boolean;
-  email: boolean;
-}
-
-interface Note {
-  id: number;
-  at: number;
-  kind: string;
-  title: string;
-  body: string;
-  link: string | null;
-  read: boolean;
-}
 
 const KINDS: [string, string][] = [
   ['session.ready', 'A session is ready'],

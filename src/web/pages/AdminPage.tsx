@@ -1,6 +1,12 @@
 // The admin page: every session (with Stop), batch jobs, clusters (drain switch, free table, queue),
 // announcements (post, take down) and the audit log. Administrators only (the API says 403 otherwise).
 import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
+import type {
+  AdminClusterView as AdminCluster,
+  AdminJob,
+  AdminSession,
+  AuditEntry,
+} from '../../api/admin.ts';
 import { ApiError, get, post, sentence } from '../api.ts';
 import type { AnnouncementView } from '../components/Announcements.tsx';
 import { ConfirmDialog } from '../components/ConfirmDialog.tsx';
@@ -12,59 +18,7 @@ import { useNow } from '../hooks.ts';
 import { type IdleStatus, idleText } from '../idle.ts';
 import { useLiveEvent } from '../live.ts';
 import type { PageProps } from '../pages.ts';
-import type { FreeTable, SessionView } from '../types.ts';
 import '../components/admin.css';
-
-type AdminSession = SessionView & { user: string };
-
-interface AdminJob {
-  id: number;
-  cluster: string;
-  jobId: string;
-  name: string;
-  user: string;
-  partition: string | null;
-  state: string;
-  reason: string | null;
-  exitCode: number | null;
-  submittedAt: number;
-}
-
-interface ClusterJob {
-  jobId: string;
-  name: string;
-  user: string;
-  state: string;
-  reason: string | null;
-  partition: string | null;
-  nodes: string | null;
-  cpus: number | null;
-  gpus: number | null;
-  session: string | null;
-}
-
-interface AdminCluster {
-  name: string;
-  title: string;
-  backend: string;
-  drained: boolean;
-  drainedByConfig: boolean;
-  reachable: boolean;
-  error: string | null;
-  allowGroups: string[];
-  free: FreeTable;
-  jobs: ClusterJob[];
-}
-
-interface AuditEntry {
-  id: number;
-  at: number;
-  actor: string | null;
-  action: string;
-  target: string | null;
-  ip: string | null;
-  ok: boolean;
-}
 
 const TABS = [
   ['sessions', 'Sessions'],

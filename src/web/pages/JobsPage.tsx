@@ -2,7 +2,8 @@
 // pasted script), and at /jobs/<cluster>/<id> one job with its output (followed while it runs, paged
 // when large), cancel, and a link from its working directory to a Jupyter session.
 import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
-import { type BatchRequest, validateBatchRequest } from '../../core/batch-request.ts';
+import { type BatchRequest, validateBatchRequest } from '../../api/forms.ts';
+import type { JobOutputPage } from '../../api/jobs.ts';
 import { ApiError, del, get, post, sentence } from '../api.ts';
 import { ConfirmDialog } from '../components/ConfirmDialog.tsx';
 import { Field, Options } from '../components/Field.tsx';
@@ -705,16 +706,7 @@ function SessionLink({ job }: { job: JobDetail }) {
 
 // ---- output ---------------------------------------------------------------------------------------
 
-interface OutPage {
-  data: string;
-  offset: number;
-  nextOffset: number;
-  size: number;
-  eof: boolean;
-  exists: boolean;
-  path: string | null;
-  message?: string;
-}
+type OutPage = JobOutputPage;
 
 const PAGE = 64 * 1024;
 

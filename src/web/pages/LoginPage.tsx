@@ -1,7 +1,7 @@
 // Sign-in: user name and password (local accounts or LDAP), and/or the site's single sign-on.
 // A refused single sign-on comes back here as /login?error=<code>: the code is shown as a message.
 import { type FormEvent, useEffect, useId, useRef, useState } from 'react';
-import type { OidcErrorCode } from '../../server/routes/oidc.ts';
+import type { OidcErrorCode } from '../../api/auth.ts';
 import { ApiError, get, post, sentence } from '../api.ts';
 import { safeNext } from '../format.ts';
 import type { AuthMethods, Me } from '../types.ts';
