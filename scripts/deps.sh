@@ -8,7 +8,7 @@ run_pkgs=(jupyter-notebook python3-notebook python3-ipykernel jupyter-client)
 test_pkgs=("${run_pkgs[@]}" chromium munge slurmctld slurmd slurm-client slurmdbd mariadb-server sudo curl procps util-linux slapd ldap-utils
   tigervnc-standalone-server tigervnc-tools xterm openbox x11-xserver-utils x11-utils xfonts-base xauth r-base-core r-cran-shiny
   python3-venv python3-nbclassic jupyter-server iproute2 ripgrep build-essential pkg-config libkrb5-dev libx11-dev libxkbfile-dev libsecret-1-dev
-  ansible python3-apt rsync openssh-server openssh-client nginx-light postgresql)
+  ansible python3-apt rsync openssh-server openssh-client nginx-light postgresql haproxy)
 
 case "$purpose" in
   run) want=("${run_pkgs[@]}") ;;

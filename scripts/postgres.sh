@@ -2,7 +2,9 @@
 # Throwaway PostgreSQL (Debian's postgresql, 15) for the tests: its own data directory and loopback
 # port, no durability, stopped by the PID it recorded. Debian's own `main` cluster is left alone.
 #
-#   bash scripts/postgres.sh up|down|url|status
+#   bash scripts/postgres.sh up|down|url|status|stop|start
+#
+# `stop` and `start` stop the server and start it again on the same data (the outage tests).
 #
 # Parameters (environment):
 #   POSTGRES_BASE  state directory, wiped by `up` and `down`   (default /tmp/atrium-postgres)
@@ -72,6 +74,34 @@ cmd_down() {
   fi
 }
 
+start_server() {
+  as_owner "$1/pg_ctl" -D "$DATA" -l "$BASE/postgres.log" -w -t 60 start \
+    -o "-c listen_addresses=127.0.0.1 -p $PORT -k $BASE -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    >/dev/null || { tail -20 "$BASE/postgres.log" >&2; die "the server did not start"; }
+}
+
+# Stops the server (fast shutdown), keeping its data.
+cmd_stop() {
+  local pid i
+  pid=$(server_pid) || { say "not running"; return 0; }
+  kill -INT "$pid" 2>/dev/null || true
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$pid" 2>/dev/null || { say "stopped (pid $pid)"; return 0; }
+    sleep 0.1
+  done
+  die "server $pid did not stop in 30 s"
+}
+
+# Starts the server made by `up` again (after `stop`).
+cmd_start() {
+  local bin
+  bin=$(bindir)
+  [ -f "$MARKER" ] && [ -d "$DATA" ] || die "no server made by \`up\` in $BASE"
+  server_pid >/dev/null && { say "running already"; return 0; }
+  start_server "$bin"
+  say "up again on 127.0.0.1:$PORT (pid $(server_pid))"
+}
+
 cmd_up() {
   local bin
   bin=$(bindir)
@@ -94,9 +124,7 @@ local all all trust
 host all atrium_pw 127.0.0.1/32 scram-sha-256
 host all all 127.0.0.1/32 trust
 EOF
-  as_owner "$bin/pg_ctl" -D "$DATA" -l "$BASE/postgres.log" -w -t 60 start \
-    -o "-c listen_addresses=127.0.0.1 -p $PORT -k $BASE -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-    >/dev/null || { tail -20 "$BASE/postgres.log" >&2; die "the server did not start"; }
+  start_server "$bin"
   as_owner "$bin/psql" -q -h 127.0.0.1 -p "$PORT" -U atrium -d postgres -v ON_ERROR_STOP=1 \
     -c "create role atrium_pw login password 'atrium_pw'" >/dev/null
   say "up on 127.0.0.1:$PORT (pid $(server_pid), data in $DATA): $(url)"
@@ -106,6 +134,8 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   url) url ;;
+  stop) cmd_stop ;;
+  start) cmd_start ;;
   status) if pid=$(server_pid); then say "running (pid $pid) on 127.0.0.1:$PORT"; else say "not running"; exit 1; fi ;;
-  *) echo "usage: $0 up|down|url|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|url|status|stop|start" >&2; exit 2 ;;
 esac

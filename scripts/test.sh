@@ -47,18 +47,35 @@ else
   echo "FAILED: PostgreSQL did not start"; failed=$((failed + 1))
 fi
 
+# One vitest run (its arguments given), its tests added to the counts from its JSON report; a run that
+# failed without a failed test (a crash, a file that did not load) counts as one failure.
+vitest_counted() {
+  local report vitest_rc vp vf
+  report=$(mktemp /tmp/atrium-vitest-XXXX.json)
+  npx vitest run "$@" --reporter=default --reporter=json --outputFile.json="$report"
+  vitest_rc=$?
+  read -r vp vf < <(node -e '
+    const fs = require("fs");
+    try { const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+          console.log(r.numPassedTests, r.numFailedTests + (r.numRuntimeErrorCount || 0)); }
+    catch { console.log(0, 1); }' "$report")
+  passed=$((passed + vp)); failed=$((failed + vf))
+  if [ "$vitest_rc" -ne 0 ] && [ "$vf" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: vitest exited $vitest_rc"; fi
+  rm -f "$report"
+}
+
 step "unit and end-to-end tests"
-report=$(mktemp /tmp/atrium-vitest-XXXX.json)
-npx vitest run --reporter=default --reporter=json --outputFile.json="$report"
-vitest_rc=$?
-read -r vp vf < <(node -e '
-  const fs = require("fs");
-  try { const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
-        console.log(r.numPassedTests, r.numFailedTests + (r.numRuntimeErrorCount || 0)); }
-  catch { console.log(0, 1); }' "$report")
-passed=$((passed + vp)); failed=$((failed + vf))
-if [ "$vitest_rc" -ne 0 ] && [ "$vf" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: vitest exited $vitest_rc"; fi
-rm -f "$report"
+vitest_counted
+
+# The suites of sessions (local and Slurm), jobs and security once more, with every gateway on
+# PostgreSQL (the run above has them on SQLite).
+step "sessions, jobs and security on PostgreSQL"
+if [ -n "${ATRIUM_TEST_POSTGRES_URL:-}" ]; then
+  ATRIUM_TEST_DB=postgres vitest_counted --project e2e test/e2e/local-sessions.test.ts \
+    test/e2e/slurm-sessions.test.ts test/e2e/jobs.test.ts test/e2e/security.test.ts
+else
+  echo "FAILED: no PostgreSQL for the second run"; failed=$((failed + 1))
+fi
 
 step "done"
 echo "$passed passed, $failed failed"

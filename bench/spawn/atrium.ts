@@ -1,12 +1,13 @@
-// The Atrium side of the spawn benchmark: one gateway process (bin/atrium serve) with a `local` cluster
-// and, when the test cluster is up, a `slurm` one. One sample = form submit -> session running (live
-// event) -> kernel created and print(6*7) answered through the gateway's proxy, split with the
-// gateway's own time stamps (database), the agent's log and Slurm's job record.
+// The Atrium side of the spawn benchmark: one gateway process (bin/atrium serve) per database engine
+// (SQLite in its data directory, or PostgreSQL), with a `local` cluster and, when the test cluster is
+// up, a `slurm` one. One sample = form submit -> session running (live event) -> kernel created and
+// print(6*7) answered through the gateway's proxy, split with the gateway's own time stamps
+// (database), the agent's log and Slurm's job record.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import { queryDatabase } from '../../test/helpers/gateway.ts';
 import { kernelRoundTrip } from '../../test/helpers/jupyter.ts';
 import { type Child, EventStream, freePort, ROOT, start, stop, until } from './lib.ts';
 
@@ -22,12 +23,16 @@ export interface AtriumGateway {
   user: string;
   home: string;
   slurmConf?: string;
+  /** Its `database.url`. */
+  databaseUrl: string;
 }
 
 export async function startAtrium(opts: {
   user: string;
   slurmConf?: string;
   slurmPartition?: string;
+  /** PostgreSQL (postgres://...); SQLite in the data directory when absent. */
+  databaseUrl?: string;
 }): Promise<AtriumGateway> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-bench-spawn-'));
   fs.chmodSync(dir, 0o755);
@@ -51,6 +56,7 @@ export async function startAtrium(opts: {
       `  port: ${port}`,
       `dataDir: ${dir}/data`,
       'installPackages: false',
+      ...(opts.databaseUrl ? ['database:', `  url: ${JSON.stringify(opts.databaseUrl)}`] : []),
       ...clusters,
       '',
     ].join('\n'),
@@ -91,7 +97,19 @@ export async function startAtrium(opts: {
   const events = new EventStream(`${url}/api/events`, { cookie });
   await events.opened;
   const home = execFileSync('getent', ['passwd', opts.user], { encoding: 'utf8' }).split(':')[5]!;
-  return { url, dir, child, cookie, csrf, events, user: opts.user, home, slurmConf: opts.slurmConf };
+  const databaseUrl = opts.databaseUrl ?? `sqlite:${path.join(dir, 'data', 'atrium.db')}`;
+  return {
+    url,
+    dir,
+    child,
+    cookie,
+    csrf,
+    events,
+    user: opts.user,
+    home,
+    slurmConf: opts.slurmConf,
+    databaseUrl,
+  };
 }
 
 export async function stopAtrium(gw: AtriumGateway): Promise<void> {
@@ -190,21 +208,21 @@ export async function atriumSample(gw: AtriumGateway, cluster: 'local' | 'hpc'):
     const tReply = Date.now();
     if (out.trim() !== '42') throw new Error(`kernel printed ${JSON.stringify(out)}`);
 
-    const db = new Database(path.join(gw.dir, 'data', 'atrium.db'), { readonly: true });
-    const row = db
-      .prepare('select created_at, submitted_at, ready_at, job_id from sessions where id = ?')
-      .get(s.id) as {
+    const [row] = await queryDatabase<{
       created_at: number;
       submitted_at: number;
       ready_at: number;
       job_id: string;
-    };
-    const runningAt = (
-      db.prepare("select at from session_events where session_id = ? and state = 'running'").get(s.id) as {
-        at: number;
-      }
-    ).at;
-    db.close();
+    }>(gw.databaseUrl, 'select created_at, submitted_at, ready_at, job_id from sessions where id = ?', [
+      s.id,
+    ]);
+    const [event] = await queryDatabase<{ at: number }>(
+      gw.databaseUrl,
+      "select at from session_events where session_id = ? and state = 'running'",
+      [s.id],
+    );
+    if (!row || !event) throw new Error(`session ${s.id}: no row or no running event in the database`);
+    const runningAt = event.at;
     const a = agentTimes(gw.home, s.id);
     const sample: AtriumSample = {
       total: tReply - t0,

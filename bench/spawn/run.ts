@@ -1,5 +1,7 @@
 // npm run bench:spawn — click-to-kernel: from the new-session form's submit to the first kernel reply
-// (a kernel created and print(6*7) answered through the proxy), in one run on this machine, for:
+// (a kernel created and print(6*7) answered through the proxy), in one run on this machine, for our
+// gateway on SQLite and on PostgreSQL side by side (+pg: a second gateway whose database is PostgreSQL),
+// and:
 //   atrium/slurm   our gateway, Slurm backend, on the test cluster of scripts/cluster.sh, split into
 //                  gateway time (submit until sbatch returned + agent callback until running with its
 //                  route), time in Slurm (submitted until the agent started in the job; Slurm's own
@@ -14,34 +16,66 @@
 // Needs root (sessions run as the user; JupyterHub's LocalProcessSpawner too). Installs Debian's
 // jupyterhub when missing. Uses the cluster at $ATRIUM_TEST_CLUSTER_BASE (default
 // /tmp/atrium-slurm-atrium); when it is not up, starts one with scripts/cluster.sh (CLUSTER_NAME,
-// CLUSTER_PORT as for that script) and takes it down at the end.
-// Env: BENCH_RUNS (5), BENCH_WARMUP (1), BENCH_TARGETS (slurm,local,jupyterhub), BENCH_USER (carol),
-//      BENCH_NO_SAVE=1.
+// CLUSTER_PORT as for that script) and takes it down at the end. PostgreSQL: the server of
+// $ATRIUM_TEST_POSTGRES_URL, else a throwaway one started with scripts/postgres.sh and stopped at the end.
+// Env: BENCH_RUNS (5), BENCH_WARMUP (1), BENCH_TARGETS (slurm,local,jupyterhub), BENCH_DBS
+//      (sqlite,postgres), BENCH_USER (carol), BENCH_NO_SAVE=1.
 // Output: tables, bench/results/spawn-<date>T<time>.json and spawn-latest.json, and as the last line a JSON
-// summary with the ratios and the goals (gateway time under 300 ms; local no slower than JupyterHub).
+// summary with the ratios and the goals (gateway time under 150 ms on both engines; local no slower
+// than JupyterHub).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CLUSTER_BASE, CLUSTER_SCRIPT, loadCluster } from '../../test/helpers/cluster.ts';
+import { createTestDatabase } from '../../test/helpers/postgres.ts';
 import { type AtriumGateway, type AtriumSample, atriumSample, startAtrium, stopAtrium } from './atrium.ts';
 import { ensureJupyterHub, type Hub, type HubSample, hubSample, startHub, stopHub } from './jupyterhub.ts';
-import { log, ROOT, type Stat, stat, stopAll } from './lib.ts';
+import { freePort, log, ROOT, type Stat, stat, stopAll } from './lib.ts';
 
 const num = (v: string | undefined, d: number) => (v === undefined || v === '' ? d : Number(v));
 const RUNS = num(process.env.BENCH_RUNS, 5);
 const WARMUP = num(process.env.BENCH_WARMUP, 1);
 const USER = process.env.BENCH_USER ?? 'carol';
-type Target = 'slurm' | 'local' | 'jupyterhub';
-const TARGETS = (process.env.BENCH_TARGETS ?? 'slurm,local,jupyterhub')
-  .split(',')
-  .map((s) => s.trim())
-  .filter(Boolean) as Target[];
+type Db = 'sqlite' | 'postgres';
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+const DBS = list(process.env.BENCH_DBS ?? 'sqlite,postgres') as Db[];
+type AtriumTarget = 'slurm' | 'local' | 'slurm+pg' | 'local+pg';
+type Target = AtriumTarget | 'jupyterhub';
+// Every Atrium target once per engine, side by side.
+const TARGETS: Target[] = list(process.env.BENCH_TARGETS ?? 'slurm,local,jupyterhub').flatMap((t) =>
+  t === 'jupyterhub' ? ['jupyterhub' as const] : DBS.map((d) => (d === 'sqlite' ? t : `${t}+pg`) as Target),
+);
 const LABEL: Record<Target, string> = {
   slurm: 'atrium/slurm',
   local: 'atrium/local',
+  'slurm+pg': 'atrium/slurm+pg',
+  'local+pg': 'atrium/local+pg',
   jupyterhub: 'jupyterhub 3.0',
 };
+const usesSlurm = TARGETS.some((t) => t.startsWith('slurm'));
+
+/** The PostgreSQL of $ATRIUM_TEST_POSTGRES_URL, or a throwaway one (returns how to stop it). */
+async function ensurePostgres(): Promise<() => void> {
+  if (process.env.ATRIUM_TEST_POSTGRES_URL) return () => undefined;
+  const env = {
+    ...process.env,
+    POSTGRES_BASE: '/tmp/atrium-postgres-bench',
+    POSTGRES_PORT: String(await freePort()),
+  };
+  const script = path.join(ROOT, 'scripts', 'postgres.sh');
+  log('no ATRIUM_TEST_POSTGRES_URL: starting a throwaway PostgreSQL (scripts/postgres.sh up)');
+  execFileSync('bash', [script, 'up'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  process.env.ATRIUM_TEST_POSTGRES_URL = execFileSync('bash', [script, 'url'], {
+    env,
+    encoding: 'utf8',
+  }).trim();
+  return () => execFileSync('bash', [script, 'down'], { env, stdio: 'ignore' });
+}
 
 function clusterScript(sub: 'up' | 'down'): void {
   execFileSync('bash', [CLUSTER_SCRIPT, sub], {
@@ -74,8 +108,8 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root (sessions run as the user)');
   ensureUser(USER);
   let startedCluster = false;
-  let cluster = TARGETS.includes('slurm') ? loadCluster().cluster : undefined;
-  if (TARGETS.includes('slurm') && !cluster) {
+  let cluster = usesSlurm ? loadCluster().cluster : undefined;
+  if (usesSlurm && !cluster) {
     log(`no test cluster at ${CLUSTER_BASE}: starting one (scripts/cluster.sh up)`);
     clusterScript('up');
     startedCluster = true;
@@ -84,18 +118,26 @@ async function main(): Promise<void> {
   }
   if (TARGETS.includes('jupyterhub')) ensureJupyterHub();
 
-  const samples: { slurm: AtriumSample[]; local: AtriumSample[]; jupyterhub: HubSample[] } = {
+  const samples: Record<AtriumTarget, AtriumSample[]> & { jupyterhub: HubSample[] } = {
     slurm: [],
     local: [],
+    'slurm+pg': [],
+    'local+pg': [],
     jupyterhub: [],
   };
-  let gw: AtriumGateway | undefined;
+  const gws: Partial<Record<Db, AtriumGateway>> = {};
   let hub: Hub | undefined;
+  let stopPostgres: () => void = () => undefined;
   const info = machine();
   try {
-    if (TARGETS.includes('slurm') || TARGETS.includes('local')) {
-      gw = await startAtrium({ user: USER, slurmConf: cluster?.slurmConf });
-      log(`atrium gateway at ${gw.url} (data ${gw.dir})`);
+    if (TARGETS.some((t) => t !== 'jupyterhub')) {
+      for (const db of DBS) {
+        if (db === 'postgres') stopPostgres = await ensurePostgres();
+        const databaseUrl = db === 'postgres' ? await createTestDatabase('bench') : undefined;
+        const gw = await startAtrium({ user: USER, slurmConf: cluster?.slurmConf, databaseUrl });
+        gws[db] = gw;
+        log(`atrium gateway on ${db} at ${gw.url} (data ${gw.dir})`);
+      }
     }
     if (TARGETS.includes('jupyterhub')) {
       hub = await startHub(USER);
@@ -112,7 +154,8 @@ async function main(): Promise<void> {
             `${warm ? 'warm-up' : `run ${round - WARMUP + 1}`} ${pad(LABEL[t], 15)} total ${s.total} ms (spawn ${s.spawn}, kernel ${s.kernel})`,
           );
         } else {
-          const s = await atriumSample(gw!, t === 'slurm' ? 'hpc' : 'local');
+          const gw = gws[t.endsWith('+pg') ? 'postgres' : 'sqlite']!;
+          const s = await atriumSample(gw, t.startsWith('slurm') ? 'hpc' : 'local');
           if (!warm) samples[t].push(s);
           log(
             `${warm ? 'warm-up' : `run ${round - WARMUP + 1}`} ${pad(LABEL[t], 15)} total ${s.total} ms (gateway ${s.gateway}: submit ${s.submit} + callback ${s.callback}; scheduler ${s.scheduler}; app ${s.app}; notify ${s.notify}; kernel ${s.kernel})`,
@@ -121,9 +164,10 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    if (gw) await stopAtrium(gw);
+    for (const gw of Object.values(gws)) await stopAtrium(gw);
     if (hub) await stopHub(hub);
     await stopAll();
+    stopPostgres();
     if (startedCluster) clusterScript('down');
   }
 
@@ -148,6 +192,8 @@ async function main(): Promise<void> {
   };
   const slurm = summarise(samples.slurm);
   const local = summarise(samples.local);
+  const slurmPg = summarise(samples['slurm+pg']);
+  const localPg = summarise(samples['local+pg']);
   const jh =
     samples.jupyterhub.length > 0
       ? {
@@ -167,7 +213,9 @@ async function main(): Promise<void> {
   );
   for (const [t, s] of [
     ['slurm', slurm],
+    ['slurm+pg', slurmPg],
     ['local', local],
+    ['local+pg', localPg],
   ] as const) {
     if (!s) continue;
     log(
@@ -178,38 +226,50 @@ async function main(): Promise<void> {
     log(
       `${pad(LABEL.jupyterhub, 15)} ${pad(fmt(jh.total), 18)} (spawn until ready ${fmt(jh.spawn)}, kernel ${fmt(jh.kernel)})`,
     );
-  if (slurm) {
-    log('');
+  log('');
+  for (const [t, s] of [
+    ['slurm', slurm],
+    ['slurm+pg', slurmPg],
+  ] as const) {
+    if (!s) continue;
     log(
-      `atrium/slurm gateway time = submit until sbatch returned ${fmt(slurm.submit)} + agent callback until running with its route ${fmt(slurm.callback)}; Slurm's own StartTime - SubmitTime: ${fmt(slurm.slurmQueueSeconds)} s`,
+      `${LABEL[t]} gateway time = submit until sbatch returned ${fmt(s.submit)} + agent callback until running with its route ${fmt(s.callback)}; Slurm's own StartTime - SubmitTime: ${fmt(s.slurmQueueSeconds)} s`,
     );
   }
+  log(
+    `gateway-added time, SQLite | PostgreSQL: slurm ${fmt(slurm?.gateway)} | ${fmt(slurmPg?.gateway)}; local ${fmt(local?.gateway)} | ${fmt(localPg?.gateway)}`,
+  );
 
   const ratio = local && jh ? Math.round((local.total!.median / jh.total.median) * 100) / 100 : null;
+  const slurmSummary = (s: typeof slurm) =>
+    s
+      ? {
+          total_ms: s.total!.median,
+          gateway_ms: s.gateway!.median,
+          submit_ms: s.submit!.median,
+          callback_ms: s.callback!.median,
+          scheduler_ms: s.scheduler!.median,
+          slurm_queue_s: s.slurmQueueSeconds?.median ?? null,
+          app_start_ms: s.app!.median,
+          kernel_ms: s.kernel!.median,
+        }
+      : null;
+  const localSummary = (s: typeof local) =>
+    s ? { total_ms: s.total!.median, gateway_ms: s.gateway!.median, app_start_ms: s.app!.median } : null;
+  const under150 = (s: typeof slurm) => (s ? s.gateway!.median < 150 : null);
   const summary = {
     bench: 'spawn',
     runs: RUNS,
-    atrium_slurm: slurm
-      ? {
-          total_ms: slurm.total!.median,
-          gateway_ms: slurm.gateway!.median,
-          submit_ms: slurm.submit!.median,
-          callback_ms: slurm.callback!.median,
-          scheduler_ms: slurm.scheduler!.median,
-          slurm_queue_s: slurm.slurmQueueSeconds?.median ?? null,
-          app_start_ms: slurm.app!.median,
-          kernel_ms: slurm.kernel!.median,
-        }
-      : null,
-    atrium_local: local
-      ? { total_ms: local.total!.median, gateway_ms: local.gateway!.median, app_start_ms: local.app!.median }
-      : null,
+    atrium_slurm: slurmSummary(slurm),
+    atrium_slurm_pg: slurmSummary(slurmPg),
+    atrium_local: localSummary(local),
+    atrium_local_pg: localSummary(localPg),
     jupyterhub: jh
       ? { total_ms: jh.total.median, spawn_ms: jh.spawn.median, kernel_ms: jh.kernel.median }
       : null,
     ratios: { local_vs_jupyterhub: ratio },
     goals: {
-      gateway_under_300ms: slurm ? slurm.gateway!.median < 300 : null,
+      gateway_under_150ms: { sqlite: under150(slurm), postgres: under150(slurmPg) },
       local_not_slower_than_jupyterhub: ratio === null ? null : ratio <= 1,
     },
   };
@@ -223,7 +283,13 @@ async function main(): Promise<void> {
       jupyterhub: hub
         ? { version: hub.version, proxy: hub.proxy, ...summary.jupyterhub }
         : summary.jupyterhub,
-      stats: { atrium_slurm: slurm, atrium_local: local, jupyterhub: jh },
+      stats: {
+        atrium_slurm: slurm,
+        atrium_slurm_pg: slurmPg,
+        atrium_local: local,
+        atrium_local_pg: localPg,
+        jupyterhub: jh,
+      },
       samples,
     };
     const text = `${JSON.stringify(full, null, 2)}\n`;

@@ -1,7 +1,7 @@
 // Signed-in browser sessions: an opaque random token in a cookie, its hash in the database.
 // A small in-memory cache keeps the proxy's per-request check to one Map lookup.
 import { sql } from 'kysely';
-import type { Db } from '../db/index.ts';
+import { type Db, isDatabaseUnavailable } from '../db/index.ts';
 import { findUserById, toUser, type User } from '../db/users.ts';
 import { hashToken, newToken } from './secrets.ts';
 
@@ -57,12 +57,21 @@ export class WebSessionStore {
     if (hit && now - hit.cachedAt < CACHE_TTL_MS) {
       return hit.s.expiresAt > now ? hit.s : null;
     }
-    const row = await this.db.selectFrom('web_sessions').selectAll().where('id', '=', id).executeTakeFirst();
+    let row: Awaited<ReturnType<typeof this.readRow>>;
+    let userRow: Awaited<ReturnType<typeof findUserById>>;
+    try {
+      row = await this.readRow(id);
+      userRow = row ? await findUserById(this.db, row.user_id) : undefined;
+    } catch (e) {
+      // The database cannot be used: a browser this gateway knew stays signed in meanwhile, so the apps
+      // of its running sessions keep working. Sign-outs elsewhere reach this cache (src/server/shared.ts).
+      if (hit && hit.s.expiresAt > now && isDatabaseUnavailable(e)) return hit.s;
+      throw e;
+    }
     if (!row || row.expires_at <= now) {
       this.cache.delete(id);
       return null;
     }
-    const userRow = await findUserById(this.db, row.user_id);
     if (!userRow || userRow.disabled) return null;
     const s: WebSession = {
       id,
@@ -77,6 +86,20 @@ export class WebSessionStore {
       await this.db.updateTable('web_sessions').set({ last_seen_at: now }).where('id', '=', id).execute();
     }
     return s;
+  }
+
+  private readRow(id: string) {
+    return this.db.selectFrom('web_sessions').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /** Forgets a cached session: it ended, or its data changed, on another gateway sharing the database. */
+  forget(id: string): void {
+    this.cache.delete(id);
+  }
+
+  /** Forgets every cached session (what other gateways changed meanwhile was not heard). */
+  forgetAll(): void {
+    this.cache.clear();
   }
 
   /** Synchronous cache-only lookup for the hot proxy path; falls back to `lookup` when missing. */

@@ -33,10 +33,11 @@ export class AuditLog {
     private readonly log: Logger,
   ) {}
 
-  async record(e: AuditEntry): Promise<void> {
+  /** `db`: a transaction the entry belongs to (written with it or not at all). */
+  async record(e: AuditEntry, db: Db = this.db): Promise<void> {
     const at = Date.now();
     this.log.info({ audit: true, ...e, at }, `audit ${e.action} ${e.ok ? 'ok' : 'refused'}`);
-    await this.db
+    await db
       .insertInto('audit_log')
       .values({
         at,

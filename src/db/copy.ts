@@ -21,8 +21,19 @@ export const COPY_ORDER = [
   'settings',
 ] as const satisfies readonly (keyof Database)[];
 
-// A table added to the schema but not to COPY_ORDER fails the type-check here, not a site's move.
-type Uncopied = Exclude<keyof Database, (typeof COPY_ORDER)[number]>;
+/**
+ * Tables that only coordinate the gateways running now (liveness, poll leases and snapshots, large live
+ * events): not a site's state, so not copied; the target's are left as they are.
+ */
+export const NOT_COPIED = [
+  'gateways',
+  'poll_leases',
+  'poll_snapshots',
+  'live_messages',
+] as const satisfies readonly (keyof Database)[];
+
+// A table added to the schema but to neither list fails the type-check here, not a site's move.
+type Uncopied = Exclude<keyof Database, (typeof COPY_ORDER)[number] | (typeof NOT_COPIED)[number]>;
 const everyTable: [Uncopied] extends [never] ? true : Uncopied = true;
 void everyTable;
 
@@ -61,7 +72,7 @@ export async function copyDatabase(
   opts: { force?: boolean; say?: (line: string) => void } = {},
 ): Promise<CopyResult> {
   if (engineOf(src) !== 'sqlite') throw new CopyRefused('from: the source must be a SQLite database');
-  const known = new Set<string>(COPY_ORDER);
+  const known = new Set<string>([...COPY_ORDER, ...NOT_COPIED]);
   for (const side of [src, dst]) {
     const unknown = (await userTables(side)).filter((t) => !known.has(t));
     // A table this release does not know (a newer release's?) would be left behind.

@@ -97,3 +97,52 @@ export function describeConnectError(
     return `cannot sign in to ${where} as "${t.user}": the server wants a password and the URL has none`;
   return `${where}: ${msg}`;
 }
+
+/** Error codes of a PostgreSQL server that cannot be used right now (down, restarting, full, unreachable). */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '53300', // too_many_connections
+]);
+
+const UNAVAILABLE_MESSAGE =
+  /connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)/i;
+
+/**
+ * Whether a failed query failed because the database server cannot be reached or used now (rather
+ * than because of the query): requests then get a 503 naming the database, and work is retried later.
+ */
+export function isDatabaseUnavailable(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: unknown; errors?: { code?: unknown }[] } | null;
+  if (!err || typeof err !== 'object') return false;
+  const code = typeof err.code === 'string' ? err.code : err.errors?.[0]?.code;
+  // SQLSTATE class 08: connection exception.
+  if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code))) return true;
+  return UNAVAILABLE_MESSAGE.test(String(err.message ?? ''));
+}
+
+/** What a request is told while the database cannot be used (no address, no stack: one line). */
+export function unavailableReply(e: unknown): string {
+  const err = e as { code?: string; errors?: { code?: string }[]; message?: string };
+  const code = err.code ?? err.errors?.[0]?.code;
+  const why =
+    code === 'ECONNREFUSED'
+      ? 'connection refused'
+      : code === '57P01' || code === '57P02' || /terminat/i.test(String(err.message))
+        ? 'the server is shutting down or restarting'
+        : code === '57P03' || /starting up|recovery/i.test(String(err.message))
+          ? 'the server is starting up'
+          : code === '53300'
+            ? 'too many connections'
+            : 'no answer';
+  return `database unavailable: PostgreSQL cannot be used right now (${why}); try again in a moment`;
+}

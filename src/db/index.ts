@@ -9,7 +9,14 @@ import type { Database } from './schema.ts';
 
 export type Db = Kysely<Database>;
 
-export { DbOpenError, type Engine, engineOf, redactUrl } from './engine.ts';
+export {
+  DbOpenError,
+  type Engine,
+  engineOf,
+  isDatabaseUnavailable,
+  redactUrl,
+  unavailableReply,
+} from './engine.ts';
 
 /** Connections per gateway when `database.poolSize` is not set (PostgreSQL). */
 export const DEFAULT_POOL_SIZE = 10;

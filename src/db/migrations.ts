@@ -259,12 +259,105 @@ const m005: Migration = {
   },
 };
 
+/**
+ * Several gateways on one PostgreSQL (docs/deploy.md): which gateways are alive, each cluster's poll
+ * lease and its latest snapshot, events too large for a NOTIFY, and the gateway that took each session
+ * (a `requested` session whose gateway died is settled at once, not after the sbatch timeout). On
+ * PostgreSQL, triggers tell every gateway about changed routes, ended browser sessions, changed users
+ * and notification preferences. The tables exist on SQLite too (one schema), where a single gateway never uses them.
+ */
+const m006: Migration = {
+  async up(db: AnyDb) {
+    const t = types(db);
+    await db.schema.alterTable('sessions').addColumn('gateway', 'text').execute();
+    await db.schema
+      .createTable('gateways')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('host', 'text', (c) => c.notNull())
+      .addColumn('pid', 'integer', (c) => c.notNull())
+      .addColumn('url', 'text', (c) => c.notNull())
+      .addColumn('started_at', t.ms, (c) => c.notNull())
+      .addColumn('seen_at', t.ms, (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('poll_leases')
+      .addColumn('cluster', 'text', (c) => c.primaryKey())
+      .addColumn('holder', 'text', (c) => c.notNull())
+      .addColumn('expires_at', t.ms, (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('poll_snapshots')
+      .addColumn('cluster', 'text', (c) => c.primaryKey())
+      .addColumn('version', t.ms, (c) => c.notNull())
+      .addColumn('holder', 'text', (c) => c.notNull())
+      .addColumn('taken_at', t.ms, (c) => c.notNull())
+      .addColumn('data', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('live_messages')
+      .$call(t.autoId)
+      .addColumn('at', t.ms, (c) => c.notNull())
+      .addColumn('body', 'text', (c) => c.notNull())
+      .execute();
+    if (engineOf(db) !== 'postgres') return;
+    // Only what changes a route, a browser session or a user's rights is told (not every heartbeat).
+    await sql`
+      create function atrium_session_changed() returns trigger language plpgsql as $$
+      begin
+        if new.state is distinct from old.state or new.host is distinct from old.host
+           or new.port is distinct from old.port or new.socket_path is distinct from old.socket_path
+           or new.apps is distinct from old.apps then
+          perform pg_notify('atrium_session', new.id);
+        end if;
+        return null;
+      end $$`.execute(db);
+    await sql`create trigger sessions_changed after update on sessions
+      for each row execute function atrium_session_changed()`.execute(db);
+    await sql`
+      create function atrium_web_session_changed() returns trigger language plpgsql as $$
+      begin
+        if tg_op = 'DELETE' then
+          perform pg_notify('atrium_web_session', json_build_object('id', old.id, 'user', old.user_id, 'ended', true)::text);
+        elsif new.data is distinct from old.data or new.expires_at is distinct from old.expires_at then
+          perform pg_notify('atrium_web_session', json_build_object('id', new.id, 'user', new.user_id, 'ended', false)::text);
+        end if;
+        return null;
+      end $$`.execute(db);
+    await sql`create trigger web_sessions_changed after update or delete on web_sessions
+      for each row execute function atrium_web_session_changed()`.execute(db);
+    await sql`
+      create function atrium_user_changed() returns trigger language plpgsql as $$
+      begin
+        if tg_op = 'DELETE' then
+          perform pg_notify('atrium_user', old.id::text);
+        elsif row(new.username, new.unix_user, new.display_name, new.email, new.source, new.is_admin,
+                  new.groups, new.disabled)
+              is distinct from row(old.username, old.unix_user, old.display_name, old.email, old.source,
+                  old.is_admin, old.groups, old.disabled) then
+          perform pg_notify('atrium_user', new.id::text);
+        end if;
+        return null;
+      end $$`.execute(db);
+    await sql`create trigger users_changed after update or delete on users
+      for each row execute function atrium_user_changed()`.execute(db);
+    await sql`
+      create function atrium_prefs_changed() returns trigger language plpgsql as $$
+      begin
+        perform pg_notify('atrium_prefs', coalesce(new.user_id, old.user_id)::text);
+        return null;
+      end $$`.execute(db);
+    await sql`create trigger notification_prefs_changed after insert or update or delete on notification_prefs
+      for each row execute function atrium_prefs_changed()`.execute(db);
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_auth_security': m002,
   '003_session_apps': m003,
   '004_jobs_history': m004,
   '005_session_socket_apps': m005,
+  '006_shared_gateways': m006,
 };
 
 class InlineProvider implements MigrationProvider {

@@ -87,6 +87,8 @@ export interface SessionsTable {
    * for one of them is the agent's relay. Null for sessions created before it.
    */
   socket_apps: string | null;
+  /** The gateway that took the request (`gateways.id`; migration 006). Null on SQLite and before it. */
+  gateway: string | null;
 }
 
 export interface SessionEventsTable {
@@ -193,6 +195,42 @@ export interface SettingsTable {
   value: string;
 }
 
+/** A running gateway sharing the database (PostgreSQL): it renews `seen_at` every second. */
+export interface GatewaysTable {
+  /** Random per process start. */
+  id: string;
+  host: string;
+  pid: number;
+  url: string;
+  started_at: number;
+  /** The database's clock (ms), like every time below: gateways' clocks may differ. */
+  seen_at: number;
+}
+
+/** Which gateway polls a cluster (compare-and-set on expiry; renewed while it polls). */
+export interface PollLeasesTable {
+  cluster: string;
+  holder: string;
+  expires_at: number;
+}
+
+/** The latest snapshot of a cluster's poll, for the gateways that do not poll it. */
+export interface PollSnapshotsTable {
+  cluster: string;
+  version: number;
+  holder: string;
+  taken_at: number;
+  /** JSON PollSnapshot. */
+  data: string;
+}
+
+/** A live event too large for a NOTIFY payload, read by id by the other gateways; kept a minute. */
+export interface LiveMessagesTable {
+  id: Generated<number>;
+  at: number;
+  body: string;
+}
+
 export interface Database {
   users: UsersTable;
   web_sessions: WebSessionsTable;
@@ -206,4 +244,8 @@ export interface Database {
   api_tokens: ApiTokensTable;
   announcements: AnnouncementsTable;
   settings: SettingsTable;
+  gateways: GatewaysTable;
+  poll_leases: PollLeasesTable;
+  poll_snapshots: PollSnapshotsTable;
+  live_messages: LiveMessagesTable;
 }

@@ -28,6 +28,8 @@ export async function insertSession(
     timeLimitMin: number;
     /** The session's apps (main and extra) that are started on a Unix socket. */
     socketApps: string[];
+    /** The gateway that takes the request, where several share the database. */
+    gateway?: string;
   },
 ): Promise<SessionRow> {
   const now = Date.now();
@@ -62,6 +64,7 @@ export async function insertSession(
       queue_info: null,
       updated_at: now,
       socket_apps: JSON.stringify(s.socketApps),
+      gateway: s.gateway ?? null,
     })
     .returningAll()
     .executeTakeFirstOrThrow();

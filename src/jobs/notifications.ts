@@ -54,6 +54,11 @@ export class NotificationService {
     return p;
   }
 
+  /** Forgets a user's cached preferences (changed on another gateway sharing the database). */
+  forgetPrefs(userId: number): void {
+    this.prefsCache.delete(userId);
+  }
+
   async setPrefs(userId: number, patch: Partial<NotificationPrefs>): Promise<NotificationPrefs> {
     const cur = await this.prefs(userId);
     const kinds = { ...cur.kinds };

@@ -175,7 +175,14 @@ export class GatewayProxy {
     if (auth instanceof Promise) {
       auth.then(
         (u) => this.webAuthed(parsed, u, req, res),
-        () => sendPage(res, 500, 'Error', 'Sign-in could not be checked.'),
+        // Sign-ins are in the database: it is down or restarting (a known browser is still let in).
+        () =>
+          sendPage(
+            res,
+            503,
+            'Database unavailable',
+            'Sign-in could not be checked: the database does not answer. Try again in a moment.',
+          ),
       );
     } else {
       this.webAuthed(parsed, auth, req, res);
@@ -289,7 +296,7 @@ export class GatewayProxy {
       });
       this.proxy.ws(req, socket, head, { target: targetOf(ep), agent: agentFor(ep.target) ?? this.agent });
     };
-    if (auth instanceof Promise) auth.then(go, () => refuse(socket, 500));
+    if (auth instanceof Promise) auth.then(go, () => refuse(socket, 503));
     else go(auth);
   }
 

@@ -1,10 +1,26 @@
 // One poll loop per cluster. Every consumer (sessions, batch jobs, the free-resources table, the
 // queue pages) reads the same snapshot: the number of scheduler calls does not grow with users,
-// sessions or open pages.
+// sessions or open pages, nor with gateways: where several share one database, only the holder of
+// the cluster's lease polls, and the others take its snapshots (PollShare).
 import type { Logger } from 'pino';
+import { isDatabaseUnavailable } from '../db/engine.ts';
 import type { PollSnapshot, SchedulerAdapter } from './types.ts';
 
 export type SnapshotListener = (cluster: string, snap: PollSnapshot) => void | Promise<void>;
+
+/**
+ * One poll for every gateway sharing the database (src/db/poll-share.ts): the lease holder polls, runs
+ * the listeners (the state changes and live events that follow from a poll happen once) and shares
+ * the snapshot; the others keep it as theirs (`receive`) for pages, forms and agent callbacks.
+ */
+export interface PollShare {
+  /** This gateway holds the cluster's lease. */
+  readonly leading: boolean;
+  /** A snapshot this gateway took, for the others. */
+  share(snap: PollSnapshot): void;
+  /** Asks the lease holder for an early poll (after a submit or a stop here). */
+  askPoll(): void;
+}
 
 export class ClusterPoller {
   private timer: NodeJS.Timeout | null = null;
@@ -24,12 +40,56 @@ export class ClusterPoller {
   callCount = 0;
   /** How long the last poll took (ms), for the poll-duration metric. */
   lastDurationMs = 0;
+  private pollShare: PollShare | null = null;
+  /** When (this host's clock) the latest snapshot was taken, here or by the lease holder. */
+  private takenAt = 0;
+  /**
+   * Callers of pollNow on a gateway that does not poll: they get the first shared snapshot taken after
+   * they asked (`since`, this host's clock).
+   */
+  private sharedWaiters: { since: number; done: (snap: PollSnapshot) => void }[] = [];
 
   constructor(
     readonly adapter: SchedulerAdapter,
-    private readonly intervalMs: number,
+    readonly intervalMs: number,
     private readonly log: Logger,
   ) {}
+
+  /** From now on this poller polls only while `share` says it holds the lease. */
+  shareWith(share: PollShare): void {
+    this.pollShare = share;
+  }
+
+  /** Polls here: no other gateway shares the database, or this one holds the cluster's lease. */
+  get leading(): boolean {
+    return this.pollShare?.leading ?? true;
+  }
+
+  /** How old the latest snapshot is (ms); Infinity before the first. */
+  get ageMs(): number {
+    return this.takenAt === 0 ? Number.POSITIVE_INFINITY : Date.now() - this.takenAt;
+  }
+
+  /**
+   * A snapshot the lease holder took, `takenAt` in this host's clock. The listeners do not run here:
+   * the holder ran them.
+   */
+  receive(snap: PollSnapshot, takenAt: number): void {
+    if (takenAt <= this.takenAt) return;
+    this.takenAt = takenAt;
+    this.last = snap;
+    if (snap.ok) this.lastGood = snap;
+    this.firstDone();
+    this.settleWaiters(snap, takenAt);
+  }
+
+  /** Hands `snap` to the waiters that asked before it was taken (the clocks' estimate may be off a little). */
+  private settleWaiters(snap: PollSnapshot, takenAt: number): void {
+    const now = this.sharedWaiters.filter((w) => takenAt >= w.since - 100);
+    if (now.length === 0) return;
+    this.sharedWaiters = this.sharedWaiters.filter((w) => !now.includes(w));
+    for (const w of now) w.done(snap);
+  }
 
   onSnapshot(l: SnapshotListener): void {
     this.listeners.push(l);
@@ -49,6 +109,10 @@ export class ClusterPoller {
   /** Ask for an early poll (after a submit or a stop), coalesced with any poll already running. */
   wake(): void {
     if (this.stopped) return;
+    if (!this.leading) {
+      this.pollShare?.askPoll();
+      return;
+    }
     if (this.running) {
       this.wakeRequested = true;
       return;
@@ -86,12 +150,45 @@ export class ClusterPoller {
    * of callers costs at most one extra poll.
    */
   pollNow(): Promise<PollSnapshot> {
+    if (!this.leading) return this.nextShared();
     if (!this.inflight) return this.startPoll();
     this.queued ??= this.inflight.then(() => {
       this.queued = null;
       return this.inflight ?? this.startPoll();
     });
     return this.queued;
+  }
+
+  /** The lease holder's next snapshot (it is asked for one), or the latest if none comes in time. */
+  private nextShared(): Promise<PollSnapshot> {
+    const since = Date.now();
+    this.pollShare?.askPoll();
+    return new Promise((resolve) => {
+      const waiter = {
+        since,
+        done: (snap: PollSnapshot) => {
+          clearTimeout(timer);
+          resolve(snap);
+        },
+      };
+      const timer = setTimeout(
+        () => {
+          this.sharedWaiters = this.sharedWaiters.filter((w) => w !== waiter);
+          resolve(
+            this.last ?? {
+              ok: false,
+              error: 'no poll of this cluster yet',
+              at: Date.now(),
+              jobs: [],
+              nodes: [],
+              calls: 0,
+            },
+          );
+        },
+        2 * this.intervalMs + 2000,
+      );
+      this.sharedWaiters.push(waiter);
+    });
   }
 
   private startPoll(): Promise<PollSnapshot> {
@@ -115,7 +212,12 @@ export class ClusterPoller {
     this.pollCount++;
     this.callCount += snap.calls;
     this.last = snap;
+    this.takenAt = started;
     this.firstDone();
+    if (this.pollShare) {
+      this.pollShare.share(snap);
+      this.settleWaiters(snap, started);
+    }
     if (snap.ok) {
       this.lastGood = snap;
       this.consecutiveFailures = 0;
@@ -132,7 +234,13 @@ export class ClusterPoller {
       try {
         await l(this.adapter.cluster, snap);
       } catch (e) {
-        this.log.error({ err: e, cluster: this.adapter.cluster }, 'snapshot listener failed');
+        // The database restarting is said once by the gateway, not by every listener of every poll.
+        if (isDatabaseUnavailable(e))
+          this.log.debug(
+            { err: (e as Error).message, cluster: this.adapter.cluster },
+            'snapshot listener failed',
+          );
+        else this.log.error({ err: e, cluster: this.adapter.cluster }, 'snapshot listener failed');
       }
     }
     this.log.debug(
@@ -145,6 +253,11 @@ export class ClusterPoller {
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
+    if (!this.leading) {
+      // Another gateway polls; the share wakes this loop when the lease comes here.
+      this.timer = setTimeout(() => void this.tick(), this.intervalMs);
+      return;
+    }
     await (this.inflight ?? this.startPoll());
     if (this.stopped) return;
     // Back off while the scheduler is down, and add jitter so many gateways do not poll in step

@@ -5,8 +5,6 @@
 // end nothing).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.ts';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
@@ -60,22 +58,15 @@ function refused(r: { status: number; location: string; cookies: string[] }, cod
 async function auditOf(
   action: string,
 ): Promise<{ ok: boolean; actor: string | null; details: Record<string, unknown> }[]> {
-  const db = new Database(path.join(gw.dir, 'data', 'atrium.db'), { readonly: true });
-  try {
-    return (
-      db.prepare('select ok, actor, details from audit_log where action = ? order by id').all(action) as {
-        ok: number;
-        actor: string | null;
-        details: string;
-      }[]
-    ).map((r) => ({
-      ok: r.ok === 1,
-      actor: r.actor,
-      details: JSON.parse(r.details) as Record<string, unknown>,
-    }));
-  } finally {
-    db.close();
-  }
+  const rows = await gw.query<{ ok: number; actor: string | null; details: string }>(
+    'select ok, actor, details from audit_log where action = ? order by id',
+    [action],
+  );
+  return rows.map((r) => ({
+    ok: r.ok === 1,
+    actor: r.actor,
+    details: JSON.parse(r.details) as Record<string, unknown>,
+  }));
 }
 
 beforeAll(async () => {
@@ -348,9 +339,7 @@ describe('forged, expired and replayed responses are refused', () => {
   it('refuses a sign-in state that has expired, and a provider error', async () => {
     const jar = new CookieJar();
     const cb = await loginAtProvider(jar, gw.url, 'alice');
-    const db = new Database(path.join(gw.dir, 'data', 'atrium.db'));
-    db.prepare('update oidc_login_states set expires_at = 1').run();
-    db.close();
+    await gw.query('update oidc_login_states set expires_at = 1');
     const r = await jar.fetch(cb);
     expect(r.headers.get('location')).toBe('/login?error=expired');
 

@@ -12,7 +12,6 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
@@ -195,47 +194,37 @@ function envOf(pid: string | null, key: string): string {
   return new RegExp(`${key}=([^\\0]+)`).exec(env)?.[1] ?? '';
 }
 
-function db(): Database.Database {
-  return new Database(path.join(gw.dir, 'data', 'atrium.db'));
-}
+/** SQL on the gateway's database, SQLite or PostgreSQL (ATRIUM_TEST_DB). */
+const sql = <T = Record<string, unknown>>(text: string, params: unknown[] = []) => gw.query<T>(text, params);
 
 /**
  * What no refused try may change, read from the database (no API call, so no rate limit): sessions and
  * their states, tokens, browser sign-ins, drain flags and stop requests, announcements, preferences,
  * users' roles.
  */
-function stateNow(): string {
-  const d = db();
-  try {
-    const q = (sql: string) => d.prepare(sql).all();
-    return JSON.stringify([
-      q('select id, state from sessions order by id'),
-      q('select id, revoked_at from api_tokens order by id'),
-      q('select id from web_sessions order by id'),
-      q(
-        "select key, value from settings where key like 'cluster.drained.%' or key like 'admin.stop.%' order by key",
-      ),
-      q('select id, active, expires_at from announcements order by id'),
-      q('select user_id, prefs from notification_prefs order by user_id'),
-      q('select id, is_admin, disabled from users order by id'),
-    ]);
-  } finally {
-    d.close();
-  }
+async function stateNow(): Promise<string> {
+  const out: unknown[] = [];
+  for (const text of [
+    'select id, state from sessions order by id',
+    'select id, revoked_at from api_tokens order by id',
+    'select id from web_sessions order by id',
+    "select key, value from settings where key like 'cluster.drained.%' or key like 'admin.stop.%' order by key",
+    'select id, active, expires_at from announcements order by id',
+    'select user_id, prefs from notification_prefs order by user_id',
+    'select id, is_admin, disabled from users order by id',
+  ])
+    out.push(await sql(text));
+  return JSON.stringify(out);
 }
 
-function sessionRow(id: string): {
+async function sessionRow(id: string): Promise<{
   state: string;
   host: string | null;
   port: number | null;
   socket_path: string | null;
-} {
-  const d = db();
-  try {
-    return d.prepare('select state, host, port, socket_path from sessions where id = ?').get(id) as never;
-  } finally {
-    d.close();
-  }
+}> {
+  const [row] = await sql('select state, host, port, socket_path from sessions where id = ?', [id]);
+  return row as never;
 }
 
 async function aliceSessionsNow(): Promise<Record<string, string>> {
@@ -874,14 +863,14 @@ confuse('agent heartbeat stoppedApps as text', 'stoppedApps', () => {
 });
 for (const [name, request, field] of typeTries) {
   attempt('types', name, async () => {
-    const before = stateNow();
+    const before = await stateNow();
     const r = await req(...request());
     const body = JSON.parse(r.body) as { error?: unknown; field?: unknown };
     if (r.status !== 400 || body.field !== field) throw new Error(`got ${r.status} ${r.body.slice(0, 200)}`);
     return (
       typeof body.error === 'string' &&
       String(r.headers['content-type']).startsWith('application/json') &&
-      stateNow() === before
+      (await stateNow()) === before
     );
   });
 }
@@ -1053,8 +1042,8 @@ const adminTries: [string, number[], () => Parameters<typeof req>][] = [
 ];
 for (const [name, statuses, request] of adminTries)
   attempt('admin', name, async () => {
-    const before = stateNow();
-    return statuses.includes((await req(...request())).status) && stateNow() === before;
+    const before = await stateNow();
+    return statuses.includes((await req(...request())).status) && (await stateNow()) === before;
   });
 
 // Header injection and spoofing (alice on her own session: what reaches her app?).
@@ -1228,9 +1217,7 @@ attempt('tokens', 'a revoked token', async () => {
 attempt('tokens', 'an expired token', async () => {
   const made = await alice.post('/api/tokens', { name: 'to expire', scopes: ['read'], expiresInDays: 1 });
   const { token, info } = made.body as { token: string; info: { id: number } };
-  const d = db();
-  d.prepare('update api_tokens set expires_at = ? where id = ?').run(Date.now() - 1000, info.id);
-  d.close();
+  await sql('update api_tokens set expires_at = ? where id = ?', [Date.now() - 1000, info.id]);
   return (await withToken(token, 'GET', '/api/sessions')).status === 401;
 });
 attempt(
@@ -1252,9 +1239,7 @@ attempt(
       .status === 401,
 );
 attempt('tokens', 'tokens are stored only as hashes', async () => {
-  const d = db();
-  const dump = JSON.stringify(d.prepare('select * from api_tokens').all());
-  d.close();
+  const dump = JSON.stringify(await sql('select * from api_tokens'));
   return !dump.includes(aliceTokens.read) && !dump.includes(aliceTokens.sessions) && !dump.includes(bobToken);
 });
 
@@ -1427,7 +1412,7 @@ async function everySpelling(
   reached: () => boolean = () => false,
 ): Promise<boolean> {
   const [method, url, headers, body] = request();
-  const before = stateNow();
+  const before = await stateNow();
   const plain = await req(method, url, headers, body);
   if (!refused.includes(plain.status)) throw new Error(`the plain spelling got ${plain.status}`);
   for (const s of spellings(url)) {
@@ -1436,7 +1421,7 @@ async function everySpelling(
       ? oddOk(r.status)
       : r.status === plain.status && r.headers['cache-control'] === plain.headers['cache-control'];
     if (!ok) throw new Error(`${s.name} (${s.url}) got ${r.status}, the plain spelling ${plain.status}`);
-    if (stateNow() !== before || reached()) throw new Error(`${s.name} (${s.url}) changed something`);
+    if ((await stateNow()) !== before || reached()) throw new Error(`${s.name} (${s.url}) changed something`);
   }
   return true;
 }
@@ -1604,7 +1589,7 @@ for (const p of ['/api/me', '/api/tokens', '/api/sessions']) {
   });
 }
 attempt('encoded', 'rate limit: sign-in attempts spelled every way', async () => {
-  const before = stateNow();
+  const before = await stateNow();
   for (const s of spellings('/api/login')) {
     const r = await whileLimited(
       async () => (await signInTry('/api/login')).status,
@@ -1613,7 +1598,7 @@ attempt('encoded', 'rate limit: sign-in attempts spelled every way', async () =>
     );
     if (r.status !== (s.odd ? 400 : 429)) throw new Error(`${s.name} (${s.url}) got ${r.status}`);
   }
-  return stateNow() === before;
+  return (await stateNow()) === before;
 });
 
 // ---- setup ------------------------------------------------------------------------------------------
@@ -1735,7 +1720,7 @@ ${echo.yaml}`,
     (await req('GET', '/api/sessions', { authorization: `Bearer ${aliceTokens.read}` }, undefined, false))
       .status,
   ).toBe(200);
-  routeBefore = JSON.stringify(sessionRow(A.id));
+  routeBefore = JSON.stringify(await sessionRow(A.id));
 }, 180_000);
 
 afterAll(async () => {
@@ -1800,8 +1785,13 @@ describe('adversarial suite: bob (and nobody) against alice', () => {
     const now = await aliceSessionsNow();
     expect(now[A.id]).toBe('running');
     expect(now[S.id]).toBe('starting');
-    expect(JSON.stringify(sessionRow(A.id))).toBe(routeBefore);
-    expect(sessionRow(S.id)).toMatchObject({ state: 'starting', host: null, port: null, socket_path: null });
+    expect(JSON.stringify(await sessionRow(A.id))).toBe(routeBefore);
+    expect(await sessionRow(S.id)).toMatchObject({
+      state: 'starting',
+      host: null,
+      port: null,
+      socket_path: null,
+    });
     expect(
       Object.entries(now).filter(
         ([id, st]) => id !== A.id && id !== S.id && st !== 'ended' && st !== 'failed',
@@ -1844,13 +1834,9 @@ describe('adversarial suite: bob (and nobody) against alice', () => {
       expect(seen.includes(secret)).toBe(false);
     }
     // Refused callbacks are in the audit log; the gateway is the same process and still healthy.
-    const d = db();
-    const refusedCallbacks = (
-      d.prepare("select count(*) n from audit_log where action = 'agent.callback' and ok = 0").get() as {
-        n: number;
-      }
-    ).n;
-    d.close();
+    const [{ n: refusedCallbacks } = { n: 0 }] = await sql<{ n: number }>(
+      "select count(*) n from audit_log where action = 'agent.callback' and ok = 0",
+    );
     expect(refusedCallbacks).toBeGreaterThanOrEqual(20);
     expect(gw.proc?.pid).toBe(gwPid);
     expect(gw.proc?.exitCode).toBeNull();

@@ -6,8 +6,6 @@
 // The one-minute session is started first and checked late, so its wait overlaps the other tests.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
 import {
@@ -273,12 +271,10 @@ describe.skipIf(!cluster)('sessions on the real Slurm test cluster', () => {
     expect(job).toMatchObject({ state: 'RUNNING', user: 'alice', partition: 'interactive' });
     // The agent reported the job's node (its NodeAddr) and a port that a process of alice listens on:
     // its relay (Jupyter itself is on a private socket, as every app on a remote node).
-    const db = new Database(path.join(gw.dir, 'data', 'atrium.db'), { readonly: true });
-    const row = db.prepare('select host, port from sessions where id = ?').get(sessionA.id) as {
-      host: string;
-      port: number;
-    };
-    db.close();
+    const [row = { host: '', port: 0 }] = await gw.query<{ host: string; port: number }>(
+      'select host, port from sessions where id = ?',
+      [sessionA.id],
+    );
     const nodeAddr = cluster!.nodes.find((n) => n.name === job.nodes)!.address;
     expect(row.host).toBe(nodeAddr);
     const ss = execFileSync('ss', ['-Hltnp', `sport = :${row.port}`], { encoding: 'utf8' });
