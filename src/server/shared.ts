@@ -108,13 +108,12 @@ export class SharedDatabase {
       }
       if (m.o === this.id || !Array.isArray(m.e)) return;
       const now = Date.now();
-      for (const [session, app, kind, age] of m.e) board.touch(session, app ?? undefined, kind, now - age);
+      for (const [session, app, kind, age] of m.e)
+        board.touch(session, app ?? undefined, kind, now - age, false);
     });
-    let sentAt = Date.now();
     this.activityTimer = setInterval(() => {
       const now = Date.now();
-      const seen = board.seenAfter(sentAt);
-      sentAt = now;
+      const seen = board.takeFresh();
       for (let i = 0; i < seen.length; i += ACTIVITY_PER_NOTIFY) {
         const e = seen.slice(i, i + ACTIVITY_PER_NOTIFY).map(([s, a, k, at]) => [s, a ?? null, k, now - at]);
         void this.link.notify('atrium_activity', JSON.stringify({ o: this.id, e }));

@@ -27,13 +27,23 @@ export type ActivityKind = 'read' | 'write' | 'ws' | 'input';
 /** The last time (ms) the browser did each kind of thing with each app of each session. */
 export class ActivityBoard {
   private readonly last = new Map<string, Partial<Record<ActivityKind, number>>>();
+  /** Keys touched here since the last takeFresh(): what the other gateways have not heard of yet. */
+  private readonly fresh = new Set<string>();
 
   private key(sessionId: string, app: string | undefined): string {
     return `${sessionId}/${app ?? ''}`;
   }
 
-  touch(sessionId: string, app: string | undefined, kind: ActivityKind, now = Date.now()): void {
+  /** `local: false` for what another gateway saw: it is not passed on again. */
+  touch(
+    sessionId: string,
+    app: string | undefined,
+    kind: ActivityKind,
+    now = Date.now(),
+    local = true,
+  ): void {
     const k = this.key(sessionId, app);
+    if (local) this.fresh.add(k);
     let e = this.last.get(k);
     if (!e) {
       e = {};
@@ -43,15 +53,22 @@ export class ActivityBoard {
     if ((e[kind] ?? 0) < now) e[kind] = now;
   }
 
-  /** Everything seen after `since`, for the other gateways sharing the database: [session, app, kind, at]. */
-  seenAfter(since: number): [string, string | undefined, ActivityKind, number][] {
+  /**
+   * What was touched here since the last call, for the other gateways sharing the database:
+   * [session, app, kind, at]. By when it was recorded, not by `at`: an activity reported with an
+   * earlier time (a late event) is passed on too.
+   */
+  takeFresh(): [string, string | undefined, ActivityKind, number][] {
     const out: [string, string | undefined, ActivityKind, number][] = [];
-    for (const [k, e] of this.last) {
+    for (const k of this.fresh) {
+      const e = this.last.get(k);
+      if (!e) continue;
       const slash = k.indexOf('/');
       const app = k.slice(slash + 1) || undefined;
       for (const [kind, at] of Object.entries(e) as [ActivityKind, number][])
-        if (at > since) out.push([k.slice(0, slash), app, kind, at]);
+        out.push([k.slice(0, slash), app, kind, at]);
     }
+    this.fresh.clear();
     return out;
   }
 
@@ -74,6 +91,7 @@ export class ActivityBoard {
 
   forget(sessionId: string): void {
     for (const k of this.last.keys()) if (k.startsWith(`${sessionId}/`)) this.last.delete(k);
+    for (const k of this.fresh) if (k.startsWith(`${sessionId}/`)) this.fresh.delete(k);
   }
 }
 

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAnnouncement } from '../../src/admin/store.ts';
 import { WebSessionStore } from '../../src/auth/web-sessions.ts';
 import { AuditLog } from '../../src/db/audit.ts';
-import { COPY_ORDER, copyDatabase } from '../../src/db/copy.ts';
+import { COPY_ORDER, copyDatabase, NOT_COPIED } from '../../src/db/copy.ts';
 import { type Db, openDb } from '../../src/db/index.ts';
 import { migrations } from '../../src/db/migrations.ts';
 import { casState } from '../../src/db/sessions.ts';
@@ -62,7 +62,7 @@ describe.skipIf(missing)('PostgreSQL: migrations', () => {
     );
     expect(names.map((r) => r.name)).toEqual(Object.keys(migrations).sort());
     const pgShape = await shape(pg);
-    expect(Object.keys(pgShape).sort()).toEqual([...COPY_ORDER].sort());
+    expect(Object.keys(pgShape).sort()).toEqual([...COPY_ORDER, ...NOT_COPIED].sort());
     expect(pgShape).toEqual(await shape(lite));
 
     const cols = await pgQuery<{
@@ -83,7 +83,16 @@ describe.skipIf(missing)('PostgreSQL: migrations', () => {
     // Auto-numbered ids are sequences; flags stay integers.
     const ids = cols.filter((c) => c.column_name === 'id' && c.data_type === 'integer');
     expect(ids.map((c) => c.table_name).sort()).toEqual(
-      ['announcements', 'api_tokens', 'audit_log', 'jobs', 'notifications', 'session_events', 'users'].sort(),
+      [
+        'announcements',
+        'api_tokens',
+        'audit_log',
+        'jobs',
+        'live_messages',
+        'notifications',
+        'session_events',
+        'users',
+      ].sort(),
     );
     for (const c of ids) expect(c.column_default).toMatch(/^nextval\(/);
     expect(cols.find((c) => c.table_name === 'users' && c.column_name === 'is_admin')?.data_type).toBe(
