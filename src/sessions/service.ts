@@ -937,7 +937,8 @@ export class SessionService {
     }
     if (!job) {
       // Freshly submitted jobs may miss the poll that was already under way.
-      if (row.submitted_at && snap.at - row.submitted_at < UNKNOWN_GRACE_MS) return;
+      // `now` (ms), not snap.at: backends report the poll's time in their own unit (Slurm and ssh in seconds).
+      if (row.submitted_at && now - row.submitted_at < UNKNOWN_GRACE_MS) return;
       // Sites with a short MinJobAge forget finished jobs fast: one gone after its end time timed out.
       const timedOut = row.state === 'running' && row.expires_at !== null && now >= row.expires_at - 5_000;
       const down = failedNode(nodesOf(row), snap.nodes);
