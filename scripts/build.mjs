@@ -1,5 +1,6 @@
-// Builds what the gateway serves: the web UI (Vite, into dist/web) and the session agent bundle
-// (esbuild, into dist/agent). Run with tsx, as the agent builder is TypeScript:
+// Builds what the gateway serves: the web UI (Vite, into dist/web), the session agent bundle
+// (esbuild, into dist/agent) and the gateway's command (esbuild, into dist/cli). Run with tsx, as
+// the builders are TypeScript:
 //   node --import tsx scripts/build.mjs [--web-only|--agent-only]
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +29,10 @@ if (agent) {
   await timed('agent', async () => {
     const { buildAgent } = await import('../src/agent/bundle.ts');
     return buildAgent();
+  });
+  await timed('command', async () => {
+    const { buildCli } = await import('../src/cli/bundle.ts');
+    return buildCli();
   });
   await timed('file helper', async () => {
     const { buildFilesHelper } = await import('../src/files/bundle.ts');

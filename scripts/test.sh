@@ -57,6 +57,10 @@ vitest_counted() {
   read -r vp vf < <(node -e '
     const fs = require("fs");
     try { const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+          // The slowest files, to stderr: where the time of the test command goes.
+          const files = r.testResults.map((f) => [f.endTime - f.startTime, f.name.replace(/.*\/test\//, "test/")]);
+          files.sort((a, b) => b[0] - a[0]);
+          console.error("slowest test files: " + files.slice(0, 12).map(([ms, n]) => `${n} ${Math.round(ms / 1000)} s`).join(", "));
           console.log(r.numPassedTests, r.numFailedTests + (r.numRuntimeErrorCount || 0)); }
     catch { console.log(0, 1); }' "$report")
   passed=$((passed + vp)); failed=$((failed + vf))

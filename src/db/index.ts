@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { DbOpenError, describeConnectError, parseDatabaseUrl } from './engine.ts';
 import { migrate } from './migrations.ts';
@@ -107,6 +107,9 @@ export async function probeDb(url: string): Promise<string> {
   if (target.engine === 'sqlite') return `SQLite ${target.file}`;
   const db = await openDb(url, { poolSize: 1, migrate: false });
   try {
+    // A query through kysely also makes destroy() end the pool: kysely sets its driver up lazily, and
+    // a pool it never used keeps its idle connection (and the process) alive for another 10 s.
+    await sql`select 1`.execute(db);
     return `PostgreSQL at ${target.host}:${target.port}/${target.database}`;
   } finally {
     await db.destroy();

@@ -40,8 +40,7 @@ let jobId: string | undefined;
 async function shot(name: string, fullPage = false): Promise<void> {
   if (!SHOTS) return;
   // The pictures show the page, not the passing toasts over it.
-  const dismiss = page.getByRole('button', { name: 'Dismiss' });
-  while ((await dismiss.count()) > 0) await dismiss.first().click();
+  await dismissToasts();
   fs.mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: path.join(SHOTS, `phone-${name}.png`), fullPage });
 }
@@ -66,6 +65,9 @@ async function expectNoSidewaysScroll(where: string): Promise<void> {
 
 /** Scrolled into view, the element lies within the screen's width, and a click would reach it. */
 async function expectReachable(l: Locator, what: string): Promise<void> {
+  // A toast of another test's event (a job started) may lie over the element, as it would for a user,
+  // who would dismiss it; info toasts also go by themselves after 8 s.
+  await dismissToasts();
   await l.scrollIntoViewIfNeeded();
   const box = await l.boundingBox();
   expect(box, what).not.toBeNull();
@@ -73,6 +75,11 @@ async function expectReachable(l: Locator, what: string): Promise<void> {
   expect(box!.x + box!.width, what).toBeLessThanOrEqual(WIDTH);
   // trial: waits until the element is visible, stable, enabled and the topmost at its centre; no click.
   await l.click({ trial: true, timeout: 5_000 });
+}
+
+async function dismissToasts(): Promise<void> {
+  const close = page.locator('.toasts').getByRole('button', { name: 'Dismiss' });
+  while ((await close.count()) > 0) await close.first().click();
 }
 
 async function expectHeaderReachable(tabs: string[]): Promise<void> {
@@ -195,8 +202,7 @@ describe.skipIf(noBrowser)('web UI at 420 px wide', () => {
   });
 
   it('each session card says when it started, and its Connect and Stop are on screen', async () => {
-    const dismiss = page.getByRole('button', { name: 'Dismiss' });
-    while ((await dismiss.count()) > 0) await dismiss.first().click();
+    await dismissToasts();
     for (const id of sessions) {
       const row = page.locator(`tr[data-session="${id}"][data-state="running"]`);
       await visible(row, 30_000);
