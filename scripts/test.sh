@@ -27,6 +27,7 @@ check() {
 }
 check "type-check" npx tsc -p tsconfig.json --noEmit
 check "lint" npx biome check src test bench scripts
+check "layers (import rules of docs/architecture.md)" npx depcruise src --config .dependency-cruiser.cjs
 
 step "test cluster"
 export CLUSTER_NAME=atrium CLUSTER_BASE="${ATRIUM_TEST_CLUSTER_BASE:-/tmp/atrium-slurm-atrium}"

@@ -1,6 +1,6 @@
 // The free-resources table shown beside the form, and queue positions: pure functions of one poll.
 import type { FreeRow, FreeTable } from '../api/clusters.ts';
-import type { JobInfo, NodeInfo } from '../scheduler/types.ts';
+import type { JobInfo, NodeInfo } from './cluster-state.ts';
 
 // The table is sent to the form as it is: a type of the API contract.
 export type { FreeRow, FreeTable };

@@ -20,7 +20,7 @@ interface Envelope {
 }
 
 /**
- * The bus's Fanout (src/server/events.ts), kept free of its types: `send` takes what `publish` got,
+ * The bus's Fanout (src/events/bus.ts), kept free of its types: `send` takes what `publish` got,
  * `receive` hands over what other gateways published.
  */
 export class PgFanout<To = unknown, Ev = unknown> {

@@ -18,6 +18,8 @@ import type { FieldError } from '../core/request.ts';
 import type { AuditLog } from '../db/audit.ts';
 import type { Db } from '../db/index.ts';
 import { listUsers, type User } from '../db/users.ts';
+import type { EventBus } from '../events/bus.ts';
+import type { NotificationService } from '../notifications/service.ts';
 import type { SacctRecord } from '../scheduler/slurm/parse.ts';
 import { ExecRunner } from '../scheduler/slurm/runner.ts';
 import {
@@ -30,12 +32,10 @@ import {
   SchedulerError,
   type UnixIdentity,
 } from '../scheduler/types.ts';
-import type { EventBus } from '../server/events.ts';
 import type { Cluster } from '../sessions/clusters.ts';
 import { RequestError, type SessionService } from '../sessions/service.ts';
 import { FileReadError, readPageAsUser } from '../system/as-user-files.ts';
 import { lookupUnixUser } from '../system/users.ts';
-import type { NotificationService } from './notifications.ts';
 import {
   type ClusterStatus,
   clusterStatus,

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { JobView } from '../api/jobs.ts';
 import { failedNode, queuePosition } from '../core/resources.ts';
 import type { JobsTable } from '../db/schema.ts';
+import type { NotificationKind, NotificationPrefs } from '../notifications/service.ts';
 import { expandHostlist } from '../scheduler/slurm/parse.ts';
 import {
   FINISHED_JOB_STATES,
@@ -13,7 +14,6 @@ import {
   type NodeInfo,
   type PollSnapshot,
 } from '../scheduler/types.ts';
-import type { NotificationKind, NotificationPrefs } from './notifications.ts';
 import { expandOutputPattern } from './output.ts';
 
 export type JobRow = Omit<JobsTable, 'id'> & { id: number };

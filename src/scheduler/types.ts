@@ -71,80 +71,10 @@ export interface BatchSubmission {
   tag?: string;
 }
 
-export type JobState =
-  | 'pending'
-  | 'running'
-  | 'completing'
-  | 'completed'
-  | 'failed'
-  | 'cancelled'
-  | 'timeout'
-  | 'node_fail'
-  | 'out_of_memory'
-  | 'preempted'
-  | 'suspended'
-  | 'unknown';
+// The jobs and nodes a poll sees are domain data (src/core reads them): defined there, shared here.
+export { FINISHED_JOB_STATES, type JobInfo, type JobState, type NodeInfo } from '../core/cluster-state.ts';
 
-export const FINISHED_JOB_STATES: ReadonlySet<JobState> = new Set([
-  'completed',
-  'failed',
-  'cancelled',
-  'timeout',
-  'node_fail',
-  'out_of_memory',
-  'preempted',
-]);
-
-/** One job as seen by one poll of the scheduler. Times are epoch seconds. */
-export interface JobInfo {
-  jobId: string;
-  name: string;
-  user: string;
-  state: JobState;
-  /** Scheduler's own state word, e.g. PENDING, RUNNING. */
-  rawState: string;
-  /** Pending reason ("Resources", "Priority", ...); undefined when none. */
-  reason?: string;
-  partition?: string;
-  account?: string;
-  reservation?: string;
-  /** Tag set at submit (comment); used to match sessions to jobs. */
-  comment?: string;
-  nodes?: string;
-  /** Address of the first node (NodeAddr), when running. */
-  nodeAddress?: string;
-  cpus?: number;
-  memoryMb?: number;
-  gpus?: number;
-  submitTime?: number;
-  startTime?: number;
-  endTime?: number;
-  /** Minutes; undefined when unlimited. */
-  timeLimitMinutes?: number;
-  exitCode?: number;
-  workDir?: string;
-  stdoutPath?: string;
-  stderrPath?: string;
-  priority?: number;
-  /** How many times the scheduler restarted (requeued) the job; undefined when never. */
-  restarts?: number;
-}
-
-/** One node of the cluster as seen by one poll. Memory in MB. */
-export interface NodeInfo {
-  name: string;
-  address: string;
-  state: string;
-  partitions: string[];
-  cpus: number;
-  allocCpus: number;
-  memoryMb: number;
-  allocMemoryMb: number;
-  gpus: number;
-  allocGpus: number;
-  /** GPU type when the node declares one, e.g. "a100". */
-  gpuType?: string;
-}
+import type { JobInfo, NodeInfo } from '../core/cluster-state.ts';
 
 export interface PartitionInfo {
   name: string;

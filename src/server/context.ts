@@ -5,11 +5,11 @@ import type { WebSessionStore } from '../auth/web-sessions.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { AuditLog } from '../db/audit.ts';
 import type { Db } from '../db/index.ts';
+import type { EventBus } from '../events/bus.ts';
 import type { GatewayProxy } from '../proxy/proxy.ts';
 import type { RouteTable } from '../proxy/routes.ts';
 import type { Cluster } from '../sessions/clusters.ts';
 import type { SessionService } from '../sessions/service.ts';
-import type { EventBus } from './events.ts';
 import type { Metrics } from './metrics.ts';
 
 /** Everything a route module may use; built once by the gateway at start. */

@@ -20,6 +20,7 @@ import { databaseUrl, type LoadedConfig, publicUrl } from '../config/load.ts';
 import { AuditLog } from '../db/audit.ts';
 import { type Db, engineOf, isDatabaseUnavailable, openDb, unavailableReply } from '../db/index.ts';
 import { countUsers, createUser } from '../db/users.ts';
+import { EventBus } from '../events/bus.ts';
 import { ensureFilesHelper } from '../files/bundle.ts';
 import { GatewayProxy } from '../proxy/proxy.ts';
 import { rfbHooks } from '../proxy/rfb-bridge.ts';
@@ -36,8 +37,8 @@ import {
 import { lookupUnixUser } from '../system/users.ts';
 import { cookieOf, errorBody, HttpError, registerAuth } from './auth.ts';
 import { type AppContext, SESSION_COOKIE } from './context.ts';
-import { EventBus } from './events.ts';
-import { FEATURES, type Feature } from './features.ts';
+import type { Feature } from './feature.ts';
+import { FEATURES } from './features/index.ts';
 import { healthCheck } from './health.ts';
 import { Metrics, metricsAllowed } from './metrics.ts';
 import { atriumVersion, collectRoutes, openApiDocument } from './openapi.ts';

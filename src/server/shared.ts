@@ -13,9 +13,9 @@ import { GatewayRegistry } from '../db/gateways.ts';
 import type { Db } from '../db/index.ts';
 import { PgLink } from '../db/link.ts';
 import { PollLeases } from '../db/poll-share.ts';
+import type { Audience, LiveEvent } from '../events/bus.ts';
 import type { ActivityBoard, ActivityKind } from '../sessions/idle.ts';
 import type { AppContext } from './context.ts';
-import type { Audience, LiveEvent } from './events.ts';
 import { signedOutElsewhere } from './routes/auth.ts';
 import { notificationService } from './routes/notifications.ts';
 

@@ -37,13 +37,13 @@ import {
   updateSession,
 } from '../db/sessions.ts';
 import { findUserById, toUser, type User } from '../db/users.ts';
+import type { EventBus } from '../events/bus.ts';
 import type { RouteEndpoint, RouteTable, RouteTarget } from '../proxy/routes.ts';
 import { sessionPrefix } from '../proxy/routes.ts';
 import { dropIdleConnections } from '../proxy/upstream.ts';
 import { expandHostlist } from '../scheduler/slurm/parse.ts';
 import { ExecRunner } from '../scheduler/slurm/runner.ts';
 import { FINISHED_JOB_STATES, type JobInfo, type PollSnapshot, SchedulerError } from '../scheduler/types.ts';
-import type { EventBus } from '../server/events.ts';
 import { lookupUnixUser } from '../system/users.ts';
 import type { Cluster } from './clusters.ts';
 import {

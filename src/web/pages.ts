@@ -8,11 +8,9 @@ import { JobsPage } from './pages/JobsPage.tsx';
 import { QueuePage } from './pages/QueuePage.tsx';
 import { SessionsPage } from './pages/SessionsPage.tsx';
 import { SettingsPage } from './pages/SettingsPage.tsx';
-import type { Me } from './types.ts';
+import type { Me, PageProps } from './types.ts';
 
-export interface PageProps {
-  me: Me;
-}
+export type { PageProps };
 
 export interface PageDef {
   /** Path of the tab; sub-paths (path + '/...') belong to the same page. */

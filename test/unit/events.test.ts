@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EventBus, type LiveEvent } from '../../src/server/events.ts';
+import { EventBus, type LiveEvent } from '../../src/events/bus.ts';
 
 describe('EventBus audiences', () => {
   const setup = () => {

@@ -2,7 +2,6 @@
 // parser, the admin route enumeration, the CLI's --until.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { routesFromTree } from '../../src/admin/feature.ts';
 import { parseUntil } from '../../src/cli/admin.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import {
@@ -12,6 +11,7 @@ import {
   sshArgv,
 } from '../../src/scheduler/ssh.ts';
 import type { SessionSubmission } from '../../src/scheduler/types.ts';
+import { routesFromTree } from '../../src/server/features/admin.ts';
 import { metricsAllowed } from '../../src/server/metrics.ts';
 
 describe('metricsAllowed', () => {

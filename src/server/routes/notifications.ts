@@ -4,11 +4,11 @@ import { OkReply } from '../../api/common.ts';
 import { MarkReadBody, NotificationPrefs, NotificationsReply, PrefsBody } from '../../api/notifications.ts';
 import type { SessionRow } from '../../db/sessions.ts';
 import { findUserById } from '../../db/users.ts';
-import { NotificationService } from '../../jobs/notifications.ts';
+import { NotificationService } from '../../notifications/service.ts';
 import { sessionPrefix } from '../../proxy/routes.ts';
 import { requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
-import type { Feature } from '../features.ts';
+import type { Feature } from '../feature.ts';
 
 export function notificationService(ctx: AppContext): NotificationService {
   let s = ctx.services.get('notifications') as NotificationService | undefined;

@@ -17,7 +17,7 @@ import { formatResources, formatWhen, plural, sessionTitle, stateBadge } from '.
 import { useNow } from '../hooks.ts';
 import { type IdleStatus, idleText } from '../idle.ts';
 import { useLiveEvent } from '../live.ts';
-import type { PageProps } from '../pages.ts';
+import type { PageProps } from '../types.ts';
 import '../components/admin.css';
 
 const TABS = [

@@ -37,10 +37,9 @@ import {
 } from '../files/model.ts';
 import { formatWhen } from '../format.ts';
 import { type BatchClusterView, formatBytes } from '../jobs-format.ts';
-import type { PageProps } from '../pages.ts';
 import { Link, navigate, useSearch } from '../router.tsx';
 import { useSessions } from '../sessions-store.tsx';
-import type { SessionView } from '../types.ts';
+import type { PageProps, SessionView } from '../types.ts';
 import './files.css';
 
 const errorText = (e: unknown) => sentence(e instanceof Error ? e.message : String(e));

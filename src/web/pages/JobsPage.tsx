@@ -28,8 +28,8 @@ import {
   sourceLabel,
 } from '../jobs-format.ts';
 import { useLiveEvent, useLiveReconnect } from '../live.ts';
-import type { PageProps } from '../pages.ts';
 import { Link, usePath } from '../router.tsx';
+import type { PageProps } from '../types.ts';
 import './jobs.css';
 
 const errorText = (e: unknown) => sentence(e instanceof Error ? e.message : String(e));

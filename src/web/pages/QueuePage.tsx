@@ -8,9 +8,8 @@ import { formatWhen } from '../format.ts';
 import { useNow } from '../hooks.ts';
 import { type ClusterStatus, formatLimit, formatMemory, jobBadge, type QueueView } from '../jobs-format.ts';
 import { useLiveEvent, useLiveReconnect } from '../live.ts';
-import type { PageProps } from '../pages.ts';
 import { Link } from '../router.tsx';
-import type { ClusterView } from '../types.ts';
+import type { ClusterView, PageProps } from '../types.ts';
 import './jobs.css';
 
 const STATES: [string, string][] = [

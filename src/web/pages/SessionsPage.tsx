@@ -7,10 +7,9 @@ import { NewSessionForm } from '../components/NewSessionForm.tsx';
 import { SessionList } from '../components/SessionList.tsx';
 import { useToasts } from '../components/Toasts.tsx';
 import { useLiveEvent, useLiveReconnect } from '../live.ts';
-import type { PageProps } from '../pages.ts';
 import { useSearch } from '../router.tsx';
 import { useSessions } from '../sessions-store.tsx';
-import type { ClusterView, FreeTable, SessionView } from '../types.ts';
+import type { ClusterView, FreeTable, PageProps, SessionView } from '../types.ts';
 
 function isFreeTable(v: unknown): v is FreeTable {
   const t = v as FreeTable;

@@ -2,8 +2,8 @@
 import { useState } from 'react';
 import { ApiTokens } from '../components/ApiTokens.tsx';
 import { NotificationSettings } from '../components/NotificationSettings.tsx';
-import type { PageProps } from '../pages.ts';
 import { signOut } from '../sign-out.ts';
+import type { PageProps } from '../types.ts';
 import './SettingsPage.css';
 
 const SOURCES: Record<string, string> = {

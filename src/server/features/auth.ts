@@ -1,12 +1,12 @@
 // Sign-in and web security as one feature module: directory (LDAP) accounts, OpenID Connect, API
 // tokens, the admin audit log, the API rate limit and the extra security headers.
-import { LdapPasswordProvider } from '../auth/ldap.ts';
-import type { AppContext } from './context.ts';
-import type { Feature } from './features.ts';
-import { registerHardening } from './hardening.ts';
-import { registerAuditRoutes } from './routes/audit.ts';
-import { type OidcRuntime, registerOidc } from './routes/oidc.ts';
-import { registerTokenRoutes } from './routes/tokens.ts';
+import { LdapPasswordProvider } from '../../auth/ldap.ts';
+import type { AppContext } from '../context.ts';
+import type { Feature } from '../feature.ts';
+import { registerHardening } from '../hardening.ts';
+import { registerAuditRoutes } from '../routes/audit.ts';
+import { type OidcRuntime, registerOidc } from '../routes/oidc.ts';
+import { registerTokenRoutes } from '../routes/tokens.ts';
 
 const oidcOf = (ctx: AppContext) => ctx.services.get('oidc.runtime') as OidcRuntime | undefined;
 

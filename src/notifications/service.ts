@@ -3,7 +3,7 @@
 // Slurm's --mail-type where the site has mail. Stored, so a user who was away sees what happened.
 import type { Notification, NotificationPrefs } from '../api/notifications.ts';
 import type { Db } from '../db/index.ts';
-import type { EventBus } from '../server/events.ts';
+import type { EventBus } from '../events/bus.ts';
 
 export const NOTIFICATION_KINDS = [
   'session.ready',

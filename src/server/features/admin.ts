@@ -5,28 +5,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import {
-  AdminClusterReply,
-  AdminClustersReply,
-  type AdminClusterView,
-  AdminJobsReply,
-  AdminRoutesReply,
-  AdminSessionsQuery,
-  AdminSessionsReply,
-  AnnouncementParams,
-  AnnouncementReply,
-  AnnouncementsReply,
-  NewAnnouncementBody,
-} from '../api/admin.ts';
-import { ClusterParams } from '../api/clusters.ts';
-import { OkReply } from '../api/common.ts';
-import { SessionParams, SessionReply } from '../api/sessions.ts';
-import { isActive, REASONS, type SessionState } from '../core/session-machine.ts';
-import { getSession, listAllSessions } from '../db/sessions.ts';
-import { FINISHED_JOB_STATES } from '../scheduler/types.ts';
-import { clientIp, HttpError, requireAdmin, requireUser } from '../server/auth.ts';
-import type { AppContext } from '../server/context.ts';
-import type { Feature } from '../server/features.ts';
-import {
   type Announcement,
   type AnnouncementLevel,
   allAnnouncements,
@@ -39,7 +17,29 @@ import {
   sessionCounts,
   setDrained,
   takeStopRequests,
-} from './store.ts';
+} from '../../admin/store.ts';
+import {
+  AdminClusterReply,
+  AdminClustersReply,
+  type AdminClusterView,
+  AdminJobsReply,
+  AdminRoutesReply,
+  AdminSessionsQuery,
+  AdminSessionsReply,
+  AnnouncementParams,
+  AnnouncementReply,
+  AnnouncementsReply,
+  NewAnnouncementBody,
+} from '../../api/admin.ts';
+import { ClusterParams } from '../../api/clusters.ts';
+import { OkReply } from '../../api/common.ts';
+import { SessionParams, SessionReply } from '../../api/sessions.ts';
+import { isActive, REASONS, type SessionState } from '../../core/session-machine.ts';
+import { getSession, listAllSessions } from '../../db/sessions.ts';
+import { FINISHED_JOB_STATES } from '../../scheduler/types.ts';
+import { clientIp, HttpError, requireAdmin, requireUser } from '../auth.ts';
+import type { AppContext } from '../context.ts';
+import type { Feature } from '../feature.ts';
 
 /** How often the gateway applies changes made through the CLI (drain flags, announcements, stops). */
 export const ADMIN_SYNC_MS = 3000;

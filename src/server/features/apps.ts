@@ -3,9 +3,9 @@
 // user's X server could create it as theirs.
 import fs from 'node:fs';
 import type { FastifyInstance } from 'fastify';
-import type { AppContext } from '../server/context.ts';
-import type { Feature } from '../server/features.ts';
-import { ensureAppAssets } from './assets.ts';
+import { ensureAppAssets } from '../../apps/assets.ts';
+import type { AppContext } from '../context.ts';
+import type { Feature } from '../feature.ts';
 
 function ensureX11Dir(ctx: AppContext): void {
   const desktops = ctx.cfg.appCatalogue.some((a) => a.transport === 'rfb');

@@ -4,15 +4,21 @@
 // each session's idle time to its owner and to administrators.
 import type { FastifyInstance } from 'fastify';
 import { Counter } from 'prom-client';
-import { IdleReply } from '../api/sessions.ts';
-import { listActiveSessions, type SessionRow } from '../db/sessions.ts';
-import { findUserById } from '../db/users.ts';
-import { sessionPrefix } from '../proxy/routes.ts';
-import { requireUser } from '../server/auth.ts';
-import type { AppContext } from '../server/context.ts';
-import type { Feature } from '../server/features.ts';
-import { notificationService } from '../server/routes/notifications.ts';
-import { ActivityBoard, describeMinutes, IdleCuller, type IdleStatus, probeApp } from './idle.ts';
+import { IdleReply } from '../../api/sessions.ts';
+import { listActiveSessions, type SessionRow } from '../../db/sessions.ts';
+import { findUserById } from '../../db/users.ts';
+import { sessionPrefix } from '../../proxy/routes.ts';
+import {
+  ActivityBoard,
+  describeMinutes,
+  IdleCuller,
+  type IdleStatus,
+  probeApp,
+} from '../../sessions/idle.ts';
+import { requireUser } from '../auth.ts';
+import type { AppContext } from '../context.ts';
+import type { Feature } from '../feature.ts';
+import { notificationService } from '../routes/notifications.ts';
 
 export function idleCuller(ctx: AppContext): IdleCuller | undefined {
   return ctx.services.get('idle') as IdleCuller | undefined;

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { NotJson, OkReply } from '../api/common.ts';
+import { NotJson, OkReply } from '../../api/common.ts';
 import {
   FilesEntryReply,
   FilesListReply,
@@ -17,15 +17,9 @@ import {
   FilesStatReply,
   FilesTextReply,
   FilesUploadQuery,
-} from '../api/files.ts';
-import type { User } from '../db/users.ts';
-import type { UnixIdentity } from '../scheduler/types.ts';
-import { clientIp, HttpError, requireUser } from '../server/auth.ts';
-import type { AppContext } from '../server/context.ts';
-import type { Feature } from '../server/features.ts';
-import { whyOthersCannot } from '../system/runtime-dir.ts';
-import { lookupUnixUser } from '../system/users.ts';
-import { ensureFilesHelper, FILES_HELPER, FILES_HELPER_REL } from './bundle.ts';
+} from '../../api/files.ts';
+import type { User } from '../../db/users.ts';
+import { ensureFilesHelper, FILES_HELPER, FILES_HELPER_REL } from '../../files/bundle.ts';
 import {
   checkName,
   contentDisposition,
@@ -33,8 +27,14 @@ import {
   PathProblem,
   type ResolvedPath,
   resolvePath,
-} from './paths.ts';
-import { FilesError, FilesService, type HelperRun } from './service.ts';
+} from '../../files/paths.ts';
+import { FilesError, FilesService, type HelperRun } from '../../files/service.ts';
+import type { UnixIdentity } from '../../scheduler/types.ts';
+import { whyOthersCannot } from '../../system/runtime-dir.ts';
+import { lookupUnixUser } from '../../system/users.ts';
+import { clientIp, HttpError, requireUser } from '../auth.ts';
+import type { AppContext } from '../context.ts';
+import type { Feature } from '../feature.ts';
 
 interface Caller {
   user: User;

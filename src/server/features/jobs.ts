@@ -3,7 +3,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Gauge } from 'prom-client';
-import { ClusterParams, ClusterStatus } from '../api/clusters.ts';
+import { ClusterParams, ClusterStatus } from '../../api/clusters.ts';
 import {
   BatchClustersReply,
   JobDetailReply,
@@ -16,16 +16,16 @@ import {
   NewJobBody,
   QueueQuery,
   QueueView,
-} from '../api/jobs.ts';
-import type { ExecRunner } from '../scheduler/slurm/runner.ts';
-import { clientIp, HttpError, requireUser } from '../server/auth.ts';
-import type { AppContext } from '../server/context.ts';
-import type { Feature } from '../server/features.ts';
-import { notificationService } from '../server/routes/notifications.ts';
-import { RequestError } from '../sessions/service.ts';
-import { DEFAULT_PAGE_BYTES } from './output.ts';
-import { STATE_FILTERS, type StateFilter } from './queue.ts';
-import { JobsHttpError, JobsService } from './service.ts';
+} from '../../api/jobs.ts';
+import { DEFAULT_PAGE_BYTES } from '../../jobs/output.ts';
+import { STATE_FILTERS, type StateFilter } from '../../jobs/queue.ts';
+import { JobsHttpError, JobsService } from '../../jobs/service.ts';
+import type { ExecRunner } from '../../scheduler/slurm/runner.ts';
+import { RequestError } from '../../sessions/service.ts';
+import { clientIp, HttpError, requireUser } from '../auth.ts';
+import type { AppContext } from '../context.ts';
+import type { Feature } from '../feature.ts';
+import { notificationService } from '../routes/notifications.ts';
 
 export function jobsService(ctx: AppContext): JobsService | undefined {
   return ctx.services.get('jobs') as JobsService | undefined;

@@ -1,0 +1,20 @@
+// The features the gateway loads, in order: each registers its routes and services (src/server/feature.ts).
+
+import type { Feature } from '../feature.ts';
+import { notificationsFeature } from '../routes/notifications.ts';
+import { adminFeature } from './admin.ts';
+import { appsFeature } from './apps.ts';
+import { authFeature } from './auth.ts';
+import { filesFeature } from './files.ts';
+import { idleFeature } from './idle.ts';
+import { jobsFeature } from './jobs.ts';
+
+export const FEATURES: Feature[] = [
+  authFeature,
+  notificationsFeature,
+  appsFeature,
+  jobsFeature,
+  adminFeature,
+  filesFeature,
+  idleFeature,
+];
