@@ -7,7 +7,7 @@ import { Client, type Entry, InvalidCredentialsError } from 'ldapts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { isValidUnixName, lookupUnixUser } from '../system/users.ts';
-import { type PasswordProvider, ProviderUnavailable, type VerifiedIdentity } from './providers.ts';
+import { type PasswordCredentials, PasswordMethod, type SignedIn, SignInUnavailable } from './sign-in.ts';
 
 export type LdapSettings = NonNullable<Config['auth']['ldap']>;
 
@@ -65,14 +65,18 @@ function all(v: Entry[string] | undefined): string[] {
   return xs.map((x) => (Buffer.isBuffer(x) ? x.toString('utf8') : String(x)));
 }
 
-export class LdapPasswordProvider implements PasswordProvider {
+/** A password sign-in checked by the directory. Its groups are read at sign-in; nothing is kept to renew. */
+export class LdapSignIn extends PasswordMethod {
   readonly name = 'ldap';
+  protected readonly label: string;
   private readonly tlsOptions: tls.ConnectionOptions;
 
   constructor(
     private readonly cfg: LdapSettings,
     private readonly log: Logger,
   ) {
+    super();
+    this.label = cfg.label;
     if (!cfg.userDnTemplate && !cfg.searchBase) {
       throw new Error('auth.ldap: set userDnTemplate, or searchBase (with bindDn/bindPassword)');
     }
@@ -104,7 +108,7 @@ export class LdapPasswordProvider implements PasswordProvider {
     return [this.cfg.usernameAttribute, 'uidNumber', 'cn', 'displayName', 'mail'];
   }
 
-  async verify(username: string, password: string): Promise<VerifiedIdentity | null> {
+  async finish({ username, password }: PasswordCredentials): Promise<SignedIn<never> | null> {
     // An empty password is an "unauthenticated bind", which directories answer with success (RFC 4513 5.1.2).
     if (!password || password.length > 1000 || !plausibleUsername(username)) return null;
     let client: Client | undefined;
@@ -169,18 +173,20 @@ export class LdapPasswordProvider implements PasswordProvider {
         groups = [...new Set(r.searchEntries.flatMap((e) => all(e[this.cfg.groupNameAttribute])))];
       }
       return {
-        username: uid,
-        unixUser: uid,
-        groups,
-        displayName: first(entry.displayName) ?? first(entry.cn) ?? null,
-        email: first(entry.mail) ?? null,
-        source: 'ldap',
+        identity: {
+          username: uid,
+          unixUser: uid,
+          groups,
+          displayName: first(entry.displayName) ?? first(entry.cn) ?? null,
+          email: first(entry.mail) ?? null,
+          source: 'ldap',
+        },
       };
     } catch (e) {
       if (e instanceof InvalidCredentialsError) return null;
-      if (e instanceof ProviderUnavailable) throw e;
+      if (e instanceof SignInUnavailable) throw e;
       this.log.error({ err: (e as Error).message, url: this.cfg.url }, 'ldap: directory error');
-      throw new ProviderUnavailable('ldap', 'the directory cannot be reached');
+      throw new SignInUnavailable('ldap', 'the directory cannot be reached');
     } finally {
       await client?.unbind().catch(() => undefined);
     }
@@ -191,7 +197,7 @@ export class LdapPasswordProvider implements PasswordProvider {
       await client.bind(this.cfg.bindDn!, this.cfg.bindPassword ?? '');
     } catch (e) {
       this.log.error({ err: (e as Error).message, bindDn: this.cfg.bindDn }, 'ldap: the service bind failed');
-      throw new ProviderUnavailable('ldap', 'the directory refused the service account');
+      throw new SignInUnavailable('ldap', 'the directory refused the service account');
     }
   }
 }

@@ -1,6 +1,6 @@
 // OpenID Connect sign-in (authorization code flow with PKCE S256, state and nonce) against any standard
-// provider (Keycloak first). This module talks to the provider; the routes that keep the single-use
-// login state and the browser sessions are in src/server/routes/oidc.ts.
+// provider (Keycloak first). This module talks to the provider; the sign-in method that keeps the
+// single-use login state is oidc-sign-in.ts, and src/server/routes/oidc.ts maps HTTP onto it.
 import * as jose from 'jose';
 import * as client from 'openid-client';
 import type { Logger } from 'pino';
@@ -32,9 +32,10 @@ export interface LogoutRequest {
 
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
+/** What the provider's claims say of the user; `username` is null when the claim is no Unix user name. */
 export interface OidcIdentity {
   sub: string;
-  username: string;
+  username: string | null;
   groups: string[];
   displayName: string | null;
   email: string | null;
@@ -73,7 +74,10 @@ export function usernameFrom(value: unknown): string | null {
   return typeof value === 'string' && isValidUnixName(value) ? value : null;
 }
 
-export function identityFrom(claims: Claims, cfg: Pick<OidcSettings, 'usernameClaim' | 'groupsClaim'>) {
+export function identityFrom(
+  claims: Claims,
+  cfg: Pick<OidcSettings, 'usernameClaim' | 'groupsClaim'>,
+): OidcIdentity {
   const username = usernameFrom(claimValue(claims, cfg.usernameClaim));
   const groups = groupsFrom(claimValue(claims, cfg.groupsClaim));
   const str = (v: unknown) => (typeof v === 'string' && v.length <= 256 ? v : null);
@@ -226,7 +230,7 @@ export class OidcClient {
   async exchange(
     query: string,
     checks: { state: string; nonce: string; codeVerifier: string },
-  ): Promise<{ tokens: OidcTokens; identity: ReturnType<typeof identityFrom> }> {
+  ): Promise<{ tokens: OidcTokens; identity: OidcIdentity }> {
     const c = await this.config();
     const current = new URL(this.callbackUrl());
     current.search = query;
@@ -252,9 +256,7 @@ export class OidcClient {
   }
 
   /** A refresh token grant. The new ID token, when the provider sends one, is checked like the first. */
-  async refresh(
-    previous: OidcTokens,
-  ): Promise<{ tokens: OidcTokens; identity: ReturnType<typeof identityFrom> | null }> {
+  async refresh(previous: OidcTokens): Promise<{ tokens: OidcTokens; identity: OidcIdentity | null }> {
     if (!previous.refreshToken) throw new Error('no refresh token');
     const c = await this.config();
     const r = await client.refreshTokenGrant(c, previous.refreshToken);

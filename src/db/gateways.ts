@@ -1,6 +1,7 @@
 // Which gateways sharing the database are alive: each renews its row every BEAT_MS; one not heard from
 // for GONE_MS is gone. Times are the database's clock, so gateways' clocks may differ. A session whose
-// gateway is gone before it submitted the job is settled by the poll at once (src/sessions/service.ts).
+// gateway is gone before it submitted the job is settled by the poll at once (settleRequested in
+// src/sessions/launch.ts).
 import os from 'node:os';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';

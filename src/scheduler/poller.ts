@@ -38,8 +38,11 @@ export class ClusterPoller {
   });
   pollCount = 0;
   callCount = 0;
-  /** How long the last poll took (ms), for the poll-duration metric. */
+  /** How long the last poll took (ms): the scheduler's commands and their parsing. */
   lastDurationMs = 0;
+  /** How long the listeners took with the last poll (ms): state changes, database writes, live events. */
+  lastApplyMs = 0;
+  private readonly polledListeners: SnapshotListener[] = [];
   private pollShare: PollShare | null = null;
   /** When (this host's clock) the latest snapshot was taken, here or by the lease holder. */
   private takenAt = 0;
@@ -93,6 +96,11 @@ export class ClusterPoller {
 
   onSnapshot(l: SnapshotListener): void {
     this.listeners.push(l);
+  }
+
+  /** `l` runs after every snapshot listener has finished with a poll of this gateway (for metrics). */
+  onPolled(l: SnapshotListener): void {
+    this.polledListeners.push(l);
   }
 
   start(): void {
@@ -241,6 +249,14 @@ export class ClusterPoller {
             'snapshot listener failed',
           );
         else this.log.error({ err: e, cluster: this.adapter.cluster }, 'snapshot listener failed');
+      }
+    }
+    this.lastApplyMs = Date.now() - started - this.lastDurationMs;
+    for (const l of this.polledListeners) {
+      try {
+        await l(this.adapter.cluster, snap);
+      } catch (e) {
+        this.log.error({ err: e, cluster: this.adapter.cluster }, 'poll listener failed');
       }
     }
     this.log.debug(

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { PasswordProvider } from '../auth/providers.ts';
 import type { RateLimiter } from '../auth/rate-limit.ts';
+import type { SignInMethod } from '../auth/sign-in.ts';
 import type { WebSessionStore } from '../auth/web-sessions.ts';
 import type { LoadedConfig } from '../config/load.ts';
 import type { AuditLog } from '../db/audit.ts';
@@ -26,8 +26,8 @@ export interface AppContext {
   audit: AuditLog;
   metrics: Metrics;
   loginLimiter: RateLimiter;
-  /** Tried in order on password sign-in (local accounts, LDAP). */
-  passwordProviders: PasswordProvider[];
+  /** The configured sign-in methods (src/auth/registry.ts); password methods are tried in this order. */
+  signInMethods: SignInMethod[];
   /** The gateway's public base URL (no trailing slash). */
   publicUrl: () => string;
   secureCookies: boolean;

@@ -13,8 +13,8 @@ import { ensureAgent } from '../agent/bundle.ts';
 import { HealthReply, OpenApiReply } from '../api/gateway.ts';
 import { ensureAppAssets } from '../apps/assets.ts';
 import { generatePassword, hashPassword } from '../auth/passwords.ts';
-import { LocalPasswordProvider, type PasswordProvider } from '../auth/providers.ts';
 import { RateLimiter } from '../auth/rate-limit.ts';
+import { createSignInMethods } from '../auth/registry.ts';
 import { WebSessionStore } from '../auth/web-sessions.ts';
 import { databaseUrl, type LoadedConfig, publicUrl } from '../config/load.ts';
 import { AuditLog } from '../db/audit.ts';
@@ -189,6 +189,9 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
   const routes = new RouteTable();
   const bus = new EventBus(shared?.fanout);
   const metrics = new Metrics();
+  metrics.sseClientCount = () => bus.size;
+  metrics.polledJobs = () =>
+    [...clusters.values()].map((c) => ({ cluster: c.name, jobs: c.poller.latestGood?.jobs ?? [] }));
   const audit = new AuditLog(db, log);
   const webSessions = new WebSessionStore(db, cfg.auth.sessionHours * 3600_000);
   const clusters = new Map<string, Cluster>();
@@ -249,9 +252,6 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
   const transitionListeners: ((s: import('../db/sessions.ts').SessionRow, to: string) => void)[] = [];
   const warningListeners: ((s: import('../db/sessions.ts').SessionRow, minutes: number) => void)[] = [];
 
-  const passwordProviders: PasswordProvider[] = [];
-  if (cfg.auth.local.enabled) passwordProviders.push(new LocalPasswordProvider(db));
-
   const secure = pub().startsWith('https://');
   const ctx: AppContext = {
     cfg,
@@ -266,7 +266,7 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
     audit,
     metrics,
     loginLimiter: new RateLimiter(cfg.auth.loginAttemptsPerMinute, 60_000),
-    passwordProviders,
+    signInMethods: createSignInMethods(cfg.auth, { db, log, publicUrl: pub }),
     publicUrl: pub,
     secureCookies: secure,
     services: new Map<string, unknown>([
@@ -429,12 +429,15 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
 
   // Polls start after listening, so agents of running sessions can reach us as soon as we poll.
   for (const c of clusters.values()) {
-    c.poller.onSnapshot((name, snap) => {
+    c.poller.onSnapshot((name) => {
+      bus.publish({ cluster: name }, { type: 'resources', data: c.freeTable() });
+    });
+    c.poller.onPolled((name, snap) => {
       metrics.schedulerPolls.inc({ cluster: name });
       metrics.schedulerCalls.inc({ cluster: name }, snap.calls);
       metrics.pollDuration.observe({ cluster: name }, c.poller.lastDurationMs / 1000);
+      metrics.pollApplyDuration.observe({ cluster: name }, c.poller.lastApplyMs / 1000);
       if (!snap.ok) metrics.pollFailures.inc({ cluster: name });
-      bus.publish({ cluster: name }, { type: 'resources', data: c.freeTable() });
     });
     c.poller.start();
   }
@@ -459,6 +462,7 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
       server.closeAllConnections?.();
       await app.close();
       proxy.close();
+      metrics.close();
       for (const c of clusters.values()) await c.adapter.close?.();
       await shared?.stop();
       await db.destroy();

@@ -4,10 +4,14 @@
 // (runuser/sudo with argv, like Slurm's commands), never with the gateway's own rights.
 import path from 'node:path';
 import { tellingLine } from '../core/telling-line.ts';
+import type { SessionRow } from '../db/sessions.ts';
 import { DEFAULT_PAGE_BYTES } from '../jobs/output.ts';
 import type { RunAs } from '../scheduler/slurm/commands.ts';
-import type { CommandRunner } from '../scheduler/slurm/runner.ts';
+import { type CommandRunner, ExecRunner } from '../scheduler/slurm/runner.ts';
+import type { UnixIdentity } from '../scheduler/types.ts';
 import { FileReadError, readPageAsUser } from '../system/as-user-files.ts';
+import type { SessionServiceDeps } from './deps.ts';
+import type { SessionOwners } from './owners.ts';
 
 export interface SessionLogPart {
   /** Path on the node, with ~ for the home. */
@@ -90,4 +94,44 @@ export function sessionLogText(parts: SessionLogPart[]): string {
       return `${head}\n${cut}${p.text}${p.text.endsWith('\n') || p.text === '' ? '' : '\n'}`;
     })
     .join('\n');
+}
+
+export interface SessionLogsDeps extends Pick<SessionServiceDeps, 'clusters'> {
+  owners: SessionOwners;
+}
+
+/** A session's log as the gateway reaches it: on its cluster, read as its owner. */
+export class SessionLogs {
+  private readonly runner = new ExecRunner({ timeoutMs: 10_000 });
+
+  constructor(private readonly deps: SessionLogsDeps) {}
+
+  /** How the gateway reads files as the owner on this session's cluster; null where it cannot (ssh). */
+  private readerOf(row: SessionRow): SessionLogReader | null {
+    const c = this.deps.clusters.get(row.cluster);
+    if (!c) return null;
+    if (c.cfg.backend === 'local')
+      return { runner: this.runner, runAs: process.getuid?.() === 0 ? 'runuser' : 'none' };
+    if (c.cfg.slurm) return { runner: this.runner, runAs: c.cfg.slurm.runAs };
+    // Other backends' nodes are other hosts: their files are not here.
+    return null;
+  }
+
+  /** The session's log files (job output, agent and app), read as its owner; null where they are out of reach. */
+  async read(row: SessionRow): Promise<SessionLogPart[] | null> {
+    const to = await this.reach(row);
+    return to && readSessionLog(to.reader, to.identity.user, to.identity.home, row.id);
+  }
+
+  /** The line of the session's log that says why it failed; undefined where there is none or no reach. */
+  async tellingLine(row: SessionRow): Promise<string | undefined> {
+    const to = await this.reach(row);
+    return to ? tellingLineOfSession(to.reader, to.identity.user, to.identity.home, row.id) : undefined;
+  }
+
+  private async reach(row: SessionRow): Promise<{ reader: SessionLogReader; identity: UnixIdentity } | null> {
+    const reader = this.readerOf(row);
+    const identity = await this.deps.owners.identity(row.user_id);
+    return reader && identity ? { reader, identity } : null;
+  }
 }

@@ -9,9 +9,9 @@ import {
   MeReply,
   SignedInReply,
 } from '../../api/auth.ts';
-import { decideAccess } from '../../auth/access.ts';
-import { ProviderUnavailable } from '../../auth/providers.ts';
-import { findUserByName, toUser, type User, updateUser, upsertExternalUser } from '../../db/users.ts';
+import { admit } from '../../auth/accounts.ts';
+import { type PasswordSignIn, SignInUnavailable } from '../../auth/sign-in.ts';
+import { toUser, type User, updateUser } from '../../db/users.ts';
 import { clientIp, requireUser } from '../auth.ts';
 import { type AppContext, SESSION_COOKIE } from '../context.ts';
 
@@ -84,12 +84,6 @@ export function onSignOut(ctx: AppContext, f: SignOutListener): () => void {
   return () => s.delete(f);
 }
 
-/** An account made by one kind of provider is never taken over by a same-named identity from another. */
-function sourceConflict(existingSource: string | undefined, incoming: string): boolean {
-  if (!existingSource) return false;
-  return (existingSource === 'local') !== (incoming === 'local');
-}
-
 export function meView(user: User): Me {
   return {
     id: user.id,
@@ -104,6 +98,8 @@ export function meView(user: User): Me {
 
 export function registerAuthRoutes(fastify: FastifyInstance, ctx: AppContext): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const passwordMethods = ctx.signInMethods.filter((m): m is PasswordSignIn => m.kind === 'password');
+  const redirect = ctx.signInMethods.find((m) => m.kind === 'redirect');
   const methods = {
     schema: { summary: 'How the sign-in page offers to sign in', reply: { 200: AuthMethods } },
   };
@@ -111,9 +107,9 @@ export function registerAuthRoutes(fastify: FastifyInstance, ctx: AppContext): v
     '/api/auth/methods',
     methods,
     async (): Promise<AuthMethods> => ({
-      local: ctx.passwordProviders.length > 0,
-      passwordLabel: ctx.cfg.auth.ldap?.label ?? 'Sign in',
-      oidc: ctx.cfg.auth.oidc ? { label: ctx.cfg.auth.oidc.label, url: '/api/auth/oidc/start' } : null,
+      local: passwordMethods.length > 0,
+      passwordLabel: passwordMethods.map((m) => m.start().form.label).find((l) => l !== null) ?? 'Sign in',
+      oidc: redirect ? { label: redirect.label, url: `/api/auth/${redirect.name}/start` } : null,
     }),
   );
 
@@ -152,80 +148,54 @@ export function registerAuthRoutes(fastify: FastifyInstance, ctx: AppContext): v
       return reply.code(429).send({ error: `too many sign-in attempts; try again in ${wait} s` });
     }
     let unavailable = false;
-    for (const provider of ctx.passwordProviders) {
-      let id: Awaited<ReturnType<typeof provider.verify>>;
+    for (const method of passwordMethods) {
+      let signedIn: Awaited<ReturnType<typeof method.finish>>;
       try {
-        id = await provider.verify(username, password);
+        signedIn = await method.finish({ username, password });
       } catch (e) {
-        if (!(e instanceof ProviderUnavailable)) throw e;
+        if (!(e instanceof SignInUnavailable)) throw e;
         unavailable = true;
         continue;
       }
-      if (!id) continue;
-      let row = await findUserByName(ctx.db, id.username);
-      if (sourceConflict(row?.source, id.source)) {
-        // e.g. a directory user named like the local "admin": refuse rather than merge the accounts.
-        ctx.metrics.signIns.inc({ method: provider.name, result: 'refused' });
-        await ctx.audit.record({
-          actor: id.username,
-          action: 'signin',
-          ip,
-          ok: false,
-          details: { method: provider.name, why: `an account of source "${row?.source}" has this name` },
-        });
-        return reply
-          .code(403)
-          .send({ error: 'Sign-in refused: this name belongs to another kind of account' });
+      if (!signedIn) continue;
+      const id = signedIn.identity;
+      const admission = await admit(ctx.db, ctx.cfg.auth, id);
+      if (!admission.admitted) {
+        const refuse = async (details: Record<string, unknown>, error: string) => {
+          if (admission.refusal !== 'disabled')
+            ctx.metrics.signIns.inc({ method: method.name, result: 'refused' });
+          await ctx.audit.record({ actor: id.username, action: 'signin', ip, ok: false, details });
+          return reply.code(403).send({ error });
+        };
+        switch (admission.refusal) {
+          case 'conflict':
+            return refuse(
+              {
+                method: method.name,
+                why: `an account of source "${admission.existingSource}" has this name`,
+              },
+              'Sign-in refused: this name belongs to another kind of account',
+            );
+          case 'disabled':
+            return refuse(
+              { method: method.name, why: 'account disabled' },
+              'Sign-in refused: this account is disabled',
+            );
+          case 'not_allowed':
+            return refuse({ why: admission.reason }, `Sign-in refused: ${admission.reason}`);
+        }
       }
-      if (row?.disabled) {
-        await ctx.audit.record({
-          actor: id.username,
-          action: 'signin',
-          ip,
-          ok: false,
-          details: { method: provider.name, why: 'account disabled' },
-        });
-        return reply.code(403).send({ error: 'Sign-in refused: this account is disabled' });
-      }
-      // Administrators from a directory are who its groups say; only local accounts keep a stored flag.
-      const storedAdmin = row?.source === 'local' && row.is_admin === 1;
-      const decision = decideAccess(id.username, id.groups, ctx.cfg.auth, storedAdmin);
-      if (!decision.allowed) {
-        ctx.metrics.signIns.inc({ method: provider.name, result: 'refused' });
-        await ctx.audit.record({
-          actor: id.username,
-          action: 'signin',
-          ip,
-          ok: false,
-          details: { why: decision.reason },
-        });
-        return reply.code(403).send({ error: `Sign-in refused: ${decision.reason}` });
-      }
-      if (id.source !== 'local' || !row) {
-        row = await upsertExternalUser(ctx.db, {
-          username: id.username,
-          unixUser: id.unixUser,
-          source: id.source,
-          groups: id.groups,
-          isAdmin: decision.isAdmin,
-          displayName: id.displayName,
-          email: id.email,
-        });
-      } else if (decision.isAdmin !== (row.is_admin === 1)) {
-        await updateUser(ctx.db, row.id, { isAdmin: decision.isAdmin });
-        row = (await findUserByName(ctx.db, id.username))!;
-      }
-      const user = { ...toUser(row), groups: id.groups };
+      const user = { ...toUser(admission.row), groups: id.groups };
       const { csrfToken } = await signIn(req, reply, ctx, user);
       ctx.loginLimiter.reset(`user:${username.toLowerCase()}`);
-      ctx.metrics.signIns.inc({ method: provider.name, result: 'ok' });
+      ctx.metrics.signIns.inc({ method: method.name, result: 'ok' });
       await ctx.audit.record({
         actorUserId: user.id,
         actor: user.username,
         action: 'signin',
         ip,
         ok: true,
-        details: { method: provider.name },
+        details: { method: method.name },
       });
       return { user: meView(user), csrfToken } satisfies SignedInReply;
     }
@@ -266,9 +236,13 @@ export function registerAuthRoutes(fastify: FastifyInstance, ctx: AppContext): v
       });
     }
     clearSessionCookie(reply, ctx);
+    // The sign-in may go on at its source (an identity provider): the browser is sent there to end it too.
+    const data = req.webSession?.data ?? {};
     const logoutUrl =
-      (ctx.services.get('oidc.logoutUrl') as ((req: FastifyRequest) => string | null) | undefined)?.(req) ??
-      null;
+      ctx.signInMethods
+        .filter((m) => data[m.name] !== undefined)
+        .map((m) => m.signOutUrl(data[m.name], `${ctx.publicUrl()}/login`))
+        .find((u) => u !== null) ?? null;
     return { ok: true, logoutUrl };
   });
 
