@@ -33,12 +33,20 @@ step "test cluster"
 export CLUSTER_NAME=atrium CLUSTER_BASE="${ATRIUM_TEST_CLUSTER_BASE:-/tmp/atrium-slurm-atrium}"
 export ATRIUM_TEST_CLUSTER_BASE="$CLUSTER_BASE"
 export POSTGRES_BASE="${ATRIUM_TEST_POSTGRES_BASE:-/tmp/atrium-postgres}" POSTGRES_PORT="${ATRIUM_TEST_POSTGRES_PORT:-55432}"
+# The second run (the suites on PostgreSQL) runs beside the first on a Slurm cluster of its own, so
+# that a test stopping slurmctld or filling a node in one run cannot touch the other.
+PG_CLUSTER_BASE="${CLUSTER_BASE}-pg"
+pg_cluster() { CLUSTER_NAME=atriumpg CLUSTER_BASE="$PG_CLUSTER_BASE" CLUSTER_PORT=6837 NODE_PREFIX=pgnode bash "$root/scripts/cluster.sh" "$@"; }
+pg_run_pid=
 cleanup() {
+  [ -n "$pg_run_pid" ] && kill -- "-$pg_run_pid" 2>/dev/null
   bash "$root/scripts/cluster.sh" down >/dev/null 2>&1 || true
+  pg_cluster down >/dev/null 2>&1 || true
   bash "$root/scripts/postgres.sh" down >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 bash scripts/cluster.sh up || { echo "FAILED: the test cluster did not start"; failed=$((failed + 1)); }
+pg_cluster up || { echo "FAILED: the second test cluster did not start"; failed=$((failed + 1)); }
 
 step "PostgreSQL"
 if bash scripts/postgres.sh up; then
@@ -48,10 +56,12 @@ else
   echo "FAILED: PostgreSQL did not start"; failed=$((failed + 1))
 fi
 
-# One vitest run (its arguments given), its tests added to the counts from its JSON report; a run that
-# failed without a failed test (a crash, a file that did not load) counts as one failure.
+# One vitest run (its arguments after the first, which names the file its counts go to): its tests
+# counted from its JSON report; a run that failed without a failed test (a crash, a file that did not
+# load) counts as one failure.
 vitest_counted() {
-  local report vitest_rc vp vf
+  local counts=$1 report vitest_rc vp vf
+  shift
   report=$(mktemp /tmp/atrium-vitest-XXXX.json)
   npx vitest run "$@" --reporter=default --reporter=json --outputFile.json="$report"
   vitest_rc=$?
@@ -64,23 +74,47 @@ vitest_counted() {
           console.error("slowest test files: " + files.slice(0, 12).map(([ms, n]) => `${n} ${Math.round(ms / 1000)} s`).join(", "));
           console.log(r.numPassedTests, r.numFailedTests + (r.numRuntimeErrorCount || 0)); }
     catch { console.log(0, 1); }' "$report")
-  passed=$((passed + vp)); failed=$((failed + vf))
-  if [ "$vitest_rc" -ne 0 ] && [ "$vf" -eq 0 ]; then failed=$((failed + 1)); echo "FAILED: vitest exited $vitest_rc"; fi
+  if [ "$vitest_rc" -ne 0 ] && [ "$vf" -eq 0 ]; then vf=1; echo "FAILED: vitest exited $vitest_rc"; fi
+  echo "$vp $vf" >"$counts"
   rm -f "$report"
 }
+add_counts() {
+  local vp vf
+  read -r vp vf <"$1" 2>/dev/null || { vp=0; vf=1; echo "FAILED: no counts in $1"; }
+  passed=$((passed + vp)); failed=$((failed + vf))
+}
+
+# The suites of sessions (local and Slurm), jobs and security a second time, with every gateway on
+# PostgreSQL (the first run has them on SQLite), in the background on the second cluster; its output
+# is shown after the first run's.
+pg_log=$(mktemp /tmp/atrium-pg-run-XXXX.log)
+pg_counts=$(mktemp /tmp/atrium-pg-counts-XXXX)
+if [ -n "${ATRIUM_TEST_POSTGRES_URL:-}" ]; then
+  step "sessions, jobs and security on PostgreSQL, in the background (output below)"
+  # Its own process group (job control on just for this), so that an interrupted run stops it whole.
+  set -m
+  ( ATRIUM_TEST_DB=postgres ATRIUM_TEST_CLUSTER_BASE="$PG_CLUSTER_BASE" vitest_counted "$pg_counts" \
+      --project e2e test/e2e/local-sessions.test.ts test/e2e/slurm-sessions.test.ts test/e2e/jobs.test.ts \
+      test/e2e/security.test.ts >"$pg_log" 2>&1 ) &
+  pg_run_pid=$!
+  set +m
+else
+  echo "FAILED: no PostgreSQL for the second run"; failed=$((failed + 1)); echo "0 0" >"$pg_counts"
+fi
 
 step "unit and end-to-end tests"
-vitest_counted
+main_counts=$(mktemp /tmp/atrium-main-counts-XXXX)
+vitest_counted "$main_counts"
+add_counts "$main_counts"
 
-# The suites of sessions (local and Slurm), jobs and security once more, with every gateway on
-# PostgreSQL (the run above has them on SQLite).
-step "sessions, jobs and security on PostgreSQL"
-if [ -n "${ATRIUM_TEST_POSTGRES_URL:-}" ]; then
-  ATRIUM_TEST_DB=postgres vitest_counted --project e2e test/e2e/local-sessions.test.ts \
-    test/e2e/slurm-sessions.test.ts test/e2e/jobs.test.ts test/e2e/security.test.ts
-else
-  echo "FAILED: no PostgreSQL for the second run"; failed=$((failed + 1))
+if [ -n "$pg_run_pid" ]; then
+  wait "$pg_run_pid"
+  pg_run_pid=
+  step "sessions, jobs and security on PostgreSQL (the run beside the first)"
+  cat "$pg_log"
 fi
+add_counts "$pg_counts"
+rm -f "$pg_log" "$pg_counts" "$main_counts"
 
 step "done"
 echo "$passed passed, $failed failed"

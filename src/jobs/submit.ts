@@ -24,7 +24,7 @@ import {
   type UnixIdentity,
 } from '../scheduler/types.ts';
 import type { Cluster } from '../sessions/clusters.ts';
-import { RequestError } from '../sessions/service.ts';
+import { RequestError } from '../sessions/errors.ts';
 import { lookupUnixUser } from '../system/users.ts';
 import { JobsHttpError } from './errors.ts';
 import type { JobOwners } from './owners.ts';

@@ -523,12 +523,17 @@ describe.skipIf(!cluster)('batch jobs on the Slurm test cluster', () => {
         ids.push(sbatchAs(c, user, ['-H', '-p', 'batch', '-J', `${prefix}${i}`, '--wrap', 'sleep 1']));
     }
     expect(ids.length).toBe(105);
-    await until('the poll to see all of them', async () => {
-      const q = (await bob.get('/api/queue?cluster=hpc')).body as {
-        partitions: { partition: string; pending: number }[];
-      };
-      return (q.partitions.find((p) => p.partition === 'batch')?.pending ?? 0) >= 105;
-    });
+    await until(
+      'the poll to see all of them',
+      async () => {
+        const q = (await bob.get('/api/queue?cluster=hpc')).body as {
+          partitions: { partition: string; pending: number }[];
+        };
+        return (q.partitions.find((p) => p.partition === 'batch')?.pending ?? 0) >= 105;
+        // Generous: on a loaded machine the first poll that records 105 new jobs can take a while.
+      },
+      180_000,
+    );
     const metrics = async () => {
       const text = await (await fetch(`${gw.url}/metrics`)).text();
       const val = (re: RegExp) => Number(re.exec(text)?.[1] ?? Number.NaN);

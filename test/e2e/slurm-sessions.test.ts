@@ -538,7 +538,7 @@ describe.skipIf(!cluster)('sessions on the real Slurm test cluster', () => {
     expect(endings.some((b) => b.includes('time limit reached'))).toBe(true);
   });
 
-  it('slurmctld stopped for 30 s: sessions stay reachable and are shown as unknown, then running again', async () => {
+  it('slurmctld stopped (at least 12 s): sessions stay reachable and are shown as unknown, then running again', async () => {
     const three = [sessionA, sessionB, sessionC];
     const ids = three.map((s) => s.jobId).sort();
     const t = Date.now();
@@ -564,7 +564,8 @@ describe.skipIf(!cluster)('sessions on the real Slurm test cluster', () => {
         const r = await alice.req('GET', `${s.url}api/status`);
         expect(r.status).toBe(200);
       }
-      await sleep(Math.max(0, t + 30_000 - Date.now()));
+      // Down for several polls, whatever the checks above took.
+      await sleep(Math.max(0, t + 12_000 - Date.now()));
     } finally {
       clusterScript(cluster!, 'start-ctld');
     }
