@@ -13,6 +13,7 @@
 #                   Keep CLUSTER_PORT values of clusters that run side by side >= 10 apart.
 #   NODE_PREFIX   node names ${NODE_PREFIX}1..4              (default node)
 #   WITH_DBD      1: slurmdbd + MariaDB, sacct/sacctmgr work; 0: accounting_storage/none (default 1)
+#   EXTRA_CONF    lines added to slurm.conf, e.g. "MaxJobCount=30000" (bench:scale)   (default none)
 #
 # Everything runs as root and is started by hand (no systemd). Each cluster has its own munged
 # (socket under CLUSTER_BASE, shared /etc/munge/munge.key), so clusters never share a daemon and
@@ -24,6 +25,7 @@ CLUSTER_BASE=${CLUSTER_BASE:-/tmp/atrium-slurm-$CLUSTER_NAME}
 CLUSTER_PORT=${CLUSTER_PORT:-6817}
 NODE_PREFIX=${NODE_PREFIX:-node}
 WITH_DBD=${WITH_DBD:-1}
+EXTRA_CONF=${EXTRA_CONF:-}
 
 BASE=$CLUSTER_BASE
 ETC=$BASE/etc
@@ -253,6 +255,7 @@ SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,bf_interval=1,bf_resolution=60
 $acct
+$EXTRA_CONF
 JobCompType=jobcomp/none
 MpiDefault=none
 CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
@@ -461,7 +464,8 @@ prepare_base() {
 
 cmd_up() {
   [[ $(id -u) == 0 ]] || die "must run as root"
-  if [[ -e $BASE/cluster.json ]] && grep -q "\"withDbd\": $([[ $WITH_DBD == 1 ]] && echo true || echo false)" "$BASE/cluster.json" && all_up; then
+  if [[ -e $BASE/cluster.json ]] && grep -q "\"withDbd\": $([[ $WITH_DBD == 1 ]] && echo true || echo false)" "$BASE/cluster.json" &&
+    { [[ -z $EXTRA_CONF ]] || grep -qxF "$EXTRA_CONF" "$CONF"; } && all_up; then
     say "already up ($CONF)"
     return 0
   fi

@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import type { PackageNeed } from '../../src/system/packages.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 // A free TCP port on 127.0.0.1, as the tests find one.
@@ -230,6 +231,33 @@ export function parseWrk(out: string): WrkResult {
     socketErrors: sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
   };
 }
+
+/**
+ * The config lines of a benchmark's gateway with its data in `dir`: loopback, any free port, no
+ * package installs, and a named agent script (never run: no session starts) so no bundle is built.
+ */
+export function benchGatewayConfig(dir: string): string[] {
+  const agentStub = path.join(dir, 'agent.mjs');
+  fs.writeFileSync(agentStub, '');
+  return [
+    'server:',
+    '  host: 127.0.0.1',
+    '  port: 0',
+    `dataDir: ${JSON.stringify(path.join(dir, 'data'))}`,
+    'installPackages: false',
+    'log:',
+    `  level: ${process.env.BENCH_GATEWAY_LOG ?? 'warn'}`,
+    'agent:',
+    `  script: ${JSON.stringify(agentStub)}`,
+  ];
+}
+
+/** The HTTP load generator: Debian's wrk (installed by the benchmark when it runs as root). */
+export const WRK_NEED: PackageNeed = {
+  packages: ['wrk'],
+  why: 'the HTTP cells of the proxy benchmark (wrk)',
+  present: () => fs.existsSync('/usr/bin/wrk'),
+};
 
 /** Runs wrk pinned to the load CPU and returns its parsed report. */
 export async function wrk(url: string, connections: number, seconds: number, headers: string[]) {

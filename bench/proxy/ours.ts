@@ -13,6 +13,7 @@ import { createUser } from '../../src/db/users.ts';
 import { sessionPrefix } from '../../src/proxy/routes.ts';
 import { SESSION_COOKIE } from '../../src/server/context.ts';
 import { startGateway } from '../../src/server/gateway.ts';
+import { benchGatewayConfig } from './lib.ts';
 import { answerMemoryRequests, answerProfileRequests } from './mem-report.ts';
 
 const routes: { id: string; port: number }[] = [];
@@ -25,24 +26,7 @@ for (let i = 0; i < argv.length; i++) {
 }
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-bench-'));
-// The agent script is never run here (no session is started); naming one avoids building the bundle.
-const agentStub = path.join(dir, 'agent.mjs');
-fs.writeFileSync(agentStub, '');
-const cfg = parseConfig(
-  [
-    'server:',
-    '  host: 127.0.0.1',
-    '  port: 0',
-    `dataDir: ${JSON.stringify(path.join(dir, 'data'))}`,
-    'installPackages: false',
-    'log:',
-    `  level: ${process.env.BENCH_GATEWAY_LOG ?? 'warn'}`,
-    'agent:',
-    `  script: ${JSON.stringify(agentStub)}`,
-  ].join('\n'),
-  '(bench)',
-  dir,
-);
+const cfg = parseConfig(benchGatewayConfig(dir).join('\n'), '(bench)', dir);
 
 const gw = await startGateway(cfg, {
   log: pino({ level: cfg.log.level }, pino.destination(2)),

@@ -18,11 +18,14 @@
 //      BENCH_CYCLES (50000), BENCH_CHURN (ours,chp; "none" to skip), BENCH_NO_PIN=1, BENCH_NO_SAVE=1,
 //      BENCH_PROFILE=1 (CPU profile of the gateway during its first c=50 HTTP cell, in the temp dir).
 // Quick smoke run: BENCH_SECONDS=1 BENCH_WARMUP=0 BENCH_ROUNDS=1 BENCH_WS_ROUNDS=1 BENCH_CYCLES=2000
+// Needs Debian's wrk (/usr/bin/wrk): installed with apt-get when run as root, else the exact apt-get
+// command is printed and the run stops. Everything else comes from node_modules.
 // Output: tables, bench/results/proxy-<date>.json and proxy-latest.json, and as the last line a JSON
 // summary with the ratios and the goals.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ensurePackages } from '../../src/system/packages.ts';
 import {
   ask,
   CPU_LOAD,
@@ -36,6 +39,7 @@ import {
   start,
   stop,
   stopAll,
+  WRK_NEED,
   type WrkResult,
   waitForJson,
   wrk,
@@ -213,6 +217,11 @@ function push<T>(m: Record<string, T[]>, key: string, v: T): void {
 const rotate = <T>(xs: T[], by: number) => xs.map((_, i) => xs[(i + by) % xs.length]!);
 
 async function main(): Promise<void> {
+  // wrk is a Debian package, not an npm one: installed here as root, else named with its apt-get line.
+  if (ROUNDS > 0 && HTTP_CONNS.length > 0 && KINDS.length > 0 && !ensurePackages([WRK_NEED], log)) {
+    process.exitCode = 1;
+    return;
+  }
   const startedAt = new Date();
   const loadBefore = os.loadavg();
   const httpCells = ROUNDS * HTTP_CONNS.length * KINDS.length * (SECONDS + WARMUP + 0.2);

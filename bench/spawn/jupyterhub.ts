@@ -7,8 +7,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { PackageNeed } from '../../src/system/packages.ts';
 import { kernelRoundTrip } from '../../test/helpers/jupyter.ts';
-import { alive, type Child, freePort, log, ROOT, sleep, start, stop, stopPid, until } from './lib.ts';
+import { alive, type Child, freePort, ROOT, sleep, start, stop, stopPid, until } from './lib.ts';
 
 export interface Hub {
   url: string;
@@ -27,25 +28,12 @@ export interface HubSample {
   kernel: number;
 }
 
-/** Installs Debian's jupyterhub when missing (the benchmark only; CI does not need it). */
-export function ensureJupyterHub(): void {
-  if (fs.existsSync('/usr/bin/jupyterhub') && fs.existsSync('/usr/bin/jupyterhub-singleuser')) return;
-  log('installing Debian package jupyterhub (apt-get, --no-install-recommends)');
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () =>
-    spawnSync(
-      'apt-get',
-      ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', '--no-install-recommends', 'jupyterhub'],
-      {
-        env,
-        stdio: 'inherit',
-      },
-    ).status;
-  if (install() !== 0) {
-    spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'update'], { env, stdio: 'inherit' });
-    if (install() !== 0) throw new Error('apt-get install jupyterhub failed');
-  }
-}
+/** The reference: Debian's JupyterHub (installed by the benchmark when it runs as root; CI does not need it). */
+export const JUPYTERHUB_NEED: PackageNeed = {
+  packages: ['jupyterhub'],
+  why: 'the JupyterHub reference of the spawn benchmark',
+  present: () => fs.existsSync('/usr/bin/jupyterhub') && fs.existsSync('/usr/bin/jupyterhub-singleuser'),
+};
 
 /**
  * Debian's configurable-http-proxy when it runs with this machine's Node (its modules live in

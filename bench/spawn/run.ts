@@ -13,8 +13,9 @@
 // every target once, in a rotating order; the first round is a warm-up and not counted. Figures are
 // medians [min-max] over the counted rounds. Sessions are stopped after each sample.
 //
-// Needs root (sessions run as the user; JupyterHub's LocalProcessSpawner too). Installs Debian's
-// jupyterhub when missing. Uses the cluster at $ATRIUM_TEST_CLUSTER_BASE (default
+// Needs root (sessions run as the user; JupyterHub's LocalProcessSpawner too). Installs the Debian
+// packages it needs when missing (jupyterhub, Jupyter for the sessions, postgresql for a throwaway
+// server; scripts/cluster.sh installs Slurm's). Uses the cluster at $ATRIUM_TEST_CLUSTER_BASE (default
 // /tmp/atrium-slurm-atrium); when it is not up, starts one with scripts/cluster.sh (CLUSTER_NAME,
 // CLUSTER_PORT as for that script) and takes it down at the end. PostgreSQL: the server of
 // $ATRIUM_TEST_POSTGRES_URL, else a throwaway one started with scripts/postgres.sh and stopped at the end.
@@ -27,10 +28,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ensurePackages, JUPYTER_NEED, type PackageNeed } from '../../src/system/packages.ts';
 import { CLUSTER_BASE, CLUSTER_SCRIPT, loadCluster } from '../../test/helpers/cluster.ts';
 import { createTestDatabase } from '../../test/helpers/postgres.ts';
 import { type AtriumGateway, type AtriumSample, atriumSample, startAtrium, stopAtrium } from './atrium.ts';
-import { ensureJupyterHub, type Hub, type HubSample, hubSample, startHub, stopHub } from './jupyterhub.ts';
+import { type Hub, type HubSample, hubSample, JUPYTERHUB_NEED, startHub, stopHub } from './jupyterhub.ts';
 import { freePort, log, ROOT, type Stat, stat, stopAll } from './lib.ts';
 
 const num = (v: string | undefined, d: number) => (v === undefined || v === '' ? d : Number(v));
@@ -58,6 +60,15 @@ const LABEL: Record<Target, string> = {
   jupyterhub: 'jupyterhub 3.0',
 };
 const usesSlurm = TARGETS.some((t) => t.startsWith('slurm'));
+
+/** The throwaway PostgreSQL of scripts/postgres.sh needs the server's binaries. */
+const POSTGRES_NEED: PackageNeed = {
+  packages: ['postgresql'],
+  why: 'the PostgreSQL targets (a throwaway server)',
+  present: () =>
+    fs.existsSync('/usr/lib/postgresql') &&
+    fs.readdirSync('/usr/lib/postgresql').some((v) => fs.existsSync(`/usr/lib/postgresql/${v}/bin/initdb`)),
+};
 
 /** The PostgreSQL of $ATRIUM_TEST_POSTGRES_URL, or a throwaway one (returns how to stop it). */
 async function ensurePostgres(): Promise<() => void> {
@@ -116,7 +127,10 @@ async function main(): Promise<void> {
     cluster = loadCluster().cluster;
     if (!cluster) throw new Error('the test cluster did not come up');
   }
-  if (TARGETS.includes('jupyterhub')) ensureJupyterHub();
+  // Debian packages: installed here (as root, the only way this benchmark runs) when missing.
+  const needs = [JUPYTER_NEED, ...(TARGETS.includes('jupyterhub') ? [JUPYTERHUB_NEED] : [])];
+  if (DBS.includes('postgres') && !process.env.ATRIUM_TEST_POSTGRES_URL) needs.push(POSTGRES_NEED);
+  if (!ensurePackages(needs, log)) throw new Error('missing Debian packages (see above)');
 
   const samples: Record<AtriumTarget, AtriumSample[]> & { jupyterhub: HubSample[] } = {
     slurm: [],

@@ -1,5 +1,6 @@
 // /metrics counts a session's start and stop (transitions, the sessions gauge from the database, the
-// spawn-duration histogram, scheduler polls); `atrium config check` names the bad key of a broken
+// spawn-duration histogram, scheduler polls, the poll's jobs), the event loop's delay and the open
+// live-event streams; `atrium config check` names the bad key of a broken
 // config and its line, and the gateway refuses to start on it the same way.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -7,7 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
+import { readEvents } from '../helpers/events.ts';
 import { ATRIUM, createTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { until } from '../helpers/wait.ts';
 
 let gw: TestGateway;
 let alice: Client;
@@ -83,6 +86,11 @@ describe('/metrics', () => {
     expect(sample(running, 'atrium_scheduler_poll_duration_seconds_count', labels)).toBeGreaterThan(0);
     expect(sample(running, 'atrium_scheduler_calls_total', labels)).toBeGreaterThan(0);
     expect(running).toMatch(/^atrium_proxy_open_websockets 0$/m);
+    // The poll's jobs by state and kind (the session's job is one), the gateway's part of each poll,
+    // and the event loop's delay, sampled all along.
+    expect(sample(running, 'atrium_jobs', { ...labels, state: 'running', kind: 'session' })).toBe(1);
+    expect(sample(running, 'atrium_scheduler_poll_apply_duration_seconds_count', labels)).toBeGreaterThan(0);
+    expect(sample(running, 'atrium_event_loop_delay_seconds_count')).toBeGreaterThan(0);
 
     await alice.del(`/api/sessions/${s.id}`);
     await waitForState(alice, s.id, ['ended'], 30_000);
@@ -91,6 +99,31 @@ describe('/metrics', () => {
       endsBefore + 1,
     );
     expect(sample(stopped, 'atrium_sessions', { ...labels, state: 'running' })).toBe(0);
+  });
+
+  it('counts open live-event streams', async () => {
+    expect(sample(await scrape(), 'atrium_sse_clients')).toBe(0);
+    const ac = new AbortController();
+    let opened: () => void = () => undefined;
+    const open = new Promise<void>((r) => {
+      opened = r;
+    });
+    const reading = readEvents(
+      `${gw.url}/api/events`,
+      { cookie: alice.cookie },
+      ac.signal,
+      () => undefined,
+      opened,
+    ).catch(() => undefined);
+    await open;
+    expect(sample(await scrape(), 'atrium_sse_clients')).toBe(1);
+    ac.abort();
+    await reading;
+    await until(
+      'the stream is closed',
+      async () => sample(await scrape(), 'atrium_sse_clients') === 0,
+      10_000,
+    );
   });
 });
 

@@ -1,0 +1,608 @@
+// npm run bench:scale — the gateway at a centre's scale, on a Slurm test cluster of its own
+// (scripts/cluster.sh, started and stopped by the PIDs it records), everything on loopback:
+//   jobs:  N jobs of U users in slurmctld (held arrays, arrays pending until a begin time a week
+//          away, a few running jobs, and one user with H single jobs), a gateway following them all;
+//          reports the poll's duration (the scheduler's part, and the gateway's work with it), the
+//          gateway's RSS and CPU per poll, the scheduler commands per poll period (counted by a
+//          wrapper directory the gateway's binDir points at, beside the gateway's own counters), and
+//          the latency of My jobs, the queue page and the session list for the user with H jobs;
+//   events: K open live-event streams (SSE) of that user; a job of theirs is cancelled through the
+//          API and the time from Slurm's answer (the API's reply) to the job's event in every stream
+//          is measured (p50, p99): the early poll, squeue and sinfo, the diff and the fan-out;
+//   ws:    W WebSockets held open through the proxy to a running app (an echo server), one message
+//          each: the gateway's RSS, per-connection memory, event-loop delay p99 while they are
+//          open, and that none is left after they close.
+// Not yet: the 200-user load generator, JupyterHub side by side, the soak (see docs/benchmarks.md).
+//
+// Scale: BENCH_SCALE_FACTOR (1: 10,000 jobs, 200 users, 500 jobs for the busy user, 200 SSE streams,
+// 5,000 WebSockets); each count can be set alone: BENCH_JOBS, BENCH_USERS, BENCH_USER_JOBS, BENCH_SSE,
+// BENCH_WS. BENCH_SECONDS (10) per measured cell, BENCH_POLL_SECONDS (5, the gateway's pollSeconds),
+// BENCH_ARRAY_TASKS (25: tasks per array; squeue shows a pending array as one line, 1 makes every job
+// its own line), BENCH_EVENT_SAMPLES (20). CI's smoke: BENCH_SCALE_FACTOR=0.02 BENCH_SECONDS=1.
+// Cluster: BENCH_CLUSTER_NAME (atriumscale), BENCH_CLUSTER_PORT (6867; it uses 7 ports from there),
+// BENCH_CLUSTER_BASE (/tmp/atrium-slurm-<name>). Users benchu001... are created (useradd, no home)
+// and kept. Needs root (jobs are submitted as their users); scripts/cluster.sh installs Slurm.
+// Output: tables, the JSON summary as the last line and in BENCH_OUT when set; at full scale (factor 1)
+// also bench/results/scale-<date>.json and scale-latest.json unless BENCH_NO_SAVE=1.
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import WebSocket from 'ws';
+import {
+  cpuMicros,
+  envNumber,
+  fdCount,
+  nodeArgv,
+  ROOT,
+  round,
+  rssOf,
+  sleep,
+  start,
+  stop,
+  stopAll,
+  waitForJson,
+} from '../proxy/lib.ts';
+import { EventStream } from '../spawn/lib.ts';
+import type { ScaleGatewayOptions } from './gateway.ts';
+
+const run = promisify(execFile);
+const log = (s: string) => process.stdout.write(`${s}\n`);
+
+const FACTOR = envNumber(process.env.BENCH_SCALE_FACTOR, 1);
+const scaled = (env: string | undefined, full: number, min: number) =>
+  Math.max(min, Math.round(envNumber(env, full * FACTOR)));
+const USERS = scaled(process.env.BENCH_USERS, 200, 10);
+const JOBS = scaled(process.env.BENCH_JOBS, 10_000, 100);
+const USER_JOBS = Math.min(scaled(process.env.BENCH_USER_JOBS, 500, 10), Math.floor(JOBS / 2));
+const SSE = scaled(process.env.BENCH_SSE, 200, 10);
+const WS = scaled(process.env.BENCH_WS, 5000, 10);
+const SECONDS = envNumber(process.env.BENCH_SECONDS, 10);
+const POLL_SECONDS = envNumber(process.env.BENCH_POLL_SECONDS, 5);
+const ARRAY_TASKS = Math.max(1, envNumber(process.env.BENCH_ARRAY_TASKS, 25));
+const EVENT_SAMPLES = scaled(process.env.BENCH_EVENT_SAMPLES, 20, 3);
+const RUNNING = Math.min(40, Math.max(2, Math.round(40 * FACTOR)));
+const FULL_SCALE = FACTOR >= 1;
+
+const CLUSTER_NAME = process.env.BENCH_CLUSTER_NAME ?? 'atriumscale';
+const CLUSTER_PORT = envNumber(process.env.BENCH_CLUSTER_PORT, 6867);
+const CLUSTER_BASE = process.env.BENCH_CLUSTER_BASE ?? `/tmp/atrium-slurm-${CLUSTER_NAME}`;
+const SLURM_CONF = path.join(CLUSTER_BASE, 'etc', 'slurm.conf');
+const CLUSTER_ENV = {
+  ...process.env,
+  CLUSTER_NAME,
+  CLUSTER_BASE,
+  CLUSTER_PORT: String(CLUSTER_PORT),
+  NODE_PREFIX: `${CLUSTER_NAME}n`,
+  // No accounting: any Unix user may submit (no association per benchmark user).
+  WITH_DBD: '0',
+  // A pending array is one job record; room for every job, the busy user's single ones and the samples.
+  EXTRA_CONF: `MaxJobCount=${Math.max(20_000, 3 * JOBS)}`,
+};
+const SLURM_ENV = { ...process.env, SLURM_CONF };
+/** The commands the gateway runs, each counted by its wrapper. */
+const COMMANDS = ['squeue', 'sinfo', 'sbatch', 'scancel', 'scontrol', 'sacct', 'sacctmgr'];
+
+const userName = (i: number) => `benchu${String(i + 1).padStart(3, '0')}`;
+
+function clusterScript(sub: 'up' | 'down'): void {
+  execFileSync('bash', [path.join(ROOT, 'scripts', 'cluster.sh'), sub], {
+    env: CLUSTER_ENV,
+    stdio: ['ignore', 'inherit', 'inherit'],
+    timeout: 300_000,
+  });
+}
+
+function ensureUsers(names: string[]): number {
+  let made = 0;
+  for (const u of names) {
+    if (spawnSync('id', [u], { stdio: 'ignore' }).status === 0) continue;
+    // No home: the jobs write nowhere (-o /dev/null, -D /tmp) and never log in.
+    execFileSync('useradd', ['-M', '-d', '/nonexistent', '-s', '/usr/sbin/nologin', u]);
+    made++;
+  }
+  return made;
+}
+
+/** A wrapper per Slurm command that counts its calls in `<dir>/<command>.calls` (one line per call). */
+function countingBinDir(dir: string): string {
+  const bin = path.join(dir, 'bin');
+  const counts = path.join(dir, 'counts');
+  fs.mkdirSync(bin, { recursive: true });
+  fs.mkdirSync(counts, { recursive: true });
+  fs.chmodSync(dir, 0o755);
+  fs.chmodSync(bin, 0o755);
+  // Commands run as the users (sbatch, scancel) count too.
+  fs.chmodSync(counts, 0o1777);
+  for (const c of COMMANDS) {
+    const real =
+      spawnSync('sh', ['-c', `command -v ${c}`], { encoding: 'utf8' }).stdout.trim() || `/usr/bin/${c}`;
+    const file = path.join(counts, `${c}.calls`);
+    fs.writeFileSync(file, '');
+    fs.chmodSync(file, 0o666);
+    fs.writeFileSync(path.join(bin, c), `#!/bin/sh\necho >>'${file}'\nexec '${real}' "$@"\n`, {
+      mode: 0o755,
+    });
+  }
+  return bin;
+}
+
+function readCounts(dir: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of COMMANDS) {
+    const f = path.join(dir, 'counts', `${c}.calls`);
+    out[c] = fs.existsSync(f) ? fs.statSync(f).size : 0;
+  }
+  return out;
+}
+
+function callsIn(before: Record<string, number>, after: Record<string, number>): number {
+  return COMMANDS.reduce((n, c) => n + (after[c] ?? 0) - (before[c] ?? 0), 0);
+}
+
+async function sbatch(user: string, args: string[]): Promise<string> {
+  const { stdout } = await run(
+    'runuser',
+    ['-u', user, '--', 'sbatch', '--parsable', '-o', '/dev/null', '-D', '/tmp', '-t', '60', ...args],
+    { env: SLURM_ENV },
+  );
+  return stdout.trim().split(';')[0]!;
+}
+
+/** Runs `tasks` at most `width` at a time. */
+async function pool<T>(tasks: (() => Promise<T>)[], width: number): Promise<T[]> {
+  const out: T[] = new Array(tasks.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, tasks.length) }, async () => {
+      while (next < tasks.length) {
+        const i = next++;
+        out[i] = await tasks[i]!();
+      }
+    }),
+  );
+  return out;
+}
+
+interface Submitted {
+  busyJobs: string[];
+  tasks: number;
+  sbatchCalls: number;
+  seconds: number;
+}
+
+/**
+ * The busy user (the first) gets USER_JOBS single held jobs and the running ones; the others share
+ * the rest as arrays, alternately held and pending until a begin time a week away.
+ */
+async function submitJobs(users: string[]): Promise<Submitted> {
+  const t0 = Date.now();
+  const busy = users[0]!;
+  const others = users.slice(1);
+  const wrap = ['--wrap', 'sleep 3600'];
+  const single: (() => Promise<string>)[] = [];
+  for (let i = 0; i < USER_JOBS; i++)
+    single.push(() => sbatch(busy, ['--hold', '-J', 'scale-mine', ...wrap]));
+  for (let i = 0; i < RUNNING; i++)
+    single.push(() =>
+      sbatch(others[i % others.length]!, ['-J', 'scale-running', '-c', '1', '--mem=64M', ...wrap]),
+    );
+  let left = JOBS - USER_JOBS - RUNNING;
+  const arrays: (() => Promise<string>)[] = [];
+  for (let i = 0; left > 0; i++) {
+    const n = Math.min(ARRAY_TASKS, left);
+    left -= n;
+    const user = others[i % others.length]!;
+    const when = i % 2 === 0 ? ['--hold'] : ['--begin=now+7days'];
+    arrays.push(() => sbatch(user, [...when, `--array=0-${n - 1}`, '-J', 'scale-array', ...wrap]));
+  }
+  const ids = await pool(single, 8);
+  await pool(arrays, 8);
+  return {
+    busyJobs: ids.slice(0, USER_JOBS),
+    tasks: JOBS,
+    sbatchCalls: single.length + arrays.length,
+    seconds: round((Date.now() - t0) / 1000, 1),
+  };
+}
+
+// ---- the gateway's /metrics ---------------------------------------------------------------------------
+
+type Samples = Map<string, number>;
+
+function parseMetrics(text: string): Samples {
+  const out: Samples = new Map();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+/** The sum of every series of `name` whose labels include `match` (e.g. 'cluster="hpc"'). */
+function metric(m: Samples, name: string, match = ''): number {
+  let sum = 0;
+  for (const [k, v] of m) {
+    const base = k.includes('{') ? k.slice(0, k.indexOf('{')) : k;
+    if (base === name && k.includes(match)) sum += v;
+  }
+  return sum;
+}
+
+/** The bucket bound (s) under which `q` of a histogram's observations between two scrapes fall. */
+function bucketQuantile(before: Samples, after: Samples, name: string, q: number): number | null {
+  const bounds: { le: number; n: number }[] = [];
+  for (const [k, v] of after) {
+    const m = new RegExp(`^${name}_bucket\\{(?:.*,)?le="([^"]+)"`).exec(k);
+    if (m)
+      bounds.push({
+        le: m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]),
+        n: v - (before.get(k) ?? 0),
+      });
+  }
+  bounds.sort((a, b) => a.le - b.le);
+  const total = bounds.at(-1)?.n ?? 0;
+  if (total === 0) return null;
+  return bounds.find((b) => b.n >= q * total)?.le ?? null;
+}
+
+// ---- measuring --------------------------------------------------------------------------------------
+
+function pct(xs: number[], p: number): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return round(s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!, 1);
+}
+
+/** Sequential GETs of `url` for at least `seconds` and 5 requests: p50, p99 (ms), the reply's size. */
+async function latency(url: string, headers: Record<string, string>, seconds: number) {
+  const times: number[] = [];
+  let bytes = 0;
+  let errors = 0;
+  const end = Date.now() + seconds * 1000;
+  while (Date.now() < end || times.length < 5) {
+    const t = performance.now();
+    const r = await fetch(url, { headers });
+    const body = await r.arrayBuffer();
+    times.push(performance.now() - t);
+    bytes = body.byteLength;
+    if (!r.ok) errors++;
+  }
+  return { requests: times.length, p50_ms: pct(times, 50), p99_ms: pct(times, 99), bytes, errors };
+}
+
+async function main(): Promise<Record<string, unknown>> {
+  if (process.getuid?.() !== 0) throw new Error('run as root (jobs are submitted as their users)');
+  const startedAt = new Date();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-bench-scale-'));
+  const users = Array.from({ length: USERS }, (_, i) => userName(i));
+  log(
+    `scale benchmark: ${JOBS} jobs of ${USERS} users (${USER_JOBS} for ${users[0]}), ${SSE} event streams, ` +
+      `${WS} WebSockets, ${SECONDS}s per cell, poll every ${POLL_SECONDS}s; cluster ${CLUSTER_NAME} on port ${CLUSTER_PORT}`,
+  );
+  const t0 = Date.now();
+  clusterScript('up');
+  const clusterUpS = round((Date.now() - t0) / 1000, 1);
+  const gatewayProcs: { stop: () => Promise<void> }[] = [];
+  try {
+    const madeUsers = ensureUsers(users);
+    const binDir = countingBinDir(work);
+    const submitted = await submitJobs(users);
+    const squeueLines = execFileSync('squeue', ['-h', '-a', '-t', 'all', '-o', '%i'], {
+      env: SLURM_ENV,
+      encoding: 'utf8',
+    })
+      .trim()
+      .split('\n').length;
+    log(
+      `submitted ${submitted.tasks} jobs in ${submitted.sbatchCalls} sbatch calls (${submitted.seconds}s; ` +
+        `${madeUsers} users created); squeue lists ${squeueLines} lines`,
+    );
+
+    const app = start('app', nodeArgv('upstream.ts'));
+    gatewayProcs.push({ stop: () => stop(app) });
+    const { port: appPort } = await waitForJson<{ port: number }>(app, 'port');
+    const gwOpts: ScaleGatewayOptions = {
+      slurmConf: SLURM_CONF,
+      binDir,
+      pollSeconds: POLL_SECONDS,
+      users,
+      appPort,
+    };
+    const gwT0 = Date.now();
+    const gwChild = start('gateway', [
+      process.execPath,
+      '--import',
+      'tsx',
+      path.join(ROOT, 'bench', 'scale', 'gateway.ts'),
+      JSON.stringify(gwOpts),
+    ]);
+    gatewayProcs.push({ stop: () => stop(gwChild, 10_000) });
+    const gw = await waitForJson<{
+      port: number;
+      pid: number;
+      cookie: string;
+      csrf: string;
+      username: string;
+      session: string;
+    }>(gwChild, 'ready', 120_000);
+    const base = `http://127.0.0.1:${gw.port}`;
+    const headers = { cookie: gw.cookie };
+    const scrape = async () => parseMetrics(await (await fetch(`${base}/metrics`)).text());
+
+    // Every job of the busy user in the database, i.e. the gateway follows them.
+    const myJobs = async (q: string) =>
+      ((await (await fetch(`${base}/api/jobs?${q}`, { headers })).json()) as { jobs: { jobId: string }[] })
+        .jobs;
+    const trackEnd = Date.now() + 120_000 + JOBS * 20;
+    while ((await myJobs(`state=all&limit=${USER_JOBS + 100}`)).length < USER_JOBS) {
+      if (Date.now() > trackEnd)
+        throw new Error('the gateway did not list the busy user\u2019s jobs in time');
+      await sleep(200);
+    }
+    const trackedS = round((Date.now() - gwT0) / 1000, 1);
+    log(
+      `gateway on port ${gw.port} (pid ${gw.pid}) lists all ${USER_JOBS} of ${gw.username}'s jobs ${trackedS}s after its start`,
+    );
+
+    // ---- jobs: polls, calls, RSS, CPU -------------------------------------------------------------
+    const pollCellS = Math.max(SECONDS, 3 * POLL_SECONDS);
+    const m0 = await scrape();
+    const c0 = readCounts(work);
+    const cpu0 = cpuMicros(gw.pid) ?? 0;
+    await sleep(pollCellS * 1000);
+    const m1 = await scrape();
+    const c1 = readCounts(work);
+    const cpu1 = cpuMicros(gw.pid) ?? 0;
+    const d = (name: string, match = '') => metric(m1, name, match) - metric(m0, name, match);
+    const polls = d('atrium_scheduler_polls_total', 'cluster="hpc"');
+    const jobsCell = {
+      seconds: pollCellS,
+      polls,
+      poll_ms_mean: polls
+        ? round((1000 * d('atrium_scheduler_poll_duration_seconds_sum', 'cluster="hpc"')) / polls, 1)
+        : null,
+      poll_ms_p99_bucket: ((q) => (q === null ? null : q * 1000))(
+        bucketQuantile(m0, m1, 'atrium_scheduler_poll_duration_seconds', 0.99),
+      ),
+      apply_ms_mean: polls
+        ? round((1000 * d('atrium_scheduler_poll_apply_duration_seconds_sum', 'cluster="hpc"')) / polls, 1)
+        : null,
+      calls_counted: Object.fromEntries(COMMANDS.map((c) => [c, (c1[c] ?? 0) - (c0[c] ?? 0)])),
+      // Nothing else runs in this cell: every call counted is a poll's.
+      calls_per_poll: polls ? round(callsIn(c0, c1) / polls, 2) : null,
+      poll_period_s: polls ? round(pollCellS / polls, 1) : null,
+      gateway_calls_counter: d('atrium_scheduler_calls_total', 'cluster="hpc"'),
+      cpu_ms_per_poll: polls ? round((cpu1 - cpu0) / 1000 / polls, 1) : null,
+      rss_mb: round((rssOf(gw.pid) ?? 0) / 1024 / 1024, 1),
+      jobs_in_last_poll: metric(m1, 'atrium_jobs', 'cluster="hpc"'),
+    };
+    log(
+      `jobs: ${polls} polls in ${pollCellS}s, poll ${jobsCell.poll_ms_mean} ms (mean; p99 <= ${jobsCell.poll_ms_p99_bucket} ms), ` +
+        `apply ${jobsCell.apply_ms_mean} ms, calls ${JSON.stringify(jobsCell.calls_counted)}, ` +
+        `CPU ${jobsCell.cpu_ms_per_poll} ms/poll, RSS ${jobsCell.rss_mb} MB`,
+    );
+
+    // ---- pages of the busy user ------------------------------------------------------------------
+    const pages = {
+      my_jobs: await latency(`${base}/api/jobs?limit=200`, headers, SECONDS),
+      my_jobs_all: await latency(`${base}/api/jobs?state=all&limit=${USER_JOBS}`, headers, SECONDS),
+      queue: await latency(`${base}/api/queue`, headers, SECONDS),
+      queue_mine: await latency(`${base}/api/queue?mine=1`, headers, SECONDS),
+      sessions: await latency(`${base}/api/sessions`, headers, SECONDS),
+    };
+    for (const [k, v] of Object.entries(pages))
+      log(
+        `page ${k}: p50 ${v.p50_ms} ms, p99 ${v.p99_ms} ms, ${v.requests} requests, ${v.bytes} bytes, ${v.errors} errors`,
+      );
+
+    // ---- live events: Slurm's change to the event in K streams ----------------------------------
+    const streams = Array.from({ length: SSE }, () => new EventStream(`${base}/api/events`, headers));
+    await Promise.all(streams.map((s) => s.opened));
+    const sseClients = metric(await scrape(), 'atrium_sse_clients');
+    const delays: number[] = [];
+    let missed = 0;
+    const victims = submitted.busyJobs.slice(0, EVENT_SAMPLES);
+    for (const jobId of victims) {
+      const r = await fetch(`${base}/api/jobs/hpc/${jobId}/cancel`, {
+        method: 'POST',
+        headers: { ...headers, 'x-csrf-token': gw.csrf },
+      });
+      const answered = Date.now();
+      if (!r.ok) throw new Error(`cancel ${jobId}: ${r.status} ${await r.text()}`);
+      const got = await Promise.allSettled(
+        streams.map((s) =>
+          s.next(
+            (e) => e.type === 'job' && e.data.jobId === jobId && e.data.state === 'cancelled',
+            2 * POLL_SECONDS * 1000 + 10_000,
+            answered - 50,
+          ),
+        ),
+      );
+      for (const g of got) {
+        if (g.status === 'fulfilled') delays.push(Math.max(0, g.value.at - answered));
+        else missed++;
+      }
+    }
+    for (const s of streams) s.close();
+    const events = {
+      streams: SSE,
+      sse_clients_metric: sseClients,
+      samples: victims.length,
+      deliveries: delays.length,
+      missed,
+      p50_ms: pct(delays, 50),
+      p99_ms: pct(delays, 99),
+    };
+    log(
+      `events: ${victims.length} cancels to ${SSE} streams: p50 ${events.p50_ms} ms, p99 ${events.p99_ms} ms, ${missed} missed`,
+    );
+
+    // ---- WebSockets held open through the proxy -------------------------------------------------
+    const wsUrl = `ws://127.0.0.1:${gw.port}/user/${gw.username}/${gw.session}/ws`;
+    const rssBefore = rssOf(gw.pid) ?? 0;
+    const fdsBefore = fdCount(gw.pid) ?? 0;
+    const sockets: WebSocket[] = [];
+    let wsErrors = 0;
+    const open = () =>
+      new Promise<void>((resolve) => {
+        const ws = new WebSocket(wsUrl, { headers, perMessageDeflate: false });
+        ws.on('error', () => undefined);
+        ws.once('open', () => {
+          sockets.push(ws);
+          resolve();
+        });
+        ws.once('unexpected-response', () => {
+          wsErrors++;
+          resolve();
+        });
+        ws.once('close', () => resolve());
+      });
+    const openT0 = Date.now();
+    await pool(
+      Array.from({ length: WS }, () => open),
+      100,
+    );
+    const openS = round((Date.now() - openT0) / 1000, 1);
+    const mOpen0 = await scrape();
+    // One message each, spread over the cell, every echo awaited.
+    let echoed = 0;
+    await Promise.all(
+      sockets.map(
+        (ws, i) =>
+          new Promise<void>((resolve) => {
+            setTimeout(
+              () => {
+                ws.once('message', () => {
+                  echoed++;
+                  resolve();
+                });
+                ws.send('x'.repeat(64));
+              },
+              (i / sockets.length) * SECONDS * 1000,
+            );
+            setTimeout(resolve, SECONDS * 1000 + 10_000);
+          }),
+      ),
+    );
+    const mOpen1 = await scrape();
+    const rssOpen = rssOf(gw.pid) ?? 0;
+    const openMetric = metric(mOpen1, 'atrium_proxy_open_websockets');
+    const closeT0 = Date.now();
+    for (const ws of sockets) ws.close();
+    let left = openMetric;
+    const closeEnd = Date.now() + 30_000;
+    while (Date.now() < closeEnd) {
+      left = metric(await scrape(), 'atrium_proxy_open_websockets');
+      if (left === 0) break;
+      await sleep(100);
+    }
+    await sleep(500);
+    const lagP99 = metric(mOpen1, 'atrium_process_nodejs_eventloop_lag_p99_seconds');
+    const ws = {
+      requested: WS,
+      opened: sockets.length,
+      errors: wsErrors,
+      open_seconds: openS,
+      echoed,
+      open_metric: openMetric,
+      left_open_after_close: left,
+      close_seconds: round((Date.now() - closeT0) / 1000, 1),
+      rss_mb_before: round(rssBefore / 1024 / 1024, 1),
+      rss_mb_open: round(rssOpen / 1024 / 1024, 1),
+      rss_mb_after: round((rssOf(gw.pid) ?? 0) / 1024 / 1024, 1),
+      kb_per_connection: sockets.length ? round((rssOpen - rssBefore) / 1024 / sockets.length, 1) : null,
+      fds_before: fdsBefore,
+      fds_after: fdCount(gw.pid),
+      // perf_hooks' histogram since the scrape before the cell, less its 10 ms sampling resolution.
+      event_loop_p99_ms: round(Math.max(0, lagP99 - 0.01) * 1000, 1),
+      event_loop_max_ms: round(
+        Math.max(0, metric(mOpen1, 'atrium_process_nodejs_eventloop_lag_max_seconds') - 0.01) * 1000,
+        1,
+      ),
+      // The 50 ms sampler of atrium_event_loop_delay_seconds has fewer samples: one stall weighs more.
+      event_loop_p99_bucket_ms: ((q) => (q === null ? null : q * 1000))(
+        bucketQuantile(mOpen0, mOpen1, 'atrium_event_loop_delay_seconds', 0.99),
+      ),
+    };
+    log(
+      `ws: ${ws.opened}/${WS} open in ${openS}s, RSS ${ws.rss_mb_before} -> ${ws.rss_mb_open} MB ` +
+        `(${ws.kb_per_connection} KB each), event loop p99 ${ws.event_loop_p99_ms} ms, ${left} left after close`,
+    );
+
+    const finalRss = round((rssOf(gw.pid) ?? 0) / 1024 / 1024, 1);
+    for (const p of gatewayProcs.reverse()) await p.stop();
+    gatewayProcs.length = 0;
+
+    const goals = {
+      one_squeue_one_sinfo_per_poll:
+        polls > 0 && jobsCell.calls_counted.squeue === polls && jobsCell.calls_counted.sinfo === polls,
+      poll_to_event_p99_under_1s: events.p99_ms !== null && events.p99_ms < 1000 && missed === 0,
+      rss_under_400mb: jobsCell.rss_mb < 400,
+      my_jobs_under_200ms: (pages.my_jobs_all.p99_ms ?? Number.POSITIVE_INFINITY) < 200,
+      ws_rss_under_300mb: ws.rss_mb_open < 300,
+      ws_event_loop_p99_under_50ms: ws.event_loop_p99_ms < 50,
+      ws_none_left_after_close: left === 0,
+    };
+    return {
+      bench: 'scale',
+      date: startedAt.toISOString(),
+      machine: {
+        cpus: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model ?? '',
+        memoryGb: Math.round(os.totalmem() / 1024 ** 3),
+        node: process.version,
+        load1: round(os.loadavg()[0] ?? 0, 2),
+      },
+      scale: {
+        factor: FACTOR,
+        jobs: JOBS,
+        users: USERS,
+        busy_user_jobs: USER_JOBS,
+        running_jobs: RUNNING,
+        array_tasks: ARRAY_TASKS,
+        squeue_lines: squeueLines,
+        sse_streams: SSE,
+        websockets: WS,
+        seconds_per_cell: SECONDS,
+        poll_seconds: POLL_SECONDS,
+      },
+      setup: { cluster_up_s: clusterUpS, submit_s: submitted.seconds, gateway_tracks_all_s: trackedS },
+      jobs: jobsCell,
+      pages,
+      events,
+      ws,
+      gateway_rss_mb_end: finalRss,
+      goals,
+      not_measured: ['200 simulated users (load generator)', 'JupyterHub side by side', 'the soak'],
+    };
+  } finally {
+    for (const p of gatewayProcs.reverse()) await p.stop().catch(() => undefined);
+    await stopAll();
+    // cluster.sh down cancels every job (by the PIDs it recorded, it stops exactly its daemons).
+    try {
+      clusterScript('down');
+    } catch (e) {
+      log(`cluster down failed: ${(e as Error).message}`);
+    }
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+const summary = await main();
+const text = JSON.stringify(summary);
+if (process.env.BENCH_OUT) fs.writeFileSync(process.env.BENCH_OUT, `${text}\n`);
+if (FULL_SCALE && process.env.BENCH_NO_SAVE !== '1') {
+  const dir = path.join(ROOT, 'bench', 'results');
+  const stamp = (summary.date as string).replace(/:/g, '-').slice(0, 19);
+  fs.writeFileSync(path.join(dir, `scale-${stamp}.json`), `${JSON.stringify(summary, null, 2)}\n`);
+  fs.writeFileSync(path.join(dir, 'scale-latest.json'), `${JSON.stringify(summary, null, 2)}\n`);
+}
+log(
+  `goals: ${Object.entries(summary.goals as Record<string, boolean>)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ')}`,
+);
+log(text);

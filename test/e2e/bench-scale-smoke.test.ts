@@ -1,0 +1,82 @@
+// `npm run bench:scale` at 1/50 of its load (200 jobs of 10 users, 10 event streams, 100 WebSockets,
+// 1 s per cell): it starts its own Slurm cluster (own ClusterName and ports, WITH_DBD=0, stopped by
+// PID at the end), runs every part and writes its JSON summary. Nothing about speed is asserted: the
+// figures are the benchmark's, and docs/benchmarks.md says what they mean.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLUSTER_BASE, readCluster } from '../helpers/cluster.ts';
+import { ROOT } from '../helpers/gateway.ts';
+
+const isRoot = process.getuid?.() === 0;
+if (!isRoot)
+  console.warn('[bench-scale-smoke e2e] SKIPPED: must run as root (jobs are submitted as their users)');
+
+// Ports well away from the CI cluster's (a cluster uses 7 from its port on).
+const mainPort = fs.existsSync(path.join(CLUSTER_BASE, 'cluster.json')) ? readCluster().port : 6817;
+const cluster = {
+  name: process.env.ATRIUM_TEST_SCALE_CLUSTER_NAME ?? 'atriumscale',
+  port: Number(process.env.ATRIUM_TEST_SCALE_CLUSTER_PORT ?? mainPort + 50),
+};
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-bench-scale-smoke-'));
+const out = path.join(dir, 'scale.json');
+
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function runBench(): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'scale', 'run.ts')], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        BENCH_SCALE_FACTOR: '0.02',
+        BENCH_SECONDS: '1',
+        BENCH_POLL_SECONDS: '1',
+        BENCH_OUT: out,
+        BENCH_NO_SAVE: '1',
+        BENCH_CLUSTER_NAME: cluster.name,
+        BENCH_CLUSTER_PORT: String(cluster.port),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    child.on('exit', (code) => resolve({ code, output }));
+  });
+}
+
+describe.runIf(isRoot)('bench:scale smoke (1/50)', () => {
+  it('runs every part and writes its JSON summary', async () => {
+    const { code, output } = await runBench();
+    expect(code, output.slice(-4000)).toBe(0);
+    const s = JSON.parse(fs.readFileSync(out, 'utf8'));
+    expect(s.bench).toBe('scale');
+    expect(s.scale).toMatchObject({ jobs: 200, users: 10, websockets: 100, seconds_per_cell: 1 });
+    // The gateway followed the jobs and polled with counted commands.
+    expect(s.jobs.polls).toBeGreaterThan(0);
+    expect(s.jobs.calls_counted.squeue).toBeGreaterThan(0);
+    expect(s.jobs.jobs_in_last_poll).toBeGreaterThanOrEqual(s.scale.squeue_lines);
+    for (const page of ['my_jobs', 'my_jobs_all', 'queue', 'queue_mine', 'sessions']) {
+      expect(s.pages[page].requests, page).toBeGreaterThan(0);
+      expect(s.pages[page].errors, page).toBe(0);
+    }
+    // Every cancelled job's event reached every stream.
+    expect(s.events.sse_clients_metric).toBe(s.events.streams);
+    expect(s.events.missed).toBe(0);
+    expect(s.events.deliveries).toBe(s.events.samples * s.events.streams);
+    // Every WebSocket opened, echoed once, and none is left after they closed.
+    expect(s.ws.opened).toBe(100);
+    expect(s.ws.echoed).toBe(100);
+    expect(s.ws.left_open_after_close).toBe(0);
+    expect(Object.keys(s.goals).length).toBeGreaterThan(0);
+  }, 300_000);
+});
