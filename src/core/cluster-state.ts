@@ -1,19 +1,10 @@
 // What one poll of a scheduler sees of jobs and nodes: plain data, read by the domain logic of src/core
 // and produced by the backends of src/scheduler.
 
-export type JobState =
-  | 'pending'
-  | 'running'
-  | 'completing'
-  | 'completed'
-  | 'failed'
-  | 'cancelled'
-  | 'timeout'
-  | 'node_fail'
-  | 'out_of_memory'
-  | 'preempted'
-  | 'suspended'
-  | 'unknown';
+// The states are the API contract's (the page shows what a poll saw), defined once there.
+import type { JobState } from '../api/jobs.ts';
+
+export type { JobState };
 
 export const FINISHED_JOB_STATES: ReadonlySet<JobState> = new Set([
   'completed',
