@@ -111,7 +111,8 @@ export const JobView = Type.Object(
       Type.String({ description: "'sacct' (accounting) or 'squeue' (as last seen); null while running." }),
     ),
     source: Type.String({
-      description: "How it was submitted: 'path', 'text', or 'external' (outside Atrium, same Unix account).",
+      description:
+        "How it was submitted: 'path', 'text' (the page), 'session' (from inside one of the user's sessions, e.g. sbatch in its terminal), or 'external' (elsewhere, same Unix account).",
     }),
     scriptPath: Nullable(Type.String()),
     workDir: Nullable(Type.String()),

@@ -6,6 +6,7 @@ import { isMap, isSeq, LineCounter, parseDocument, type Node as YamlNode } from 
 import { BUILTIN_APPS } from '../apps/builtin.ts';
 import { buildCatalogue, type CatalogueEntry } from '../apps/catalogue.ts';
 import type { AppDefinition } from '../apps/types.ts';
+import { parseNetwork } from '../core/networks.ts';
 import { backendNames, backendOf } from '../scheduler/registry.ts';
 import {
   type AppConfig,
@@ -135,6 +136,26 @@ export function parseConfig(text: string, file = '(inline)', baseDir = process.c
       problems.push({ ...at('defaultHours'), message: `must not exceed maxHours (${c.maxHours})` });
     }
   });
+  // Every address list is read as networks here, so a malformed one is named by its key, not found at run time.
+  const networkLists: [string[], string[] | undefined][] = [
+    [['sourceNetworks', 'allow'], cfg.sourceNetworks.allow],
+    [['server', 'trustProxy'], Array.isArray(cfg.server.trustProxy) ? cfg.server.trustProxy : undefined],
+    ...cfg.clusters.map((c, i): [string[], string[] | undefined] => [
+      ['clusters', String(i), 'sourceNetworks', 'allow'],
+      c.sourceNetworks?.allow,
+    ]),
+  ];
+  for (const [at, list] of networkLists) {
+    list?.forEach((entry, j) => {
+      const r = parseNetwork(entry);
+      if (!r.ok)
+        problems.push({
+          key: keyString([...at, String(j)]),
+          line: lineOf(doc, lc, [...at, String(j)]),
+          message: r.why,
+        });
+    });
+  }
   if (!cfg.auth.local.enabled && !cfg.auth.oidc && !cfg.auth.ldap) {
     problems.push({ key: 'auth', line: lineOf(doc, lc, ['auth']), message: 'no sign-in method is enabled' });
   }

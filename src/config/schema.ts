@@ -274,6 +274,39 @@ const SshSettings = Type.Object(
   { additionalProperties: false },
 );
 
+const NetworkList = Type.Array(Type.String(), {
+  description:
+    'IPv4 or IPv6 addresses and networks (CIDR: `10.0.0.0/8`, `2001:db8::/32`); an IPv4-mapped IPv6 client address (`::ffff:10.1.2.3`) counts as its IPv4 address.',
+});
+
+const SourceNetworksSchema = Type.Object(
+  {
+    allow: doc(
+      'Client addresses and networks (CIDR, IPv4 and IPv6) allowed in; empty: every address. A refused request gets HTTP 403 naming the address seen and `message`. Agents, `/api/health` and `/metrics` (see `metrics.allowFrom`) are not subject to it.',
+      Type.Array(Type.String(), { default: [] }),
+    ),
+    message: doc(
+      "The site's words in the refusal, after the address (e.g. whom to ask, or which VPN to use).",
+      Type.String({ default: 'Atrium is open only to the networks of the site.' }),
+    ),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const ClusterSourceNetworks = Type.Object(
+  {
+    allow: doc(
+      "Client addresses and networks (CIDR) that may start sessions and jobs here and reach this cluster's sessions through the proxy; an address refused here can still use the other clusters.",
+      NetworkList,
+    ),
+    message: doc(
+      "The site's words in this cluster's refusal (default: `sourceNetworks.message`).",
+      Type.Optional(Type.String()),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const ClusterSchema = Type.Object(
   {
     name: doc('Short name (letters, digits, `._-`), used in URLs, the API and the CLI.', Name),
@@ -299,6 +332,10 @@ export const ClusterSchema = Type.Object(
     allowGroups: doc(
       "Only these groups may use the cluster (the groups from the sign-in provider, and the Unix groups of the user's account); others are not offered it and get a `cluster` error. Empty: every signed-in user.",
       Type.Array(Type.String(), { default: [] }),
+    ),
+    sourceNetworks: doc(
+      'Narrows the global `sourceNetworks` for this cluster (both must allow an address); see [security.md](security.md#source-networks).',
+      Type.Optional(ClusterSourceNetworks),
     ),
     drained: doc(
       'Closed for new sessions (running ones continue). Administrators switch it at run time (admin page, `atrium admin drain`), see [admin.md](admin.md).',
@@ -555,8 +592,8 @@ export const ConfigSchema = Type.Object(
             Type.Optional(Type.String()),
           ),
           trustProxy: doc(
-            'Trust `X-Forwarded-*` from a reverse proxy in front. Leave off otherwise: clients could spoof them.',
-            Type.Boolean({ default: false }),
+            'Trust `X-Forwarded-*` from the reverse proxies in front: `true` (every peer: only when nothing but the proxy can reach the gateway), or the proxies\' addresses or networks (CIDR, e.g. `["10.0.0.5", "fd00::/64"]`), whose X-Forwarded-For is read hop by hop from its right end up to the first address that is not one of them. Leave off otherwise: clients could spoof them. The client address so found is what `sourceNetworks`, rate limits and the audit log see.',
+            Type.Union([Type.Boolean(), Type.Array(Type.String())], { default: false }),
           ),
         },
         { additionalProperties: false, default: {} },
@@ -685,6 +722,10 @@ export const ConfigSchema = Type.Object(
             Type.Number({ minimum: 0, default: 15 }),
           ),
           maxPerUser: doc('Active sessions per user.', Type.Integer({ minimum: 1, default: 10 })),
+          desktopLinkMaxMinutes: doc(
+            'Longest lifetime, in minutes, of a one-time desktop link, with which the owner of a running desktop session lets one other browser see or use that desktop ([security.md](security.md#one-time-desktop-links)); 0 turns the links off. Fractions are allowed (for tests).',
+            Type.Number({ minimum: 0, default: 60 }),
+          ),
         },
         { additionalProperties: false, default: {} },
       ),
@@ -759,6 +800,10 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false, default: {} },
       ),
     ),
+    sourceNetworks: doc(
+      'Which client addresses may use the gateway at all (the API, the pages and the sessions behind the proxy, WebSockets included); clusters may narrow it further (`clusters[].sourceNetworks`). See [security.md](security.md#source-networks).',
+      SourceNetworksSchema,
+    ),
     files: FilesSchema,
     idle: IdleSchema,
     installPackages: doc(
@@ -776,3 +821,4 @@ export type AppConfig = Static<typeof AppSchema>;
 export type FilesConfig = Static<typeof FilesSchema>;
 export type IdleConfig = Static<typeof IdleSchema>;
 export type IdleSignalName = Static<typeof IdleSignal>;
+export type SourceNetworksConfig = Static<typeof SourceNetworksSchema>;

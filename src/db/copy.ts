@@ -19,6 +19,8 @@ export const COPY_ORDER = [
   'api_tokens',
   'announcements',
   'settings',
+  'session_presets',
+  'desktop_links',
 ] as const satisfies readonly (keyof Database)[];
 
 /**

@@ -351,6 +351,49 @@ const m006: Migration = {
   },
 };
 
+/** Named presets of the new-session form, a user's own and the site's (src/presets/). */
+const m007: Migration = {
+  async up(db: AnyDb) {
+    const t = types(db);
+    await db.schema
+      .createTable('session_presets')
+      .$call(t.autoId)
+      .addColumn('user_id', 'integer', (c) => c.references('users.id').onDelete('cascade'))
+      .addColumn('cluster', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('form_values', 'text', (c) => c.notNull())
+      .addColumn('is_default', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('created_at', t.ms, (c) => c.notNull())
+      .addColumn('updated_at', t.ms, (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('session_presets_user').on('session_presets').column('user_id').execute();
+  },
+};
+
+/** One-time desktop links (src/server/features/desktop-links.ts), kept as hashes. */
+const m008: Migration = {
+  async up(db: AnyDb) {
+    const t = types(db);
+    await db.schema
+      .createTable('desktop_links')
+      .$call(t.autoId)
+      .addColumn('session_id', 'text', (c) => c.notNull().references('sessions.id'))
+      .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id'))
+      .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('grant_hash', 'text', (c) => c.unique())
+      .addColumn('view_only', 'integer', (c) => c.notNull().defaultTo(0))
+      .addColumn('created_at', t.ms, (c) => c.notNull())
+      .addColumn('expires_at', t.ms, (c) => c.notNull())
+      .addColumn('used_at', t.ms)
+      .addColumn('used_ip', 'text')
+      .addColumn('ended_at', t.ms)
+      .addColumn('ended_by', 'text')
+      .execute();
+    await db.schema.createIndex('desktop_links_session').on('desktop_links').column('session_id').execute();
+    await db.schema.createIndex('desktop_links_user').on('desktop_links').column('user_id').execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_auth_security': m002,
@@ -358,6 +401,8 @@ export const migrations: Record<string, Migration> = {
   '004_jobs_history': m004,
   '005_session_socket_apps': m005,
   '006_shared_gateways': m006,
+  '007_session_presets': m007,
+  '008_desktop_links': m008,
 };
 
 class InlineProvider implements MigrationProvider {

@@ -231,6 +231,46 @@ export interface LiveMessagesTable {
   body: string;
 }
 
+/**
+ * A named preset of the new-session form (migration 007): a user's own, or the site's (no owner),
+ * which every user of the cluster sees and only administrators change.
+ */
+export interface SessionPresetsTable {
+  id: Generated<number>;
+  /** The owner; null for a site preset. */
+  user_id: number | null;
+  cluster: string;
+  name: string;
+  /** JSON PresetValues (src/api/presets.ts). */
+  form_values: string;
+  /** The form opens with it on its cluster (at most one per owner and cluster; never a site preset). */
+  is_default: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/**
+ * A one-time desktop link (migration 008): the owner of a running desktop session lets one other browser
+ * see or use it. Only hashes are kept: of the link, and of the grant the browser that opened it holds.
+ */
+export interface DesktopLinksTable {
+  id: Generated<number>;
+  session_id: string;
+  /** The session's owner, who made the link. */
+  user_id: number;
+  token_hash: string;
+  /** Set when a browser opened the link: the hash of the cookie it was given. */
+  grant_hash: string | null;
+  view_only: number;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  used_ip: string | null;
+  ended_at: number | null;
+  /** 'owner' (revoked) or 'session' (the session stopped). */
+  ended_by: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   web_sessions: WebSessionsTable;
@@ -244,6 +284,8 @@ export interface Database {
   api_tokens: ApiTokensTable;
   announcements: AnnouncementsTable;
   settings: SettingsTable;
+  desktop_links: DesktopLinksTable;
+  session_presets: SessionPresetsTable;
   gateways: GatewaysTable;
   poll_leases: PollLeasesTable;
   poll_snapshots: PollSnapshotsTable;

@@ -117,9 +117,32 @@ export class JobFollower {
     return true;
   }
 
+  /**
+   * Whether a job the gateway did not submit was submitted from one of the user's sessions: while one of
+   * them ran on that cluster (Slurm records no parent job, so the time is what tells; a job another tool
+   * of the same account submits meanwhile counts too, and is the user's all the same).
+   */
+  private async fromSession(
+    cluster: string,
+    userIds: readonly number[],
+    submittedAt: number,
+  ): Promise<boolean> {
+    const hit = await this.deps.db
+      .selectFrom('sessions')
+      .select('id')
+      .where('cluster', '=', cluster)
+      .where('user_id', 'in', [...userIds])
+      // squeue's submit time is in whole seconds.
+      .where('started_at', '<=', submittedAt + 1000)
+      .where((eb) => eb.or([eb('ended_at', 'is', null), eb('ended_at', '>=', submittedAt)]))
+      .limit(1)
+      .executeTakeFirst();
+    return hit !== undefined;
+  }
+
   /** A job the gateway has no record of: submitted outside it, or by a submit that has not recorded it. */
   private async recordNewJob(c: Cluster, j: JobInfo, now: number, patch: Partial<JobRow>): Promise<boolean> {
-    const { db, owners, publisher, exits, submitsInFlight } = this.deps;
+    const { db, owners, publisher, exits, submitsInFlight, notifier } = this.deps;
     if (submitsInFlight.has(c.name, j.user)) return false;
     const finished = FINISHED_JOB_STATES.has(j.state);
     // A job that ended without ever getting a node is no history worth keeping: a refused submit
@@ -127,6 +150,10 @@ export class JobFollower {
     if (finished && j.nodes === undefined) return true;
     const ids = owners.idsOf(j.user) ?? [];
     if (ids.length === 0) return true;
+    const submittedAt = j.submitTime !== undefined ? j.submitTime * 1000 : now;
+    const source = (await this.fromSession(c.name, ids, submittedAt)) ? 'session' : 'external';
+    // A job from a session is notified like one from the page, from the state it is first seen in.
+    const n = notifier.due({ source, notified_state: null }, j.state);
     const inserted = {
       user_id: ids[0]!,
       unix_user: j.user,
@@ -139,19 +166,19 @@ export class JobFollower {
       reason: null,
       exit_code: null,
       exit_source: null,
-      source: 'external',
+      source,
       script_path: null,
       work_dir: null,
       stdout_path: null,
       stderr_path: null,
-      submitted_at: j.submitTime !== undefined ? j.submitTime * 1000 : now,
+      submitted_at: submittedAt,
       started_at: null,
       ended_at: null,
       time_limit_min: null,
       nodes: null,
       info: null,
-      // Jobs submitted outside the gateway are listed, not notified.
-      notified_state: j.state,
+      // Other jobs submitted outside the gateway are listed, not notified (src/jobs/notify.ts).
+      notified_state: source === 'session' ? (n ? j.state : null) : j.state,
       seen_at: now,
       updated_at: now,
       ...patch,
@@ -164,6 +191,7 @@ export class JobFollower {
       .executeTakeFirst();
     if (!r) return false;
     if (finished) exits.expect(c.name, j.jobId, false);
+    if (source === 'session' && n) await notifier.send(c, { ...inserted, id: r.id } as JobRow, n);
     publisher.publish({ ...inserted, id: r.id } as JobRow);
     return true;
   }

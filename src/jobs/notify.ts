@@ -1,5 +1,6 @@
 // Turning a job's state changes into notifications: which change is worth one (each state once, nothing
-// after the end, nothing for jobs submitted outside the gateway) and what it says.
+// after the end, nothing for jobs submitted outside both the gateway and the user's sessions) and what
+// it says.
 
 import type { Logger } from 'pino';
 import type { NotificationService } from '../notifications/service.ts';
@@ -19,7 +20,9 @@ export class JobNotifier {
 
   /** The notice a change to `state` is worth; the caller records `state` as notified when there is one. */
   due(row: Pick<JobRow, 'source' | 'notified_state'>, state: JobState): JobNotice | null {
-    // Jobs submitted outside the gateway are listed, not notified.
+    // Jobs from the page (`path`, `text`) and from the user's sessions (`session`) are notified; others
+    // of the same Unix account (a workflow tool on a login node, cron) are listed only: they may be
+    // thousands, and the user did not ask Atrium to follow them.
     return row.source !== 'external' ? notificationFor(state, row.notified_state) : null;
   }
 

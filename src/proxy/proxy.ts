@@ -25,6 +25,15 @@ export interface ProxyUser {
 }
 
 export interface ProxyHooks {
+  /**
+   * Why the request's client address is refused (the site's source-network rule, and with a cluster
+   * that cluster's), or null; asked before anything else, and again with the session's cluster.
+   */
+  refusal?(req: http.IncomingMessage, cluster?: string): string | null;
+  /** Answers a refused request (a page or the API's JSON error). */
+  refuse?(req: http.IncomingMessage, res: http.ServerResponse, message: string): void;
+  /** Answers a refused WebSocket upgrade. */
+  refuseUpgrade?(socket: net.Socket, message: string): void;
   /** The signed-in user of a request (cookie), or null. May answer synchronously from a cache. */
   authenticate(req: http.IncomingMessage): ProxyUser | null | Promise<ProxyUser | null>;
   /** Called when no route exists: render a "starting" or "ended" page. Returns false when the session is unknown. */
@@ -34,10 +43,22 @@ export interface ProxyHooks {
     req: http.IncomingMessage,
     res: http.ServerResponse,
   ): Promise<boolean>;
-  /** Bridges a WebSocket to a raw (non-HTTP) upstream, e.g. VNC. */
-  bridge?(route: RouteEndpoint, req: http.IncomingMessage, socket: net.Socket, head: Buffer): void;
+  /** Bridges a WebSocket to a raw (non-HTTP) upstream, e.g. VNC; `guest` when a desktop link let it in. */
+  bridge?(
+    route: RouteEndpoint,
+    req: http.IncomingMessage,
+    socket: net.Socket,
+    head: Buffer,
+    guest?: ProxyGuest,
+  ): void;
   /** Answers HTTP requests for a raw (non-HTTP) upstream, e.g. the noVNC page of a desktop. */
-  rawPage?(route: RouteEndpoint, rest: string, req: http.IncomingMessage, res: http.ServerResponse): void;
+  rawPage?(
+    route: RouteEndpoint,
+    rest: string,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    guest?: ProxyGuest,
+  ): void;
   onRequest?(): void;
   /**
    * The browser used a session's app: an HTTP request (`read` for GET/HEAD, `write` for others) or a
@@ -48,12 +69,37 @@ export interface ProxyHooks {
   onWsClose?(): void;
 }
 
+/**
+ * A browser let in by a one-time desktop link instead of a sign-in: to that session's desktop (its main
+ * app, an rfb one) and nothing else.
+ */
+export interface ProxyGuest {
+  sessionId: string;
+  /** The session's owner. */
+  userId: number;
+  viewOnly: boolean;
+  /** When the grant ends (its link's expiry): its open connections are closed then. */
+  until: number;
+  /** Names the grant, to close its connections when it ends early (revoked, session stopped). */
+  key: string;
+  /** The grant is over (expired, revoked, its session stopped): its browser is told so. */
+  ended: boolean;
+}
+
+/** How the proxy tells a guest (src/server/features/desktop-links.ts). */
+export interface ProxyGuests {
+  /** The gateway's cookie that carries a grant: never sent to an app, never set by one. */
+  cookie: string;
+  /** The grant a request carries for the session of its path, or null. */
+  authenticate(req: http.IncomingMessage, p: ParsedUserPath): ProxyGuest | null | Promise<ProxyGuest | null>;
+}
+
 export interface ProxyOptions {
   routes: RouteTable;
   hooks: ProxyHooks;
   log: Logger;
-  /** Honour X-Forwarded-* from the client (only behind a trusted reverse proxy). */
-  trustProxy: boolean;
+  /** Honour X-Forwarded-* from the client (only behind a trusted reverse proxy): every peer, or those it accepts. */
+  trustProxy: boolean | ((peer: string) => boolean);
   /** Names of the gateway's own cookies: stripped before a request goes upstream. */
   ownCookies: string[];
 }
@@ -73,8 +119,19 @@ export class GatewayProxy {
   readonly agent: http.Agent;
   private readonly proxy: ProxyServer;
   openWebSockets = 0;
-  /** Open proxied WebSockets and the sign-in each was opened with. */
-  private readonly sockets = new Map<net.Socket, { userId: number; sessionKey?: string }>();
+  /** Open proxied WebSockets and the sign-in (or a guest's grant) each was opened with. */
+  private readonly sockets = new Map<net.Socket, { userId: number; sessionKey?: string; guest?: string }>();
+  private guests: ProxyGuests | null = null;
+
+  /** Lets guests in: browsers holding a desktop link's grant (one feature gives them). */
+  setGuests(guests: ProxyGuests): void {
+    this.guests = guests;
+  }
+
+  /** The gateway's cookies, which an app neither receives nor sets. */
+  private get ownCookies(): string[] {
+    return this.guests ? [...this.opts.ownCookies, this.guests.cookie] : this.opts.ownCookies;
+  }
 
   constructor(private readonly opts: ProxyOptions) {
     this.agent = new http.Agent({
@@ -96,7 +153,7 @@ export class GatewayProxy {
       if (!set) return;
       const prefix = this.appPrefix.get(req);
       const kept = set
-        .filter((c) => !this.opts.ownCookies.includes(c.split('=')[0]?.trim() ?? ''))
+        .filter((c) => !this.ownCookies.includes(c.split('=')[0]?.trim() ?? ''))
         .map((c) => (prefix ? scopeAppCookie(c, prefix) : c));
       if (kept.length > 0) proxyRes.headers['set-cookie'] = kept;
       else delete proxyRes.headers['set-cookie'];
@@ -105,6 +162,26 @@ export class GatewayProxy {
 
   /** The address of the app each forwarded request is for (`/user/<name>/<session>[.<app>]/`). */
   private readonly appPrefix = new WeakMap<http.IncomingMessage, string>();
+
+  /** The grants with open desktop connections on this gateway. */
+  guestKeys(): string[] {
+    const keys = new Set<string>();
+    for (const who of this.sockets.values()) if (who.guest) keys.add(who.guest);
+    return [...keys];
+  }
+
+  /** Closes the desktop connections a guest's grant opened (the grant ended before its time). */
+  closeGuestSockets(key: string): number {
+    let n = 0;
+    for (const [socket, who] of this.sockets) {
+      if (who.guest === key) {
+        socket.destroy();
+        this.sockets.delete(socket);
+        n++;
+      }
+    }
+    return n;
+  }
 
   /** Closes the proxied WebSockets of a user: all of them, or those opened with one sign-in. */
   closeWebSockets(userId: number, sessionKey?: string): number {
@@ -169,6 +246,7 @@ export class GatewayProxy {
   /** Handles a request under /user/; answers everything itself. */
   web(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.opts.hooks.onRequest?.();
+    if (this.refused(req, res)) return;
     const parsed = parseUserPath(req.url ?? '');
     if (!parsed) return notFound(res);
     const auth = this.opts.hooks.authenticate(req);
@@ -195,25 +273,15 @@ export class GatewayProxy {
     req: http.IncomingMessage,
     res: http.ServerResponse,
   ): void {
-    if (!user) {
-      const wantsHtml = req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
-      if (wantsHtml) {
-        res.writeHead(302, {
-          location: `/login?next=${encodeURIComponent(req.url ?? '/')}`,
-          'cache-control': 'no-store',
-        });
-        res.end();
-      } else {
-        res.writeHead(401, { 'content-type': 'application/json' });
-        res.end('{"error":"sign in first"}');
-      }
-      return;
+    if (!user || user.username !== p.username) {
+      if (this.guests && hasCookie(req, this.guests.cookie)) return this.guestWeb(p, user, req, res);
+      return refuseWeb(user, req, res);
     }
-    if (user.username !== p.username) return notFound(res);
     const route = this.opts.routes.get(p.sessionId);
     if (route && route.userId !== user.id) return notFound(res);
+    if (route?.cluster !== undefined && this.refused(req, res, route.cluster)) return;
     // Apps trust the gateway's token, so the gateway refuses writes that another site's page sends.
-    if (UNSAFE_METHODS.has(req.method ?? '') && !sameOrigin(req, this.opts.trustProxy)) {
+    if (UNSAFE_METHODS.has(req.method ?? '') && !sameOrigin(req, this.trusted(req))) {
       return sendPage(res, 403, 'Refused', 'A request from another site was refused.');
     }
     if (p.bare) {
@@ -253,28 +321,69 @@ export class GatewayProxy {
     forwardWeb(this.proxy, req, res, { target: targetOf(ep), agent: agentFor(ep.target) ?? this.agent });
   }
 
+  /** A guest's request: the page and assets of the one desktop its grant is for, nothing else. */
+  private guestWeb(
+    p: ParsedUserPath,
+    user: ProxyUser | null,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ): void {
+    Promise.resolve(this.guests!.authenticate(req, p)).then(
+      (g) => {
+        if (!g || g.sessionId !== p.sessionId) return refuseWeb(user, req, res);
+        if (g.ended) {
+          return sendPage(
+            res,
+            410,
+            'This desktop link has ended',
+            'It no longer opens this desktop: its time is over, its owner revoked it, or the session stopped.',
+          );
+        }
+        // The grant is for the desktop alone: not the session's other apps.
+        if (p.app !== undefined || p.bare) return notFound(res);
+        const route = this.opts.routes.get(p.sessionId);
+        if (!route || route.userId !== g.userId) {
+          return sendPage(
+            res,
+            410,
+            'The shared desktop has ended',
+            'The session this link was for has stopped.',
+          );
+        }
+        if (route.cluster !== undefined && this.refused(req, res, route.cluster)) return;
+        if (route.transport !== 'rfb' || !this.opts.hooks.rawPage) return notFound(res);
+        this.opts.hooks.rawPage(route, p.rest, req, res, g);
+      },
+      () =>
+        sendPage(
+          res,
+          503,
+          'Database unavailable',
+          'The link could not be checked: the database does not answer.',
+        ),
+    );
+  }
+
   /** Handles an upgrade under /user/. */
   upgrade(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    if (this.upgradeRefused(req, socket)) return;
     const parsed = parseUserPath(req.url ?? '');
     if (!parsed) return refuse(socket, 404);
-    if (!sameOrigin(req, this.opts.trustProxy)) return refuse(socket, 403);
+    if (!sameOrigin(req, this.trusted(req))) return refuse(socket, 403);
     const auth = this.opts.hooks.authenticate(req);
     const go = (user: ProxyUser | null) => {
-      if (!user) return refuse(socket, 401);
-      if (user.username !== parsed.username) return refuse(socket, 404);
+      if (!user || user.username !== parsed.username) {
+        if (this.guests && hasCookie(req, this.guests.cookie))
+          return this.guestUpgrade(parsed, req, socket, head, user ? 404 : 401);
+        return refuse(socket, user ? 404 : 401);
+      }
       const route = this.opts.routes.get(parsed.sessionId);
       if (!route || route.userId !== user.id) return refuse(socket, 404);
+      if (route.cluster !== undefined && this.upgradeRefused(req, socket, route.cluster)) return;
       const ep = endpointOf(route, parsed);
       if (!ep) return refuse(socket, parsed.app && route.stoppedApps?.has(parsed.app) ? 502 : 404);
-      this.opts.hooks.onWsOpen?.();
-      this.openWebSockets++;
-      this.sockets.set(socket, { userId: user.id, sessionKey: user.sessionKey });
-      socket.once('close', () => {
-        this.openWebSockets--;
-        this.sockets.delete(socket);
-        this.opts.hooks.onWsClose?.();
-      });
+      this.track(socket, { userId: user.id, sessionKey: user.sessionKey });
       if (ep.transport === 'rfb') {
         if (!this.opts.hooks.bridge) return refuse(socket, 502);
         this.opts.hooks.bridge(ep, req, socket, head);
@@ -300,18 +409,80 @@ export class GatewayProxy {
     else go(auth);
   }
 
+  /** A guest's WebSocket: the bridge to the one desktop its grant is for, closed when the grant ends. */
+  private guestUpgrade(
+    p: ParsedUserPath,
+    req: http.IncomingMessage,
+    socket: net.Socket,
+    head: Buffer,
+    refused: number,
+  ): void {
+    Promise.resolve(this.guests!.authenticate(req, p)).then(
+      (g) => {
+        if (!g || g.sessionId !== p.sessionId) return refuse(socket, refused);
+        if (g.ended) return refuse(socket, 410);
+        const route = this.opts.routes.get(p.sessionId);
+        if (p.app !== undefined || !route || route.userId !== g.userId || route.transport !== 'rfb')
+          return refuse(socket, 404);
+        if (route.cluster !== undefined && this.upgradeRefused(req, socket, route.cluster)) return;
+        if (!this.opts.hooks.bridge) return refuse(socket, 502);
+        this.track(socket, { userId: g.userId, guest: g.key });
+        const end = setTimeout(() => socket.destroy(), Math.max(0, g.until - Date.now()));
+        socket.once('close', () => clearTimeout(end));
+        this.opts.hooks.bridge(route, req, socket, head, g);
+      },
+      () => refuse(socket, 503),
+    );
+  }
+
+  /** Counts an open WebSocket and remembers whose it is, until it closes. */
+  private track(socket: net.Socket, who: { userId: number; sessionKey?: string; guest?: string }): void {
+    this.opts.hooks.onWsOpen?.();
+    this.openWebSockets++;
+    this.sockets.set(socket, who);
+    socket.once('close', () => {
+      this.openWebSockets--;
+      this.sockets.delete(socket);
+      this.opts.hooks.onWsClose?.();
+    });
+  }
+
+  /** Whether the request's peer is a trusted reverse proxy (its X-Forwarded-* headers count). */
+  private trusted(req: http.IncomingMessage): boolean {
+    const t = this.opts.trustProxy;
+    return typeof t === 'boolean' ? t : t(req.socket.remoteAddress ?? '');
+  }
+
+  /** Answers a request whose client address is refused (the site's rule, or the cluster's); true if so. */
+  private refused(req: http.IncomingMessage, res: http.ServerResponse, cluster?: string): boolean {
+    const why = this.opts.hooks.refusal?.(req, cluster);
+    if (!why) return false;
+    if (this.opts.hooks.refuse) this.opts.hooks.refuse(req, res, why);
+    else sendPage(res, 403, 'Refused', why);
+    return true;
+  }
+
+  private upgradeRefused(req: http.IncomingMessage, socket: net.Socket, cluster?: string): boolean {
+    const why = this.opts.hooks.refusal?.(req, cluster);
+    if (!why) return false;
+    if (this.opts.hooks.refuseUpgrade) this.opts.hooks.refuseUpgrade(socket, why);
+    else refuse(socket, 403);
+    return true;
+  }
+
   private prepareUpstream(req: http.IncomingMessage, route: RouteEndpoint, p: ParsedUserPath): void {
     this.appPrefix.set(req, route.prefix);
     const h = req.headers;
     const remote = req.socket.remoteAddress ?? '';
-    const forwardedProto = this.opts.trustProxy ? firstValue(h['x-forwarded-proto']) : undefined;
-    const forwardedFor = this.opts.trustProxy ? firstValue(h['x-forwarded-for']) : undefined;
+    const trusted = this.trusted(req);
+    const forwardedProto = trusted ? firstValue(h['x-forwarded-proto']) : undefined;
+    const forwardedFor = trusted ? firstValue(h['x-forwarded-for']) : undefined;
     // Nothing the browser sends may pose as the gateway's own headers.
     for (const name of HOP_BY_HOP_SENSITIVE) delete h[name];
     if (h.cookie) {
       const kept = h.cookie
         .split(';')
-        .filter((c) => !this.opts.ownCookies.includes(c.trim().split('=')[0] ?? ''))
+        .filter((c) => !this.ownCookies.includes(c.trim().split('=')[0] ?? ''))
         .join(';');
       if (kept.trim()) h.cookie = kept;
       else delete h.cookie;
@@ -356,6 +527,27 @@ function sameOrigin(req: http.IncomingMessage, trustProxy: boolean): boolean {
   return host === expected;
 }
 
+/** A request without a sign-in for this address: to the sign-in page (pages) or 401; a signed-in other user: 404. */
+function refuseWeb(user: ProxyUser | null, req: http.IncomingMessage, res: http.ServerResponse): void {
+  if (user) return notFound(res);
+  const wantsHtml = req.method === 'GET' && (req.headers.accept ?? '').includes('text/html');
+  if (wantsHtml) {
+    res.writeHead(302, {
+      location: `/login?next=${encodeURIComponent(req.url ?? '/')}`,
+      'cache-control': 'no-store',
+    });
+    res.end();
+  } else {
+    res.writeHead(401, { 'content-type': 'application/json' });
+    res.end('{"error":"sign in first"}');
+  }
+}
+
+/** Whether the request carries a cookie of this name (its value is the caller's to check). */
+function hasCookie(req: http.IncomingMessage, name: string): boolean {
+  return (req.headers.cookie ?? '').split(';').some((c) => c.trim().startsWith(`${name}=`));
+}
+
 function refuse(socket: net.Socket, code: number): void {
   if (socket.writable) {
     socket.end(
@@ -383,7 +575,12 @@ export function sendPage(
   status: number,
   title: string,
   message: string,
-  extra: { refreshSeconds?: number; bodyHtml?: string } = {},
+  extra: {
+    refreshSeconds?: number;
+    bodyHtml?: string;
+    /** One button that posts to this page's own address, with no fields (text/plain: a type the gateway parses). */
+    postButton?: string;
+  } = {},
 ): void {
   if (res.headersSent) {
     res.destroy();
@@ -391,15 +588,19 @@ export function sendPage(
   }
   const body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(title)} · Atrium</title>${
     extra.refreshSeconds ? `<meta http-equiv="refresh" content="${extra.refreshSeconds}">` : ''
-  }<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="stylesheet" href="/static/page.css"></head><body><main class="page"><h1>${esc(title)}</h1><p>${esc(message)}</p>${extra.bodyHtml ?? ''}<p><a href="/">Back to Atrium</a></p></main></body></html>`;
+  }<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="stylesheet" href="/static/page.css"></head><body><main class="page"><h1>${esc(title)}</h1><p>${esc(message)}</p>${extra.bodyHtml ?? ''}${
+    extra.postButton
+      ? `<form method="post" enctype="text/plain"><button type="submit">${esc(extra.postButton)}</button></form>`
+      : ''
+  }<p><a href="/">Back to Atrium</a></p></main></body></html>`;
   res.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',
     'cache-control': 'no-store',
-    'content-security-policy':
-      "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    'content-security-policy': `default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action ${extra.postButton ? "'self'" : "'none'"}; frame-ancestors 'none'`,
     'x-content-type-options': 'nosniff',
     'x-frame-options': 'DENY',
-    'referrer-policy': 'no-referrer',
+    // Under no-referrer a browser posts the form with `Origin: null`, which the gateway refuses.
+    'referrer-policy': extra.postButton ? 'same-origin' : 'no-referrer',
   });
   res.end(body);
 }

@@ -1,19 +1,22 @@
 // Remote desktops (transport: rfb). The gateway serves the noVNC page itself, under the session's own
 // address, and bridges the page's WebSocket to the desktop's RFB stream: no websockify, no VNC
-// password. The proxy has already checked the sign-in, the owner and the Origin before calling here.
+// password. The proxy has already checked the sign-in, the owner and the Origin before calling here,
+// or a guest's grant (a one-time desktop link): a guest's viewer goes through RfbGuestFilter (shared,
+// and no input at all when view-only), and its page tells noVNC so.
 import fs from 'node:fs';
 import type http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
+import { Transform } from 'node:stream';
 import type { Logger } from 'pino';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { APPS_DIST } from '../apps/assets.ts';
-import type { ProxyHooks } from './proxy.ts';
-import { RfbInputWatcher } from './rfb-input.ts';
+import type { ProxyGuest, ProxyHooks } from './proxy.ts';
+import { RfbGuestFilter, RfbInputWatcher } from './rfb-input.ts';
 import type { RouteEndpoint } from './routes.ts';
 import { connectTarget } from './upstream.ts';
 
-const PAGE = `<!doctype html>
+const page = (guest?: ProxyGuest) => `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -22,8 +25,8 @@ const PAGE = `<!doctype html>
 <link rel="stylesheet" href="desktop.css">
 <script type="module" src="desktop.js"></script>
 </head>
-<body data-state="connecting">
-<div id="bar"><strong>Remote desktop</strong><span id="status">connecting…</span><span class="spacer"></span><button id="reconnect" type="button" hidden>Reconnect</button></div>
+<body data-state="connecting"${guest ? ` data-guest="${guest.viewOnly ? 'view-only' : 'full'}"` : ''}>
+<div id="bar"><strong>${guest ? `Shared desktop${guest.viewOnly ? ' (view only)' : ''}` : 'Remote desktop'}</strong><span id="status">connecting…</span><span class="spacer"></span><button id="reconnect" type="button" hidden>Reconnect</button></div>
 <div id="screen"></div>
 </body>
 </html>
@@ -59,7 +62,13 @@ export function rfbHooks(opts: RfbHooksOptions): Required<Pick<ProxyHooks, 'rawP
   });
 
   return {
-    rawPage(_route: RouteEndpoint, rest: string, req: http.IncomingMessage, res: http.ServerResponse) {
+    rawPage(
+      _route: RouteEndpoint,
+      rest: string,
+      req: http.IncomingMessage,
+      res: http.ServerResponse,
+      guest?: ProxyGuest,
+    ) {
       const pathname = rest.split('?')[0] ?? '/';
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' });
@@ -69,7 +78,7 @@ export function rfbHooks(opts: RfbHooksOptions): Required<Pick<ProxyHooks, 'rawP
       let body: Buffer;
       let type: string;
       if (pathname === '/' || pathname === '/index.html') {
-        body = Buffer.from(PAGE);
+        body = Buffer.from(page(guest));
         type = 'text/html; charset=utf-8';
       } else if (ASSETS[pathname]) {
         try {
@@ -89,7 +98,13 @@ export function rfbHooks(opts: RfbHooksOptions): Required<Pick<ProxyHooks, 'rawP
       res.end(req.method === 'HEAD' ? undefined : body);
     },
 
-    bridge(route: RouteEndpoint, req: http.IncomingMessage, socket: net.Socket, head: Buffer) {
+    bridge(
+      route: RouteEndpoint,
+      req: http.IncomingMessage,
+      socket: net.Socket,
+      head: Buffer,
+      guest?: ProxyGuest,
+    ) {
       // As for proxied WebSockets (src/proxy/proxy.ts): once the gateway's side of the browser's socket
       // is finished (our FIN sent: the close handshake is done or was refused), the browser gets 2 s to
       // close its own, not ws's 30 s during which the desktop's connection stays open too.
@@ -100,10 +115,8 @@ export function rfbHooks(opts: RfbHooksOptions): Required<Pick<ProxyHooks, 'rawP
       wss.handleUpgrade(req, socket, head, (ws) => {
         const stream = createWebSocketStream(ws);
         const onInput = opts.onInput;
-        if (onInput) {
-          const watcher = new RfbInputWatcher(() => onInput(route));
-          ws.on('message', (data: Buffer) => watcher.feed(data));
-        }
+        const watcher = onInput ? new RfbInputWatcher(() => onInput(route)) : undefined;
+        if (watcher && !guest) ws.on('message', (data: Buffer) => watcher.feed(data));
         let upstream: net.Socket | undefined;
         const close = (why?: string) => {
           if (why) opts.log.debug({ prefix: route.prefix, why }, 'desktop bridge closed');
@@ -127,7 +140,23 @@ export function rfbHooks(opts: RfbHooksOptions): Required<Pick<ProxyHooks, 'rawP
           s.on('error', (e) => close(e.message));
           s.on('close', () => close());
           const pipe = () => {
-            stream.pipe(s);
+            if (guest) {
+              // Only what the filter lets through reaches the desktop (and counts as someone's input).
+              const filter = new RfbGuestFilter(guest.viewOnly);
+              const filtered = new Transform({
+                transform(chunk: Buffer, _enc, done) {
+                  const out = filter.pass(chunk);
+                  if (out === null) {
+                    done();
+                    close("a guest's viewer sent what the gateway cannot follow");
+                    return;
+                  }
+                  watcher?.feed(out);
+                  done(null, out);
+                },
+              });
+              stream.pipe(filtered).pipe(s);
+            } else stream.pipe(s);
             s.pipe(stream);
           };
           if (s.connecting) s.once('connect', pipe);

@@ -14,12 +14,17 @@ export interface RouteTarget {
 }
 
 /** Where one app of a session is served: the session's main app, or one of its extra apps. */
-export type RouteEndpoint = Omit<Route, 'subRoutes' | 'stoppedApps' | 'sessionId' | 'userId' | 'username'>;
+export type RouteEndpoint = Omit<
+  Route,
+  'subRoutes' | 'stoppedApps' | 'sessionId' | 'userId' | 'username' | 'cluster'
+>;
 
 export interface Route {
   sessionId: string;
   userId: number;
   username: string;
+  /** The session's cluster: its source-network rule applies to the route (src/server/networks.ts). */
+  cluster?: string;
   /** '/user/<name>/<session>/' */
   prefix: string;
   target: RouteTarget;

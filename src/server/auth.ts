@@ -6,6 +6,7 @@ import { type ApiScope, scopeAllows } from '../auth/tokens.ts';
 import type { WebSession } from '../auth/web-sessions.ts';
 import { findUserById, toUser, type User } from '../db/users.ts';
 import { type AppContext, SESSION_COOKIE } from './context.ts';
+import { sendRefusal, wantsPage } from './networks.ts';
 import { policyOf, registerRoutePolicy } from './route-policy.ts';
 
 declare module 'fastify' {
@@ -75,6 +76,16 @@ export function registerAuth(app: FastifyInstance, ctx: AppContext): void {
   // never the URL; a request no route matched reaches no handler and is only identified.
   app.addHook('onRequest', async (req, reply) => {
     const policy = policyOf(req);
+    // Before anything is looked up: an address the site does not let in learns nothing else.
+    if (policy?.sourceNetworks !== false) {
+      const why = ctx.networks.refusal(req.ip);
+      if (why) {
+        if (policy?.api || !wantsPage(req.raw)) return reply.code(403).send({ error: why });
+        reply.hijack();
+        sendRefusal(req.raw, reply.raw, why);
+        return reply;
+      }
+    }
     const authz = req.headers.authorization;
     if (authz?.startsWith('Bearer atr_') && policy?.apiTokens !== false) {
       const token = authz.slice('Bearer '.length).trim();

@@ -11,6 +11,7 @@ import type { RouteTable } from '../proxy/routes.ts';
 import type { Cluster } from '../sessions/clusters.ts';
 import type { SessionService } from '../sessions/service.ts';
 import type { Metrics } from './metrics.ts';
+import type { SourceNetworks } from './networks.ts';
 
 /** Everything a route module may use; built once by the gateway at start. */
 export interface AppContext {
@@ -31,6 +32,8 @@ export interface AppContext {
   /** The gateway's public base URL (no trailing slash). */
   publicUrl: () => string;
   secureCookies: boolean;
+  /** Which client addresses the site and each cluster let in (src/server/networks.ts). */
+  networks: SourceNetworks;
   /** Extra services registered by feature modules (jobs, notifications, ...), by name. */
   services: Map<string, unknown>;
 }

@@ -41,6 +41,7 @@ import type { Feature } from './feature.ts';
 import { FEATURES } from './features/index.ts';
 import { healthCheck } from './health.ts';
 import { Metrics, metricsAllowed } from './metrics.ts';
+import { refuseUpgrade, SourceNetworks, sendRefusal } from './networks.ts';
 import { atriumVersion, collectRoutes, openApiDocument } from './openapi.ts';
 import { canonicalTarget } from './paths.ts';
 import { placeholderHandler } from './placeholder.ts';
@@ -201,14 +202,22 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
 
   // The context is filled in below; the proxy hooks read it lazily.
   const ctxRef: { ctx?: AppContext } = {};
+  const networks = new SourceNetworks(cfg);
   // What browsers do with each session's apps, for idle culling (src/sessions/idle-feature.ts).
   const activity = new ActivityBoard();
   const proxy = new GatewayProxy({
     routes,
     log,
-    trustProxy: cfg.server.trustProxy,
+    trustProxy: networks.fastifyTrust,
     ownCookies: [SESSION_COOKIE],
     hooks: {
+      refusal: (req, cluster) => {
+        const address = networks.clientOf(req);
+        if (cluster === undefined) return networks.refusal(address);
+        return networks.clusterRefusal(cluster, address, clusters.get(cluster)?.title);
+      },
+      refuse: sendRefusal,
+      refuseUpgrade,
       authenticate: (req) => {
         const token = cookieOf(req.headers.cookie, SESSION_COOKIE);
         if (!token) return null;
@@ -269,6 +278,7 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
     signInMethods: createSignInMethods(cfg.auth, { db, log, publicUrl: pub }),
     publicUrl: pub,
     secureCookies: secure,
+    networks,
     services: new Map<string, unknown>([
       ['session.onTransition', transitionListeners],
       ['session.onWarning', warningListeners],
@@ -283,6 +293,8 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
   const upgradeHandlers: {
     prefix: string;
     handle: (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void;
+    /** false: callers are not the site's users (agents dialling out) and prove themselves otherwise. */
+    sourceNetworks?: boolean;
   }[] = [];
   ctx.services.set('upgradeHandlers', upgradeHandlers);
 
@@ -290,7 +302,7 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
     loggerInstance: log.child({ part: 'http' }),
     // Requests are not logged one by one (the proxy's hot path has its own metrics).
     logController: new LogController({ disableRequestLogging: true }),
-    trustProxy: cfg.server.trustProxy,
+    trustProxy: networks.fastifyTrust,
     bodyLimit: 1024 * 1024,
     serverFactory: (handler) => {
       // Every request is first put in its one spelling (src/server/paths.ts): the proxy, the router
@@ -312,6 +324,10 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
         req.url = target.url;
         if (target.proxied) return proxy.upgrade(req, socket, head);
         const h = upgradeHandlers.find((u) => req.url?.startsWith(u.prefix));
+        // The gateway's own WebSockets (terminal, desktop bridge) meet the site's rule like its routes,
+        // except those whose callers are not users and prove themselves (`sourceNetworks: false`).
+        const why = h?.sourceNetworks === false ? null : networks.refusal(networks.clientOf(req));
+        if (why) return refuseUpgrade(socket, why);
         if (h) return h.handle(req, socket, head);
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
         socket.destroy();
@@ -365,7 +381,7 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
   registerAgentRoutes(app, ctx);
   const health = healthCheck(ctx);
   const healthRoute = {
-    config: { rateLimit: false },
+    config: { rateLimit: false, sourceNetworks: false },
     schema: {
       summary: 'Whether this gateway can serve (for load balancers)',
       reply: { 200: HealthReply, 503: HealthReply },
@@ -385,7 +401,7 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
     openApi ??= openApiDocument(apiRoutes, { version: atriumVersion() });
     return openApi;
   });
-  app.get('/metrics', async (req, reply) => {
+  app.get('/metrics', { config: { sourceNetworks: false } }, async (req, reply) => {
     if (!metricsAllowed(cfg.metrics, req.ip, req.headers.authorization)) {
       return reply.code(403).send({ error: 'metrics are not open to this address (see metrics.allowFrom)' });
     }

@@ -21,6 +21,12 @@ export interface RoutePolicy {
   apiTokens: boolean;
   /** `'admin'`: administrators with a browser session only (default for /api/admin/...), checked before the handler. */
   access: 'any' | 'admin';
+  /**
+   * The client's address must be in the site's `sourceNetworks` (default: every route, and every request
+   * no route matched). `false` for callers that are not the site's users: agents on the nodes (the
+   * session's secret proves them), the health check of load balancers, `/metrics` (`metrics.allowFrom`).
+   */
+  sourceNetworks: boolean;
 }
 
 declare module 'fastify' {
@@ -36,6 +42,7 @@ export function defaultPolicy(url: string): RoutePolicy {
     rateLimit: api,
     apiTokens: true,
     access: url.startsWith('/api/admin/') ? 'admin' : 'any',
+    sourceNetworks: true,
   };
 }
 
@@ -53,4 +60,9 @@ export function policyOf(req: FastifyRequest): RoutePolicy | null {
 }
 
 /** Agent callbacks: the session's secret in Authorization is the credential, not a browser or an API token. */
-export const AGENT_ROUTE = { csrf: false, rateLimit: false, apiTokens: false } as const;
+export const AGENT_ROUTE = {
+  csrf: false,
+  rateLimit: false,
+  apiTokens: false,
+  sourceNetworks: false,
+} as const;

@@ -89,6 +89,7 @@ export class SessionRouting {
       sessionId: row.id,
       userId: row.user_id,
       username,
+      cluster: row.cluster,
       ...endpoint(app, prefix, row.port ?? 0, row.socket_path),
       subRoutes: subRoutes.size > 0 ? subRoutes : undefined,
       stoppedApps: stoppedApps.size > 0 ? stoppedApps : undefined,

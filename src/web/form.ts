@@ -81,6 +81,16 @@ export function defaultsFor(c: ClusterView, keep?: Partial<FormValues>): FormVal
   };
 }
 
+/**
+ * The form filled with `given` exactly, even where a value no longer fits the cluster (a partition
+ * gone, a limit lowered): the checks then name that field, and nothing is replaced behind the user's
+ * back. What `given` leaves out takes the cluster's defaults.
+ */
+export function filledFor(c: ClusterView, given: Partial<FormValues>): FormValues {
+  const kept = Object.entries(given).filter(([f, v]) => v !== undefined && isFieldName(f));
+  return { ...defaultsFor(c), ...Object.fromEntries(kept), cluster: c.name };
+}
+
 function num(v: string): number {
   const t = v.trim();
   return t === '' ? Number.NaN : Number(t);

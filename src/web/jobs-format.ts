@@ -115,5 +115,6 @@ export function formatBytes(n: number): string {
 
 /** How a job was submitted, in words. */
 export function sourceLabel(source: string): string {
+  if (source === 'session') return 'submitted from a session';
   return source === 'path' ? 'script file' : source === 'text' ? 'pasted script' : 'submitted outside Atrium';
 }

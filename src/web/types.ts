@@ -11,6 +11,7 @@ export type {
   FreeTable,
   RequestLimits,
 } from '../api/clusters.ts';
+export type { LastUsed, PresetReply, PresetsReply, PresetValues, PresetView } from '../api/presets.ts';
 export type { SessionEventRow, SessionRequest, SessionView } from '../api/sessions.ts';
 
 /** What every signed-in page gets (src/web/pages.ts lists the pages). */

@@ -87,10 +87,12 @@ describe.skipIf(missing)('PostgreSQL: migrations', () => {
         'announcements',
         'api_tokens',
         'audit_log',
+        'desktop_links',
         'jobs',
         'live_messages',
         'notifications',
         'session_events',
+        'session_presets',
         'users',
       ].sort(),
     );

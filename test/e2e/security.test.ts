@@ -42,6 +42,9 @@ let aliceTokens: { read: string; readId: number; sessions: string; sessionsId: n
 let bobToken = '';
 let admToken = '';
 let aliceJobId = '1';
+/** alice's own preset of the new-session form, and the administrators' site preset. */
+let alicePreset = 0;
+let sitePreset = 0;
 let canaryFile = '';
 let canarySecret = '';
 let routeBefore = '';
@@ -212,6 +215,8 @@ async function stateNow(): Promise<string> {
     'select id, active, expires_at from announcements order by id',
     'select user_id, prefs from notification_prefs order by user_id',
     'select id, is_admin, disabled from users order by id',
+    'select id, user_id, cluster, name, form_values, is_default from session_presets order by id',
+    'select id, session_id, grant_hash, used_at, ended_at from desktop_links order by id',
   ])
     out.push(await sql(text));
   return JSON.stringify(out);
@@ -433,6 +438,105 @@ attempt('api', "alice's tokens are not in bob's list", async () => {
   return !list.tokens.some((t) => t.id === aliceTokens.readId || t.id === aliceTokens.sessionsId);
 });
 attempt('api', 'the admin audit log', async () => (await bobApi('GET', '/api/admin/audit')).status === 403);
+// Presets of the new-session form: alice's are hers alone; the site's are read-only for users.
+attempt('api', "alice's presets are not in bob's list", async () => {
+  const r = await bobApi('GET', '/api/presets');
+  const list = JSON.parse(r.text) as { presets: { id: number; site: boolean }[] };
+  return (
+    r.status === 200 &&
+    !list.presets.some((p) => p.id === alicePreset) &&
+    list.presets.some((p) => p.id === sitePreset && p.site) &&
+    !r.text.includes('alice private preset')
+  );
+});
+for (const [what, method, body] of [
+  ['rename', 'PATCH', { name: 'pwned' }],
+  ['change the values of', 'PATCH', { values: { cores: 2 } }],
+  ['make his default', 'PATCH', { isDefault: true }],
+  ['delete', 'DELETE', undefined],
+] as const) {
+  attempt('api', `${what} alice's preset`, async () => {
+    const before = await stateNow();
+    const r = await bobApi(method, `/api/presets/${alicePreset}`, body);
+    return r.status === 404 && !r.text.includes('alice private preset') && (await stateNow()) === before;
+  });
+  attempt('api', `${what} the site preset as a user`, async () => {
+    const before = await stateNow();
+    const own = await bobApi(method, `/api/presets/${sitePreset}`, body);
+    const admin = await bobApi(method, `/api/admin/presets/${sitePreset}`, body);
+    return own.status === 404 && admin.status === 403 && (await stateNow()) === before;
+  });
+}
+attempt('api', 'bob creates a site preset', async () => {
+  const before = await stateNow();
+  const r = await bobApi('POST', '/api/admin/presets', { name: 'x', cluster: 'local', values: {} });
+  return r.status === 403 && (await stateNow()) === before;
+});
+attempt('api', "bob's token deletes alice's preset", async () => {
+  const r = await req('DELETE', `/api/presets/${alicePreset}`, { authorization: `Bearer ${bobToken}` });
+  return r.status === 404;
+});
+attempt('api', "a preset id of another form (or another user's, by number) is no such preset", async () => {
+  const statuses: number[] = [];
+  for (const id of ['0', '-1', '1e3', `${alicePreset}.0`, '99999999999', 'x'])
+    statuses.push((await bobApi('DELETE', `/api/presets/${id}`)).status);
+  return statuses.every((x) => x === 404);
+});
+// One-time desktop links: only the owner of a running desktop session makes one, from a browser; a forged
+// link or grant opens nothing (alice's session A is no desktop, so every try here must fail before that).
+attempt('links', "bob makes a desktop link for alice's session", async () => {
+  const before = await stateNow();
+  const r = await bobApi('POST', `/api/sessions/${A.id}/desktop-links`, { minutes: 1 });
+  return r.status === 404 && (await stateNow()) === before;
+});
+attempt('links', "bob's API token makes a desktop link (a browser only may)", async () => {
+  const before = await stateNow();
+  const r = await req(
+    'POST',
+    `/api/sessions/${B.id}/desktop-links`,
+    {
+      authorization: `Bearer ${bobToken}`,
+      'content-type': 'application/json',
+    },
+    JSON.stringify({ minutes: 1 }),
+  );
+  return r.status === 403 && (await stateNow()) === before;
+});
+attempt('links', 'a desktop link to a session that is no desktop', async () => {
+  const before = await stateNow();
+  const r = await bobApi('POST', `/api/sessions/${B.id}/desktop-links`, { minutes: 1 });
+  return r.status === 409 && (await stateNow()) === before;
+});
+attempt('links', "bob revokes links by number (alice's, if any)", async () => {
+  const statuses: number[] = [];
+  for (const id of ['1', '2', '0', '-1', '1e0', 'x'])
+    statuses.push((await bobApi('DELETE', `/api/desktop-links/${id}`)).status);
+  return statuses.every((x) => x === 404);
+});
+for (const method of ['GET', 'POST']) {
+  attempt('links', `${method} a forged desktop link`, async () => {
+    const before = await stateNow();
+    const r = await req(method, `/desktop-link/${crypto.randomBytes(32).toString('base64url')}`, {
+      origin: origin(),
+    });
+    return r.status === 404 && !r.headers['set-cookie'] && (await stateNow()) === before;
+  });
+}
+attempt('links', 'open a desktop link from another site', async () => {
+  const r = await req('POST', `/desktop-link/${crypto.randomBytes(32).toString('base64url')}`, {
+    origin: 'http://evil.example',
+  });
+  return r.status === 403 && !r.headers['set-cookie'];
+});
+attempt('links', "a forged desktop link grant on alice's session", () =>
+  proxyRefused('GET', (m) => `/user/alice/${A.id}/${m}`, {
+    cookie: `atrium_desktop_link=${crypto.randomBytes(32).toString('base64url')}`,
+  }),
+);
+attempt('links', "a forged grant on alice's session WebSocket", async () => {
+  const cookie = `atrium_desktop_link=${crypto.randomBytes(32).toString('base64url')}`;
+  return (await wsStatus(wsUrl(`/user/alice/${A.id}/ws`), { cookie, origin: origin() })) === 401;
+});
 attempt('api', "bob's token on alice's session", async () => {
   const r = await req('GET', `/api/sessions/${A.id}`, { authorization: `Bearer ${bobToken}` });
   return r.status === 404;
@@ -1492,6 +1596,23 @@ const replayed: [string, number[], () => Parameters<typeof req>][] = [
   ["an admin's token reads the audit log", [403], () => ['GET', '/api/admin/audit', asToken(() => admToken)]],
   ["bob stops alice's session", [404], () => ['POST', `/api/sessions/${A.id}/stop`, bobBrowser()]],
   ["bob revokes alice's token", [404], () => ['DELETE', `/api/tokens/${aliceTokens.readId}`, bobBrowser()]],
+  ["bob deletes alice's preset", [404], () => ['DELETE', `/api/presets/${alicePreset}`, bobBrowser()]],
+  ['bob deletes the site preset', [403], () => ['DELETE', `/api/admin/presets/${sitePreset}`, bobBrowser()]],
+  [
+    "delete alice's preset without the CSRF header",
+    [403],
+    () => ['DELETE', `/api/presets/${alicePreset}`, asAliceBrowser()],
+  ],
+  [
+    "a read token renames alice's preset",
+    [403],
+    () => [
+      'PATCH',
+      `/api/presets/${alicePreset}`,
+      asToken(() => aliceTokens.read, jsonType),
+      JSON.stringify({ name: 'renamed' }),
+    ],
+  ],
   ...adminTries,
 ];
 for (const [name, refused, request] of replayed)
@@ -1689,6 +1810,13 @@ ${echo.yaml}`,
     sessionsId: sessions.info.id,
   };
   bobToken = (await mk(bob, ['sessions', 'jobs', 'read'])).token;
+  const preset = async (c: Client, p: string, name: string) => {
+    const r = await c.post(p, { name, cluster: 'local', values: { app: 'echo', cores: 1, label: 'mine' } });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    return (r.body as { preset: { id: number } }).preset.id;
+  };
+  alicePreset = await preset(alice, '/api/presets', 'alice private preset');
+  sitePreset = await preset(adm, '/api/admin/presets', 'course preset');
   admToken = (await mk(adm, ['sessions', 'jobs', 'read'])).token;
   // alice's job, when batch jobs exist.
   const job = await alice.post('/api/jobs', {

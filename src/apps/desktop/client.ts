@@ -16,8 +16,12 @@ function connect(): void {
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   setState('connecting', 'connecting…');
   const rfb = new RFB(screen, url.href, { wsProtocols: ['binary'] });
+  // A guest (one-time desktop link) never resizes the owner's desktop; view-only, noVNC sends no input
+  // either (the gateway drops any that comes).
+  const guest = document.body.dataset.guest;
+  rfb.viewOnly = guest === 'view-only';
   rfb.scaleViewport = true;
-  rfb.resizeSession = true;
+  rfb.resizeSession = guest === undefined;
   rfb.background = '#20262e';
   rfb.addEventListener('connect', () => {
     setState('connected', 'connected');

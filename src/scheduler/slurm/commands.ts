@@ -176,6 +176,11 @@ export function buildBatchScript(sub: SessionSubmission, opts: ScriptOptions = {
     'unset __atrium_logdir',
     `echo "atrium: job $SLURM_JOB_ID on \${SLURMD_NODENAME:-?} at $(date -u +%Y-%m-%dT%H:%M:%SZ)"`,
     'cd "$HOME" || exit 1',
+    // What the session's own submit left that would follow into jobs sbatch'ed from inside it (export
+    // ALL): --export=NONE's mark would make their srun drop the environment, and a --mem'd session's
+    // SLURM_MEM_PER_NODE next to a job's SLURM_MEM_PER_CPU makes srun there refuse to start ("mutually
+    // exclusive"). srun inside the session still runs in its allocation (docs/jobs.md).
+    'unset SLURM_EXPORT_ENV SLURM_MEM_PER_NODE SLURM_MEM_PER_CPU SLURM_MEM_PER_GPU',
   ];
   for (const [k, v] of Object.entries(sub.agentEnv)) {
     lines.push(`export ${k}=${q(v)}`);

@@ -5,9 +5,11 @@ import { notificationsFeature } from '../routes/notifications.ts';
 import { adminFeature } from './admin.ts';
 import { appsFeature } from './apps.ts';
 import { authFeature } from './auth.ts';
+import { desktopLinksFeature } from './desktop-links.ts';
 import { filesFeature } from './files.ts';
 import { idleFeature } from './idle.ts';
 import { jobsFeature } from './jobs.ts';
+import { presetsFeature } from './presets.ts';
 
 export const FEATURES: Feature[] = [
   authFeature,
@@ -17,4 +19,6 @@ export const FEATURES: Feature[] = [
   adminFeature,
   filesFeature,
   idleFeature,
+  presetsFeature,
+  desktopLinksFeature,
 ];

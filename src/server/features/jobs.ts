@@ -155,6 +155,9 @@ export const jobsFeature: Feature = {
     };
     app.post('/api/jobs', submit, async (req, reply) => {
       const user = requireUser(req, 'jobs');
+      const cluster = req.body.cluster ?? '';
+      const refused = ctx.networks.clusterRefusal(cluster, clientIp(req), ctx.clusters.get(cluster)?.title);
+      if (refused) throw new HttpError(403, refused, 'cluster');
       try {
         return reply
           .code(201)

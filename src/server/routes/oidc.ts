@@ -148,9 +148,10 @@ export function registerOidc(app: FastifyInstance, ctx: AppContext, refresher: S
       { parseAs: 'string', bodyLimit: 16_384 },
       (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
     );
-    // The provider's signed logout token is the credential: no browser, so no CSRF token.
+    // The provider's signed logout token is the credential: no browser, so no CSRF token, and the
+    // provider's server is no user: the site's source networks do not apply.
     const backchannel = {
-      config: { csrf: false },
+      config: { csrf: false, sourceNetworks: false },
       schema: {
         summary:
           'The provider ends sign-ins (OpenID Connect Back-Channel Logout 1.0; its signed logout token)',

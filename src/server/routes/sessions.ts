@@ -76,8 +76,15 @@ export function registerSessionRoutes(fastify: FastifyInstance, ctx: AppContext)
   };
   app.post('/api/sessions', create, async (req, reply) => {
     const user = requireUser(req, 'sessions');
+    const request = parseSessionRequest(req.body);
+    const refused = ctx.networks.clusterRefusal(
+      request.cluster,
+      clientIp(req),
+      ctx.clusters.get(request.cluster)?.title,
+    );
+    if (refused) throw new HttpError(403, refused, 'cluster');
     try {
-      const view = await ctx.sessions.create(user, parseSessionRequest(req.body), clientIp(req));
+      const view = await ctx.sessions.create(user, request, clientIp(req));
       return reply.code(201).send({ session: view } satisfies SessionReply);
     } catch (e) {
       if (e instanceof RequestError) {

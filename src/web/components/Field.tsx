@@ -41,11 +41,23 @@ export function Field({ name, label, hint, error, className, children }: Props) 
   );
 }
 
-/** The options of a <select> of plain values: first `empty` (the value ""), then each value as itself. */
-export function Options({ empty, values }: { empty: ReactNode; values: readonly string[] }) {
+/**
+ * The options of a <select> of plain values: first `empty` (the value ""), then each value as itself;
+ * `current`, when it is none of them (a saved value the cluster no longer offers), is shown as such.
+ */
+export function Options({
+  empty,
+  values,
+  current,
+}: {
+  empty: ReactNode;
+  values: readonly string[];
+  current?: string;
+}) {
   return (
     <>
       <option value="">{empty}</option>
+      {current && !values.includes(current) && <option value={current}>{current} (no longer offered)</option>}
       {values.map((x) => (
         <option key={x} value={x}>
           {x}

@@ -1,6 +1,8 @@
 // "New session": cluster, user interface, environment, resources, time, and (on Slurm) partition,
 // account and reservation. Checked here with the server's own rules before anything is sent; the
-// server's answer, if it still refuses, is shown on the same fields.
+// server's answer, if it still refuses, is shown on the same fields. It opens with the user's default
+// preset or last-used values for the cluster; presets and "launch again" fill it too, and a filled value
+// that no longer fits the cluster stays on the form with its field named, never replaced silently.
 import { type FormEvent, useEffect, useRef, useState } from 'react';
 import { ApiError, post, sentence } from '../api.ts';
 import {
@@ -12,35 +14,89 @@ import {
   type FieldErrors,
   type FieldName,
   type FormValues,
+  filledFor,
   type TextField,
   toRequest,
   validateForm,
 } from '../form.ts';
 import { formatHours } from '../format.ts';
-import type { ClusterView, SessionView } from '../types.ts';
+import { type Fill, presetFill, presetValuesOf } from '../presets.ts';
+import type { ClusterView, PresetsReply, PresetValues, PresetView, SessionView } from '../types.ts';
 import { Field, Options } from './Field.tsx';
+import { PresetBar } from './PresetBar.tsx';
 
 interface Props {
   clusters: ClusterView[];
   cluster: ClusterView;
   onClusterChange(name: string): void;
   onStarted(s: SessionView): void;
-  /** Values to start from (from the page's address); kept only where valid on this cluster. */
-  initial?: Partial<FormValues>;
+  /** Values to put on the form (its first ones, a preset, "launch again"), applied once per `seq`. */
+  fill: Fill | null;
+  /** The user's presets and last-used values (null: they could not be read). */
+  saved: PresetsReply | null;
+  isAdmin: boolean;
+  /** What the form takes on a cluster the user switches to, or for an app chosen there. */
+  recall(cluster: string, app?: string): Fill | null;
+  /** A preset was saved, changed or deleted. */
+  onPresetsChanged(): void;
 }
 
-export function NewSessionForm({ clusters, cluster, onClusterChange, onStarted, initial }: Props) {
-  const [values, setValues] = useState<FormValues>(() => defaultsFor(cluster, initial));
+/** Where the form's values came from: the app a user picks recalls its own last values only over defaults. */
+interface Origin {
+  kind: Fill['kind'] | 'defaults';
+  presetId: number | null;
+}
+
+export function NewSessionForm(props: Props) {
+  const { clusters, cluster, onClusterChange, onStarted, fill, saved, isAdmin, recall } = props;
+  const [values, setValues] = useState<FormValues>(() => defaultsFor(cluster));
   const [errors, setErrors] = useState<FieldErrors>({});
   const [formError, setFormError] = useState<string | null>(null);
   const [submitted, setSubmitted] = useState(false);
   const [busy, setBusy] = useState(false);
+  const [origin, setOrigin] = useState<Origin>({ kind: 'defaults', presetId: null });
   const formRef = useRef<HTMLFormElement>(null);
+  /** The user changed a value since the form was last filled. */
+  const edited = useRef(false);
+  const shown = useRef({ cluster: cluster.name, seq: 0 });
 
-  // Another cluster (or fresh limits for this one): keep what is still valid there.
+  /** Puts values on the form as they are, and names every one that does not fit this cluster. */
+  const applyFill = (f: Fill, c: ClusterView) => {
+    const v = filledFor(c, f.values);
+    setValues(v);
+    setOrigin({ kind: f.kind, presetId: f.presetId ?? null });
+    edited.current = false;
+    setSubmitted(false);
+    const given = new Set(Object.keys(f.values));
+    const errs: FieldErrors = Object.fromEntries(
+      Object.entries(validateForm(v, c)).filter(([k]) => given.has(k)),
+    );
+    setErrors(errs);
+    const n = Object.keys(errs).length;
+    setFormError(
+      n === 0
+        ? null
+        : `${f.from}: ${n === 1 ? 'a value no longer fits' : `${n} values no longer fit`} ${c.title}; see the field${n === 1 ? '' : 's'} marked below.`,
+    );
+  };
+
+  // A new fill, or another cluster (the one the user switched to opens with its own recalled values).
+  // Fresh limits for the same cluster change no value: the checks name what no longer fits.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: runs for a new fill or cluster only
   useEffect(() => {
-    setValues((v) => defaultsFor(cluster, v));
-  }, [cluster]);
+    if (fill && fill.seq !== shown.current.seq) {
+      shown.current = { cluster: cluster.name, seq: fill.seq };
+      applyFill(fill, cluster);
+    } else if (cluster.name !== shown.current.cluster) {
+      shown.current = { ...shown.current, cluster: cluster.name };
+      const r = recall(cluster.name);
+      if (r) applyFill(r, cluster);
+      else {
+        setValues((v) => defaultsFor(cluster, v));
+        setOrigin({ kind: 'defaults', presetId: null });
+      }
+    }
+  }, [cluster, fill]);
 
   const l = cluster.limits;
   const eff = effectiveLimits(cluster, values.partition);
@@ -51,22 +107,33 @@ export function NewSessionForm({ clusters, cluster, onClusterChange, onStarted, 
   // Cluster, app and environment take half a row each: the extras fill the free half, if there is one.
   const halfRowFree =
     [clusters.length > 1, true, cluster.environments.length > 0].filter(Boolean).length % 2 === 1;
+  // A field with a value is shown even when the cluster offers nothing for it any more, so that the
+  // value is seen (and named as not fitting) rather than sent unseen.
   const visible: Record<FieldName, boolean> = {
     cluster: clusters.length > 1,
     app: true,
     extraApps: extraChoices.length > 0,
-    environment: cluster.environments.length > 0,
+    environment: cluster.environments.length > 0 || values.environment !== '',
     cores: true,
     memoryGb: true,
-    gpus: l.maxGpus > 0,
+    gpus: l.maxGpus > 0 || values.gpus.trim() !== '0',
     hours: true,
-    partition: hasPartitions,
-    account: hasAccounts,
-    reservation: hasReservations,
+    partition: hasPartitions || values.partition !== '',
+    account: hasAccounts || values.account !== '',
+    reservation: hasReservations || values.reservation !== '',
     label: true,
   };
 
   const set = (name: TextField, value: string) => {
+    // Choosing the app over recalled or default values recalls that app's own last values.
+    if (name === 'app' && !edited.current && (origin.kind === 'recall' || origin.kind === 'defaults')) {
+      const r = recall(cluster.name, value);
+      if (r) {
+        applyFill({ ...r, values: { ...r.values, app: value } }, cluster);
+        return;
+      }
+    }
+    if (name !== 'cluster' && name !== 'app') edited.current = true;
     const next = { ...values, [name]: value };
     // The main app cannot also be an extra one.
     if (name === 'app') next.extraApps = values.extraApps.filter((a) => a !== value);
@@ -144,12 +211,33 @@ export function NewSessionForm({ clusters, cluster, onClusterChange, onStarted, 
   };
 
   const toggleExtra = (id: string, on: boolean) => {
+    edited.current = true;
     const next = {
       ...values,
       extraApps: on ? [...values.extraApps, id] : values.extraApps.filter((a) => a !== id),
     };
     setValues(next);
     if (submitted || errors.extraApps) checkOne(next, 'extraApps');
+  };
+
+  /** The form's values for a preset; null, with every problem shown, when they do not pass. */
+  const presetValues = (): PresetValues | null => {
+    const errs = validateForm(values, cluster);
+    if (Object.keys(errs).length === 0) return presetValuesOf(values);
+    setSubmitted(true);
+    setErrors(errs);
+    focusFirstInvalid(errs);
+    return null;
+  };
+
+  const applyPreset = (p: PresetView | null) => {
+    if (p) applyFill(presetFill(p), cluster);
+    else setOrigin((o) => ({ ...o, presetId: null }));
+  };
+
+  const presetChanged = (p: PresetView | null) => {
+    setOrigin((o) => ({ kind: p ? 'preset' : o.kind, presetId: p?.id ?? null }));
+    props.onPresetsChanged();
   };
 
   const inputProps = (name: TextField) => ({
@@ -180,6 +268,15 @@ export function NewSessionForm({ clusters, cluster, onClusterChange, onStarted, 
           {formError}
         </p>
       )}
+      <PresetBar
+        cluster={cluster}
+        saved={saved}
+        selected={origin.presetId}
+        isAdmin={isAdmin}
+        current={presetValues}
+        onApply={applyPreset}
+        onChanged={presetChanged}
+      />
       <form ref={formRef} className="form" onSubmit={submit} noValidate aria-labelledby="new-session-title">
         <div className="form-grid">
           {visible.cluster && (
@@ -206,6 +303,9 @@ export function NewSessionForm({ clusters, cluster, onClusterChange, onStarted, 
             {(p) => (
               <select {...p} {...inputProps('app')}>
                 {cluster.apps.length === 0 && <option value="">(none available)</option>}
+                {values.app !== '' && !cluster.apps.some((a) => a.id === values.app) && (
+                  <option value={values.app}>{values.app} (not offered here)</option>
+                )}
                 {cluster.apps.map((a) => (
                   <option key={a.id} value={a.id} disabled={a.available === false}>
                     {a.name}
@@ -225,6 +325,10 @@ export function NewSessionForm({ clusters, cluster, onClusterChange, onStarted, 
             >
               {(p) => (
                 <select {...p} {...inputProps('environment')}>
+                  {values.environment !== '' &&
+                    !cluster.environments.some((x) => x.id === values.environment) && (
+                      <option value={values.environment}>{values.environment} (not offered here)</option>
+                    )}
                   {cluster.environments.map((x) => (
                     <option key={x.id} value={x.id}>
                       {x.name}
@@ -336,6 +440,7 @@ export function NewSessionForm({ clusters, cluster, onClusterChange, onStarted, 
                   <Options
                     empty={cluster.defaultPartition ? `automatic (${cluster.defaultPartition})` : 'automatic'}
                     values={l.partitions ?? []}
+                    current={values.partition}
                   />
                 </select>
               )}
@@ -345,7 +450,7 @@ export function NewSessionForm({ clusters, cluster, onClusterChange, onStarted, 
             <Field name="account" label="Account" error={errors.account}>
               {(p) => (
                 <select {...p} {...inputProps('account')}>
-                  <Options empty="default" values={l.accounts ?? []} />
+                  <Options empty="default" values={l.accounts ?? []} current={values.account} />
                 </select>
               )}
             </Field>
@@ -354,7 +459,7 @@ export function NewSessionForm({ clusters, cluster, onClusterChange, onStarted, 
             <Field name="reservation" label="Reservation" error={errors.reservation}>
               {(p) => (
                 <select {...p} {...inputProps('reservation')}>
-                  <Options empty="none" values={l.reservations ?? []} />
+                  <Options empty="none" values={l.reservations ?? []} current={values.reservation} />
                 </select>
               )}
             </Field>

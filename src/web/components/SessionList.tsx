@@ -18,6 +18,7 @@ import { useNow } from '../hooks.ts';
 import { type IdleStatus, idleWarning, useIdle } from '../idle.ts';
 import type { SessionView } from '../types.ts';
 import { ConfirmDialog } from './ConfirmDialog.tsx';
+import { DesktopLinkButton } from './DesktopLinkButton.tsx';
 import { ACTIONS, TableHead } from './TableHead.tsx';
 import { useToasts } from './Toasts.tsx';
 
@@ -26,11 +27,13 @@ interface Props {
   error: string | null;
   clusterTitle(name: string): string;
   onChanged(s: SessionView): void;
+  /** Fill the new-session form with an ended session's values. */
+  onLaunchAgain(s: SessionView): void;
 }
 
 const RECENT_MAX = 20;
 
-export function SessionList({ sessions, error, clusterTitle, onChanged }: Props) {
+export function SessionList({ sessions, error, clusterTitle, onChanged, onLaunchAgain }: Props) {
   const now = useNow(5_000);
   const idle = useIdle();
   const [stopping, setStopping] = useState<SessionView | null>(null);
@@ -94,9 +97,9 @@ export function SessionList({ sessions, error, clusterTitle, onChanged }: Props)
         <details className="recent">
           <summary>Recent ({recent.length})</summary>
           <div className="table-wrap">
-            <table className="table table-compact">
+            <table className="table table-compact stack">
               <caption className="visually-hidden">Recently ended sessions</caption>
-              <TableHead columns={['Session', 'Cluster', 'State', 'Ended', 'Reason']} />
+              <TableHead columns={['Session', 'Cluster', 'State', 'Ended', 'Reason', ACTIONS]} />
               <tbody>
                 {recent.map((s) => {
                   const badge = stateBadge(s.displayState);
@@ -106,12 +109,12 @@ export function SessionList({ sessions, error, clusterTitle, onChanged }: Props)
                         <span className="strong">{sessionTitle(s)}</span>
                         {s.label && <span className="muted"> · {s.appName}</span>}
                       </td>
-                      <td>{clusterTitle(s.cluster)}</td>
-                      <td>
+                      <td data-label="Cluster">{clusterTitle(s.cluster)}</td>
+                      <td data-label="State">
                         <span className={`badge badge-${badge.tone}`}>{badge.label}</span>
                       </td>
-                      <td>{s.endedAt ? formatWhen(s.endedAt, now) : '—'}</td>
-                      <td>
+                      <td data-label="Ended">{s.endedAt ? formatWhen(s.endedAt, now) : '—'}</td>
+                      <td data-label="Reason">
                         {s.reason ?? ''}{' '}
                         <a
                           className="session-log"
@@ -122,6 +125,16 @@ export function SessionList({ sessions, error, clusterTitle, onChanged }: Props)
                         >
                           log
                         </a>
+                      </td>
+                      <td className="actions">
+                        <button
+                          type="button"
+                          className="btn btn-small"
+                          onClick={() => onLaunchAgain(s)}
+                          aria-label={`Launch ${sessionTitle(s)} again`}
+                        >
+                          Launch again
+                        </button>
                       </td>
                     </tr>
                   );
@@ -254,6 +267,7 @@ function SessionRow({ s, now, clusterTitle, idle, onStop }: RowProps) {
             Connect
           </button>
         )}
+        <DesktopLinkButton session={s} title={title} />
         <button
           type="button"
           className="btn btn-small btn-danger-outline"

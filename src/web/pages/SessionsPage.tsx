@@ -7,16 +7,17 @@ import { NewSessionForm } from '../components/NewSessionForm.tsx';
 import { SessionList } from '../components/SessionList.tsx';
 import { useToasts } from '../components/Toasts.tsx';
 import { useLiveEvent, useLiveReconnect } from '../live.ts';
+import { type Fill, nextSeq, recallFor, sessionFill } from '../presets.ts';
 import { useSearch } from '../router.tsx';
 import { useSessions } from '../sessions-store.tsx';
-import type { ClusterView, FreeTable, PageProps, SessionView } from '../types.ts';
+import type { ClusterView, FreeTable, PageProps, PresetsReply, SessionView } from '../types.ts';
 
 function isFreeTable(v: unknown): v is FreeTable {
   const t = v as FreeTable;
   return typeof t?.cluster === 'string' && Array.isArray(t.rows) && typeof t.at === 'number';
 }
 
-export function SessionsPage(_props: PageProps) {
+export function SessionsPage({ me }: PageProps) {
   const { sessions, error, upsert } = useSessions();
   const { notify } = useToasts();
   const [clusters, setClusters] = useState<ClusterView[] | null>(null);
@@ -27,6 +28,21 @@ export function SessionsPage(_props: PageProps) {
   const search = useSearch();
   const wanted = { app: search.get('app'), environment: search.get('environment') };
   const wantedCluster = useRef(search.get('cluster'));
+  // Presets and last-used values; null until read (undefined: they could not be, the form goes on).
+  const [saved, setSaved] = useState<PresetsReply | null | undefined>(null);
+  const [fill, setFill] = useState<Fill | null>(null);
+  const formAt = useRef<HTMLDivElement>(null);
+
+  const loadSaved = useCallback(async () => {
+    try {
+      setSaved(await get<PresetsReply>('/api/presets'));
+    } catch {
+      setSaved((old) => old ?? undefined);
+    }
+  }, []);
+  useEffect(() => {
+    void loadSaved();
+  }, [loadSaved]);
 
   const loadClusters = useCallback(async () => {
     try {
@@ -65,9 +81,45 @@ export function SessionsPage(_props: PageProps) {
 
   const cluster = clusters?.find((c) => c.name === selected) ?? null;
   const clusterTitle = (name: string) => clusters?.find((c) => c.name === name)?.title ?? name;
+  const appName = (id: string) => clusters?.flatMap((c) => c.apps).find((a) => a.id === id)?.name ?? id;
+  const recall = (name: string, app?: string) => recallFor(saved ?? null, name, app, appName);
+  const ready = cluster !== null && saved !== null;
+
+  // The form opens once with the user's values for the cluster: a link's app and environment, over the
+  // default preset or the newest session's values.
+  const opened = useRef(false);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: once, when both the clusters and the saved values are in
+  useEffect(() => {
+    if (!ready || opened.current || !cluster) return;
+    opened.current = true;
+    if (wanted.app) {
+      const r = recall(cluster.name, wanted.app);
+      const link = { app: wanted.app, ...(wanted.environment ? { environment: wanted.environment } : {}) };
+      setFill({ seq: nextSeq(), kind: 'recall', from: 'The link', ...r, values: { ...r?.values, ...link } });
+    } else {
+      setFill(recall(cluster.name));
+    }
+  }, [ready]);
+
+  /** "Launch again": the ended session's values on the form, on its cluster, to check and start. */
+  const launchAgain = (s: SessionView) => {
+    if (!clusters?.some((c) => c.name === s.cluster)) {
+      notify({
+        tone: 'bad',
+        title: 'Cannot launch again',
+        message: `The cluster ${s.cluster} is no longer open to you.`,
+      });
+      return;
+    }
+    setSelected(s.cluster);
+    setFill(sessionFill(s));
+    formAt.current?.scrollIntoView({ block: 'start' });
+    formAt.current?.querySelector<HTMLElement>('#f-app')?.focus({ preventScroll: true });
+  };
 
   const started = (s: SessionView) => {
     upsert(s);
+    void loadSaved();
     notify({
       tone: 'ok',
       title: `${s.appName} session requested`,
@@ -79,7 +131,13 @@ export function SessionsPage(_props: PageProps) {
     <div className="dashboard">
       <h1 className="visually-hidden">Sessions</h1>
       <Announcements />
-      <SessionList sessions={sessions} error={error} clusterTitle={clusterTitle} onChanged={upsert} />
+      <SessionList
+        sessions={sessions}
+        error={error}
+        clusterTitle={clusterTitle}
+        onChanged={upsert}
+        onLaunchAgain={launchAgain}
+      />
       {clustersError && (
         <p className="alert alert-bad" role="alert">
           The clusters could not be loaded: {clustersError}
@@ -91,14 +149,18 @@ export function SessionsPage(_props: PageProps) {
           <p>No cluster is open to your account. Ask the administrators for access.</p>
         </section>
       )}
-      {cluster && clusters && (
-        <div className="split">
+      {cluster && clusters && ready && (
+        <div className="split" ref={formAt}>
           <NewSessionForm
             clusters={clusters}
             cluster={cluster}
             onClusterChange={setSelected}
             onStarted={started}
-            initial={{ app: wanted.app ?? undefined, environment: wanted.environment ?? undefined }}
+            fill={fill}
+            saved={saved ?? null}
+            isAdmin={me.isAdmin}
+            recall={recall}
+            onPresetsChanged={() => void loadSaved()}
           />
           <FreeNow title={cluster.title} table={free[cluster.name]} />
         </div>
