@@ -427,7 +427,11 @@ export class GatewayProxy {
         if (route.cluster !== undefined && this.upgradeRefused(req, socket, route.cluster)) return;
         if (!this.opts.hooks.bridge) return refuse(socket, 502);
         this.track(socket, { userId: g.userId, guest: g.key });
-        const end = setTimeout(() => socket.destroy(), Math.max(0, g.until - Date.now()));
+        // setTimeout fires at once past 2^31 ms; a grant that long is closed by its feature's checks.
+        const end = setTimeout(
+          () => socket.destroy(),
+          Math.min(2 ** 31 - 1, Math.max(0, g.until - Date.now())),
+        );
         socket.once('close', () => clearTimeout(end));
         this.opts.hooks.bridge(route, req, socket, head, g);
       },
