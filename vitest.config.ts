@@ -9,6 +9,9 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // Some unit files use real sockets and child processes: on a loaded 2-core host (the end-to-end
+          // lanes run beside them) vitest's 5 s default cut them off.
+          testTimeout: 30_000,
         },
       },
       {

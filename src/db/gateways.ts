@@ -10,10 +10,13 @@ import type { Db } from './index.ts';
 export const BEAT_MS = 500;
 export const GONE_MS = 2000;
 /**
- * How long after its last beat a gone gateway's submit may still create a job (an sbatch it started
- * runs on without it): a session is settled only by a poll started later than that.
+ * How long after its last beat a gone gateway's submit may still create a job: an sbatch it started
+ * runs on without it (a killed gateway's timer no longer bounds it), so a session is settled only by a
+ * poll started later than that. The default command timeout (slurm.commandTimeoutSeconds): what the
+ * gateway itself would have let an sbatch take. One second was too short on a loaded host (CI saw a
+ * job appear for a session already failed as "no job was created").
  */
-const SUBMIT_GRACE_MS = 1000;
+const SUBMIT_GRACE_MS = 30_000;
 /** Rows of gateways gone this long are removed. */
 const FORGET_MS = 3600_000;
 

@@ -447,12 +447,18 @@ describe.skipIf(!cluster || missing)('several gateways on one PostgreSQL behind 
       },
       30_000,
     );
-    const polls = async () => metric(await metricsOf(B), 'atrium_scheduler_polls_total', 'cluster="hpc"');
-    const p0 = await polls();
-    await until('two polls of B', async () => (await polls()) >= p0 + 2, 30_000);
-    const rows = await B.query<{ id: string; state: string; job_id: string | null; reason: string | null }>(
-      "select id, state, job_id, reason from sessions where label like 'burst-%'",
+    // A request A took but did not submit is settled once no sbatch A started can still create a job
+    // (src/db/gateways.ts: 30 s after A's last beat), by B's next poll.
+    type Row = { id: string; state: string; job_id: string | null; reason: string | null };
+    const burst = () =>
+      B.query<Row>("select id, state, job_id, reason from sessions where label like 'burst-%'");
+    await until(
+      'no burst session left requested',
+      async () => (await burst()).every((r) => r.state !== 'requested'),
+      90_000,
+      500,
     );
+    const rows = await burst();
     console.info(
       `[ha e2e] the burst's sessions: ${JSON.stringify(rows.map((r) => `${r.state}${r.reason ? ` (${r.reason})` : ''}`))}`,
     );
