@@ -57,19 +57,59 @@ export interface QueuePosition {
   pendingInPartition: number;
 }
 
+/** Per job list (one poll's): every pending job's place, keyed by partition and job id. */
+const positionsOf = new WeakMap<readonly JobInfo[], Map<string, QueuePosition>>();
+
 /**
  * Position of a pending job among the pending jobs of its partition, in the order the scheduler will
- * consider them: higher priority first, then earlier submission, then lower job id.
+ * consider them: higher priority first, then earlier submission, then lower job id. The order of the
+ * whole list is worked out once per list (a poll's jobs are never changed in place): a page lists
+ * hundreds of one user's jobs against a queue of thousands.
  */
-export function queuePosition(job: JobInfo, all: JobInfo[]): QueuePosition | null {
+export function queuePosition(job: JobInfo, all: readonly JobInfo[]): QueuePosition | null {
   if (job.state !== 'pending') return null;
-  const pending = all.filter((j) => j.state === 'pending' && j.partition === job.partition);
-  pending.sort(
-    (a, b) =>
-      (b.priority ?? 0) - (a.priority ?? 0) ||
-      (a.submitTime ?? 0) - (b.submitTime ?? 0) ||
-      Number(a.jobId) - Number(b.jobId),
-  );
-  const idx = pending.findIndex((j) => j.jobId === job.jobId);
-  return idx === -1 ? null : { position: idx + 1, pendingInPartition: pending.length };
+  let positions = positionsOf.get(all);
+  if (!positions) {
+    positions = pendingPositions(all);
+    positionsOf.set(all, positions);
+  }
+  return positions.get(`${job.partition}\0${job.jobId}`) ?? null;
+}
+
+function pendingPositions(all: readonly JobInfo[]): Map<string, QueuePosition> {
+  const byPartition = new Map<string | undefined, JobInfo[]>();
+  for (const j of all) {
+    if (j.state !== 'pending') continue;
+    const list = byPartition.get(j.partition);
+    if (list) list.push(j);
+    else byPartition.set(j.partition, [j]);
+  }
+  const positions = new Map<string, QueuePosition>();
+  for (const [partition, pending] of byPartition) {
+    pending.sort(
+      (a, b) =>
+        (b.priority ?? 0) - (a.priority ?? 0) ||
+        (a.submitTime ?? 0) - (b.submitTime ?? 0) ||
+        Number(a.jobId) - Number(b.jobId),
+    );
+    pending.forEach((j, i) => {
+      const key = `${partition}\0${j.jobId}`;
+      // The first in the order wins, as a search from the front would find it.
+      if (!positions.has(key)) positions.set(key, { position: i + 1, pendingInPartition: pending.length });
+    });
+  }
+  return positions;
+}
+
+/** Per job list (one poll's): its jobs by id, the first of an id as a search from the front finds it. */
+const byIdOf = new WeakMap<readonly JobInfo[], Map<string, JobInfo>>();
+
+export function jobById(all: readonly JobInfo[], jobId: string): JobInfo | undefined {
+  let byId = byIdOf.get(all);
+  if (!byId) {
+    byId = new Map();
+    for (const j of all) if (!byId.has(j.jobId)) byId.set(j.jobId, j);
+    byIdOf.set(all, byId);
+  }
+  return byId.get(jobId);
 }

@@ -28,9 +28,22 @@ export interface JobFollowerDeps {
   submitsInFlight: { has(cluster: string, unixUser: string): boolean };
 }
 
+/**
+ * Every active row of a cluster is read this often (and at the first poll after a start): a poll in
+ * between reads only the rows of jobs that changed, left the queue, or were never seen by a poll.
+ */
+const FULL_READ_MS = 60_000;
+
+/** What the follower keeps of a cluster between its polls. */
+interface Followed {
+  /** Job id -> signature of what the last poll applied (unchanged jobs cost no database work). */
+  seen: Map<string, string>;
+  /** When every active row was last read (0: not since this gateway started). */
+  fullReadAt: number;
+}
+
 export class JobFollower {
-  /** Per cluster: job id -> signature of what the last poll saw (skip unchanged jobs). */
-  private readonly seen = new Map<string, Map<string, string>>();
+  private readonly followed = new Map<string, Followed>();
 
   constructor(private readonly deps: JobFollowerDeps) {}
 
@@ -45,8 +58,12 @@ export class JobFollower {
     const { db, log, owners, exits } = this.deps;
     await owners.refresh();
     const now = Date.now();
-    const seen = this.seen.get(c.name) ?? new Map<string, string>();
-    this.seen.set(c.name, seen);
+    let f = this.followed.get(c.name);
+    if (!f) {
+      f = { seen: new Map(), fullReadAt: 0 };
+      this.followed.set(c.name, f);
+    }
+    const { seen } = f;
 
     const inSnap = new Map<string, JobInfo>();
     const changed: JobInfo[] = [];
@@ -55,11 +72,10 @@ export class JobFollower {
       inSnap.set(j.jobId, j);
       if (seen.get(j.jobId) !== signatureOf(j)) changed.push(j);
     }
-    const active = (await jobsOn(db, c.name).where('state', 'in', ACTIVE_STATES).execute()) as JobRow[];
+    const active = await this.activeRows(c.name, f, inSnap, now);
     const rows = new Map(active.map((r) => [r.job_id, r]));
     const missing = changed.map((j) => j.jobId).filter((id) => !rows.has(id));
-    for (let i = 0; i < missing.length; i += 500) {
-      const chunk = missing.slice(i, i + 500);
+    for (const chunk of chunks(missing)) {
       const found = (await jobsOn(db, c.name).where('job_id', 'in', chunk).execute()) as JobRow[];
       for (const r of found) rows.set(r.job_id, r);
     }
@@ -79,6 +95,36 @@ export class JobFollower {
     }
     for (const id of seen.keys()) if (!inSnap.has(id)) seen.delete(id);
     if (exits.hasPending(c.name)) void exits.resolve(c);
+  }
+
+  /**
+   * The active rows this poll must look at for jobs that left the queue. All of them at the first poll
+   * and every FULL_READ_MS (a row another gateway recorded, or one a failed reconcile left behind);
+   * otherwise those of the jobs the last poll applied and this one no longer lists, and those no poll
+   * has seen yet (a submit's own record). Rows of jobs still listed are not read: with thousands of
+   * jobs in the queue, a poll in which nothing changed reads (next to) nothing.
+   */
+  private async activeRows(
+    cluster: string,
+    f: Followed,
+    inSnap: ReadonlyMap<string, JobInfo>,
+    now: number,
+  ): Promise<JobRow[]> {
+    const { db } = this.deps;
+    const activeOn = () => jobsOn(db, cluster).where('state', 'in', ACTIVE_STATES);
+    if (now - f.fullReadAt >= FULL_READ_MS) {
+      const all = (await activeOn().execute()) as JobRow[];
+      f.fullReadAt = now;
+      return all;
+    }
+    const rows = new Map<string, JobRow>();
+    for (const r of (await activeOn().where('seen_at', 'is', null).execute()) as JobRow[])
+      rows.set(r.job_id, r);
+    const gone = [...f.seen.keys()].filter((id) => !inSnap.has(id) && !rows.has(id));
+    for (const chunk of chunks(gone))
+      for (const r of (await activeOn().where('job_id', 'in', chunk).execute()) as JobRow[])
+        rows.set(r.job_id, r);
+    return [...rows.values()];
   }
 
   /** Returns false when the job should be looked at again at the next poll. */
@@ -216,4 +262,11 @@ export class JobFollower {
       .execute();
     return true;
   }
+}
+
+/** Job ids in slices a database takes in one IN list. */
+function chunks(ids: readonly string[], size = 500): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i < ids.length; i += size) out.push(ids.slice(i, i + size));
+  return out;
 }

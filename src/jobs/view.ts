@@ -3,7 +3,7 @@
 // directory to the user's Jupyter session.
 import path from 'node:path';
 import type { JobView } from '../api/jobs.ts';
-import { failedNode, queuePosition } from '../core/resources.ts';
+import { failedNode, jobById, queuePosition } from '../core/resources.ts';
 import type { JobsTable } from '../db/schema.ts';
 import type { NotificationKind, NotificationPrefs } from '../notifications/service.ts';
 import { expandHostlist } from '../scheduler/slurm/parse.ts';
@@ -125,7 +125,7 @@ export function toJobView(
   const info = parseInfo(row);
   let queue: JobView['queue'] = null;
   if (state === 'pending') {
-    const job = live.snap?.jobs.find((j) => j.jobId === row.job_id) ?? info ?? undefined;
+    const job = (live.snap && jobById(live.snap.jobs, row.job_id)) ?? info ?? undefined;
     const pos = job && live.snap ? queuePosition(job, live.snap.jobs) : null;
     queue = {
       position: pos?.position ?? null,

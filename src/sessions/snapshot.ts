@@ -1,4 +1,5 @@
 // What a poll snapshot says about one session: its job, and the nodes it runs on.
+import { jobById } from '../core/resources.ts';
 import type { QueueInfo, SessionRow } from '../db/sessions.ts';
 import { expandHostlist } from '../scheduler/slurm/parse.ts';
 import type { JobInfo, PollSnapshot } from '../scheduler/types.ts';
@@ -11,7 +12,8 @@ export function findJob(
 ): JobInfo | undefined {
   if (!snap) return undefined;
   if (row.job_id) {
-    const byId = snap.jobs.find((j) => j.jobId === row.job_id);
+    // Indexed once per poll: every active session looks its job up in a queue of thousands.
+    const byId = jobById(snap.jobs, row.job_id);
     if (byId) return byId;
   }
   return snap.jobs.find((j) => j.comment === row.id && j.user === ownerUnixUser);

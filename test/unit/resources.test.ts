@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { freeResources, queuePosition } from '../../src/core/resources.ts';
+import { freeResources, jobById, queuePosition } from '../../src/core/resources.ts';
 import type { JobInfo, NodeInfo } from '../../src/scheduler/types.ts';
 
 const node = (name: string, p: Partial<NodeInfo>): NodeInfo => ({
@@ -61,5 +61,18 @@ describe('queue position', () => {
     expect(queuePosition(jobs[1]!, jobs)).toEqual({ position: 1, pendingInPartition: 3 });
     expect(queuePosition(jobs[3]!, jobs)).toEqual({ position: 1, pendingInPartition: 1 });
     expect(queuePosition(jobs[4]!, jobs)).toBeNull();
+  });
+
+  it('answers from a job of the list or a copy with its partition, not for another partition', () => {
+    const jobs = [j('20', { priority: 5 }), j('21', { priority: 9 }), j('22', { partition: 'batch' })];
+    expect(queuePosition({ ...jobs[0]! }, jobs)).toEqual({ position: 2, pendingInPartition: 2 });
+    expect(queuePosition({ ...jobs[0]!, partition: 'batch' }, jobs)).toBeNull();
+    expect(queuePosition(j('99', {}), jobs)).toBeNull();
+    // Another list (the next poll's) is ordered anew.
+    const next = [j('20', { priority: 50 }), jobs[1]!];
+    expect(queuePosition(next[0]!, next)).toEqual({ position: 1, pendingInPartition: 2 });
+    expect(jobById(next, '20')?.priority).toBe(50);
+    expect(jobById(jobs, '20')?.priority).toBe(5);
+    expect(jobById(jobs, '23')).toBeUndefined();
   });
 });
