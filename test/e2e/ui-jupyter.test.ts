@@ -171,6 +171,8 @@ describe('web UI: sign in, start Jupyter, run a notebook cell, stop', () => {
     const dismiss = page.getByRole('button', { name: 'Dismiss' });
     while ((await dismiss.count()) > 0) await dismiss.first().click();
     fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+    // From the top (the header and the list), wherever the form's focus left the page.
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: SCREENSHOT });
   });
 
