@@ -4,18 +4,22 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
-export const POSTGRES_URL = process.env.ATRIUM_TEST_POSTGRES_URL;
+/** Read when asked, not at import: bench:spawn sets it after starting a throwaway server. */
+function serverUrl(): string | undefined {
+  return process.env.ATRIUM_TEST_POSTGRES_URL;
+}
 
 /** Why PostgreSQL tests cannot run here, or undefined when they can. */
 export function postgresMissing(): string | undefined {
-  return POSTGRES_URL
+  return serverUrl()
     ? undefined
     : 'no ATRIUM_TEST_POSTGRES_URL (bash scripts/postgres.sh up; see scripts/test.sh)';
 }
 
 function base(): URL {
-  if (!POSTGRES_URL) throw new Error(postgresMissing());
-  return new URL(POSTGRES_URL);
+  const url = serverUrl();
+  if (!url) throw new Error(postgresMissing());
+  return new URL(url);
 }
 
 /** The base URL with another database (and optionally other credentials). */
