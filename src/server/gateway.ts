@@ -45,6 +45,7 @@ import { refuseUpgrade, SourceNetworks, sendRefusal } from './networks.ts';
 import { atriumVersion, collectRoutes, openApiDocument } from './openapi.ts';
 import { canonicalTarget } from './paths.ts';
 import { placeholderHandler } from './placeholder.ts';
+import { spec } from './route-spec.ts';
 import { registerAgentRoutes } from './routes/agent.ts';
 import { registerAuthRoutes } from './routes/auth.ts';
 import { registerClusterRoutes } from './routes/clusters.ts';
@@ -394,10 +395,7 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
   });
   // The API's description is not secret: readable without signing in (rate-limited like the API).
   let openApi: Record<string, unknown> | null = null;
-  const openApiRoute = {
-    schema: { summary: 'This description of the API (OpenAPI 3.1)', reply: { 200: OpenApiReply } },
-  };
-  app.get('/api/openapi.json', openApiRoute, async () => {
+  app.get('/api/openapi.json', spec('This description of the API (OpenAPI 3.1)', OpenApiReply), async () => {
     openApi ??= openApiDocument(apiRoutes, { version: atriumVersion() });
     return openApi;
   });

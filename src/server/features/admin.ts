@@ -40,6 +40,7 @@ import { FINISHED_JOB_STATES } from '../../scheduler/types.ts';
 import { clientIp, HttpError, requireAdmin, requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
 import type { Feature } from '../feature.ts';
+import { spec } from '../route-spec.ts';
 
 /** How often the gateway applies changes made through the CLI (drain flags, announcements, stops). */
 export const ADMIN_SYNC_MS = 3000;
@@ -159,14 +160,10 @@ function parseExpiry(body: NewAnnouncementBody): number | null | 'bad' {
 // each handler asks again for the admin it acts as.
 function registerAdminRoutes(fastify: FastifyInstance, ctx: AppContext, rt: AdminRuntime): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const sessions = {
-    schema: {
-      summary: "Every user's sessions, newest first",
-      querystring: AdminSessionsQuery,
-      reply: { 200: AdminSessionsReply },
-    },
-  };
-  app.get('/api/admin/sessions', sessions, async (req): Promise<AdminSessionsReply> => {
+  const sessionsSpec = spec("Every user's sessions, newest first", AdminSessionsReply, {
+    querystring: AdminSessionsQuery,
+  });
+  app.get('/api/admin/sessions', sessionsSpec, async (req): Promise<AdminSessionsReply> => {
     requireAdmin(req);
     const q = req.query;
     const limit = Math.min(Math.max(q.limit ?? 500, 1), 5000);
@@ -178,9 +175,7 @@ function registerAdminRoutes(fastify: FastifyInstance, ctx: AppContext, rt: Admi
     return { sessions };
   });
 
-  const stop = {
-    schema: { summary: "Stop any user's session", params: SessionParams, reply: { 200: SessionReply } },
-  };
+  const stop = spec("Stop any user's session", SessionReply, { params: SessionParams });
   app.post('/api/admin/sessions/:id/stop', stop, async (req): Promise<SessionReply> => {
     const admin = requireAdmin(req);
     const { id } = req.params;
@@ -190,13 +185,8 @@ function registerAdminRoutes(fastify: FastifyInstance, ctx: AppContext, rt: Admi
     return { session: await ctx.sessions.view(updated) };
   });
 
-  const jobs = {
-    schema: {
-      summary: 'Batch jobs of every user submitted through Atrium, newest first',
-      reply: { 200: AdminJobsReply },
-    },
-  };
-  app.get('/api/admin/jobs', jobs, async (req): Promise<AdminJobsReply> => {
+  const jobsSpec = spec('Batch jobs of every user submitted through Atrium, newest first', AdminJobsReply);
+  app.get('/api/admin/jobs', jobsSpec, async (req): Promise<AdminJobsReply> => {
     requireAdmin(req);
     const jobs = await allJobs(ctx.db);
     return {
@@ -217,16 +207,17 @@ function registerAdminRoutes(fastify: FastifyInstance, ctx: AppContext, rt: Admi
     };
   });
 
-  const clusters = {
-    schema: {
-      summary: "Every cluster: drain state, the scheduler's health, free resources and the queue",
-      reply: { 200: AdminClustersReply },
+  app.get(
+    '/api/admin/clusters',
+    spec(
+      "Every cluster: drain state, the scheduler's health, free resources and the queue",
+      AdminClustersReply,
+    ),
+    async (req): Promise<AdminClustersReply> => {
+      requireAdmin(req);
+      return { clusters: [...ctx.clusters.keys()].map((n) => clusterView(ctx, n)) };
     },
-  };
-  app.get('/api/admin/clusters', clusters, async (req): Promise<AdminClustersReply> => {
-    requireAdmin(req);
-    return { clusters: [...ctx.clusters.keys()].map((n) => clusterView(ctx, n)) };
-  });
+  );
 
   const drain =
     (drained: boolean) =>
@@ -245,9 +236,7 @@ function registerAdminRoutes(fastify: FastifyInstance, ctx: AppContext, rt: Admi
       await rt.sync();
       return { cluster: clusterView(ctx, name) };
     };
-  const draining = (summary: string) => ({
-    schema: { summary, params: ClusterParams, reply: { 200: AdminClusterReply } },
-  });
+  const draining = (summary: string) => spec(summary, AdminClusterReply, { params: ClusterParams });
   app.post(
     '/api/admin/clusters/:name/drain',
     draining('Close a cluster for new sessions (running ones go on)'),
@@ -259,71 +248,67 @@ function registerAdminRoutes(fastify: FastifyInstance, ctx: AppContext, rt: Admi
     drain(false),
   );
 
-  const announcements = {
-    schema: {
-      summary: 'Every announcement, newest first (taken down and expired ones too)',
-      reply: { 200: AnnouncementsReply },
+  app.get(
+    '/api/admin/announcements',
+    spec('Every announcement, newest first (taken down and expired ones too)', AnnouncementsReply),
+    async (req): Promise<AnnouncementsReply> => {
+      requireAdmin(req);
+      return { announcements: await allAnnouncements(ctx.db) };
     },
-  };
-  app.get('/api/admin/announcements', announcements, async (req): Promise<AnnouncementsReply> => {
-    requireAdmin(req);
-    return { announcements: await allAnnouncements(ctx.db) };
-  });
+  );
 
-  const announce = {
-    schema: {
-      summary: 'Post an announcement on every dashboard',
-      body: NewAnnouncementBody,
-      reply: { 201: AnnouncementReply },
+  app.post(
+    '/api/admin/announcements',
+    spec('Post an announcement on every dashboard', AnnouncementReply, { body: NewAnnouncementBody }, 201),
+    async (req, reply) => {
+      const admin = requireAdmin(req);
+      const body = req.body;
+      const level = body.level === undefined || body.level === '' ? 'info' : body.level;
+      const expiresAt = parseExpiry(body);
+      if (expiresAt === 'bad') throw new HttpError(400, 'expiresAt: a time in the future', 'expiresAt');
+      const problem = checkAnnouncement(body.message, level, expiresAt);
+      if (problem) throw new HttpError(400, problem, problem.split(':')[0]);
+      const id = await createAnnouncement(ctx.db, {
+        message: String(body.message),
+        level: level as AnnouncementLevel,
+        expiresAt,
+        authorUserId: admin.id,
+      });
+      await ctx.audit.record({
+        actorUserId: admin.id,
+        actor: admin.username,
+        action: 'admin.announcement.create',
+        target: String(id),
+        ip: clientIp(req),
+        ok: true,
+        details: { level, expiresAt },
+      });
+      await rt.sync();
+      const a = (await allAnnouncements(ctx.db)).find((x) => x.id === id) as Announcement;
+      return reply.code(201).send({ announcement: a } satisfies AnnouncementReply);
     },
-  };
-  app.post('/api/admin/announcements', announce, async (req, reply) => {
-    const admin = requireAdmin(req);
-    const body = req.body;
-    const level = body.level === undefined || body.level === '' ? 'info' : body.level;
-    const expiresAt = parseExpiry(body);
-    if (expiresAt === 'bad') throw new HttpError(400, 'expiresAt: a time in the future', 'expiresAt');
-    const problem = checkAnnouncement(body.message, level, expiresAt);
-    if (problem) throw new HttpError(400, problem, problem.split(':')[0]);
-    const id = await createAnnouncement(ctx.db, {
-      message: String(body.message),
-      level: level as AnnouncementLevel,
-      expiresAt,
-      authorUserId: admin.id,
-    });
-    await ctx.audit.record({
-      actorUserId: admin.id,
-      actor: admin.username,
-      action: 'admin.announcement.create',
-      target: String(id),
-      ip: clientIp(req),
-      ok: true,
-      details: { level, expiresAt },
-    });
-    await rt.sync();
-    const a = (await allAnnouncements(ctx.db)).find((x) => x.id === id) as Announcement;
-    return reply.code(201).send({ announcement: a } satisfies AnnouncementReply);
-  });
+  );
 
-  const expire = {
-    schema: { summary: 'Take an announcement down', params: AnnouncementParams, reply: { 200: OkReply } },
-  };
-  app.post('/api/admin/announcements/:id/expire', expire, async (req): Promise<OkReply> => {
-    const admin = requireAdmin(req);
-    const id = Number(req.params.id);
-    if (!Number.isSafeInteger(id) || !(await expireAnnouncement(ctx.db, id)))
-      throw new HttpError(404, 'no such announcement');
-    await ctx.audit.record({
-      actorUserId: admin.id,
-      actor: admin.username,
-      action: 'admin.announcement.expire',
-      target: String(id),
-      ip: clientIp(req),
-      ok: true,
-    });
-    await rt.sync();
-    return { ok: true };
-  });
+  app.post(
+    '/api/admin/announcements/:id/expire',
+    spec('Take an announcement down', OkReply, { params: AnnouncementParams }),
+    async (req): Promise<OkReply> => {
+      const admin = requireAdmin(req);
+      const id = Number(req.params.id);
+      if (!Number.isSafeInteger(id) || !(await expireAnnouncement(ctx.db, id)))
+        throw new HttpError(404, 'no such announcement');
+      await ctx.audit.record({
+        actorUserId: admin.id,
+        actor: admin.username,
+        action: 'admin.announcement.expire',
+        target: String(id),
+        ip: clientIp(req),
+        ok: true,
+      });
+      await rt.sync();
+      return { ok: true };
+    },
+  );
 
   /**
    * The admin routes this gateway serves (method and path), read from the router once it is ready,
@@ -335,25 +320,24 @@ function registerAdminRoutes(fastify: FastifyInstance, ctx: AppContext, rt: Admi
       r.path.startsWith('/api/admin/'),
     );
   });
-  const routes = {
-    schema: {
-      summary: 'The admin routes this gateway serves (method and path)',
-      reply: { 200: AdminRoutesReply },
+  app.get(
+    '/api/admin/routes',
+    spec('The admin routes this gateway serves (method and path)', AdminRoutesReply),
+    async (req): Promise<AdminRoutesReply> => {
+      requireAdmin(req);
+      return { routes: adminRoutes };
     },
-  };
-  app.get('/api/admin/routes', routes, async (req): Promise<AdminRoutesReply> => {
-    requireAdmin(req);
-    return { routes: adminRoutes };
-  });
+  );
 
   // Every signed-in user: what to show on the dashboard.
-  const current = {
-    schema: { summary: 'The announcements on the dashboard now', reply: { 200: AnnouncementsReply } },
-  };
-  app.get('/api/announcements', current, async (req): Promise<AnnouncementsReply> => {
-    requireUser(req, 'read');
-    return { announcements: await currentAnnouncements(ctx.db) };
-  });
+  app.get(
+    '/api/announcements',
+    spec('The announcements on the dashboard now', AnnouncementsReply),
+    async (req): Promise<AnnouncementsReply> => {
+      requireUser(req, 'read');
+      return { announcements: await currentAnnouncements(ctx.db) };
+    },
+  );
 }
 
 /** Method and full path of each route in fastify's printRoutes({ commonPrefix: false }) tree. */

@@ -43,6 +43,7 @@ import { sessionPrefix } from '../../proxy/routes.ts';
 import { clientIp, cookieOf, HttpError, requireBrowser, requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
 import type { Feature } from '../feature.ts';
+import { spec } from '../route-spec.ts';
 
 export const LINK_COOKIE = 'atrium_desktop_link';
 const SESSION_ID = /^[a-z0-9]{4,32}$/;
@@ -147,72 +148,73 @@ export const desktopLinksFeature: Feature = {
       );
     });
 
-    const list = {
-      schema: {
-        summary: 'Your one-time desktop links of the last day, and which sessions may have them',
-        reply: { 200: DesktopLinksReply },
+    app.get(
+      '/api/desktop-links',
+      spec(
+        'Your one-time desktop links of the last day, and which sessions may have them',
+        DesktopLinksReply,
+      ),
+      async (req): Promise<DesktopLinksReply> => {
+        const user = requireUser(req, 'sessions');
+        const now = Date.now();
+        const rows = await listDesktopLinks(ctx.db, user.id, now - 24 * 3600_000);
+        return { maxMinutes, apps: desktopApps(), links: rows.map((r) => view(r, now)) };
       },
-    };
-    app.get('/api/desktop-links', list, async (req): Promise<DesktopLinksReply> => {
-      const user = requireUser(req, 'sessions');
-      const now = Date.now();
-      const rows = await listDesktopLinks(ctx.db, user.id, now - 24 * 3600_000);
-      return { maxMinutes, apps: desktopApps(), links: rows.map((r) => view(r, now)) };
-    });
+    );
 
-    const create = {
-      schema: {
-        summary:
-          'Make a one-time link to your running desktop session (from a signed-in browser only); the link is in this reply only',
-        params: SessionParams,
-        body: NewDesktopLinkBody,
-        reply: { 201: NewDesktopLinkReply },
+    app.post(
+      '/api/sessions/:id/desktop-links',
+      spec(
+        'Make a one-time link to your running desktop session (from a signed-in browser only); the link is in this reply only',
+        NewDesktopLinkReply,
+        { params: SessionParams, body: NewDesktopLinkBody },
+        201,
+      ),
+      async (req, reply) => {
+        // Like API tokens: a credential is made by a person at a browser, not by a (possibly stolen) token.
+        const user = requireBrowser(req);
+        const { id } = req.params;
+        const session = SESSION_ID.test(id) ? await ctx.sessions.getOwned(user, id) : undefined;
+        if (!session) throw new HttpError(404, 'no such session');
+        const bad = checkLinkMinutes(req.body.minutes, maxMinutes);
+        if (bad) throw new HttpError(400, bad, 'minutes');
+        if (!shareable(session))
+          throw new HttpError(409, 'only a running desktop session can be shared with a link');
+        const token = newToken();
+        const now = Date.now();
+        const link = await insertDesktopLink(ctx.db, {
+          sessionId: session.id,
+          userId: user.id,
+          tokenHash: hashToken(token),
+          viewOnly: req.body.viewOnly === true,
+          now,
+          expiresAt: now + Math.round(req.body.minutes * 60_000),
+        });
+        await audit(req, 'desktop_link.create', true, { link, actor: user });
+        return reply.code(201).send({
+          url: `${ctx.publicUrl()}/desktop-link/${token}`,
+          link: view(link, now),
+        } satisfies NewDesktopLinkReply);
       },
-    };
-    app.post('/api/sessions/:id/desktop-links', create, async (req, reply) => {
-      // Like API tokens: a credential is made by a person at a browser, not by a (possibly stolen) token.
-      const user = requireBrowser(req);
-      const { id } = req.params;
-      const session = SESSION_ID.test(id) ? await ctx.sessions.getOwned(user, id) : undefined;
-      if (!session) throw new HttpError(404, 'no such session');
-      const bad = checkLinkMinutes(req.body.minutes, maxMinutes);
-      if (bad) throw new HttpError(400, bad, 'minutes');
-      if (!shareable(session))
-        throw new HttpError(409, 'only a running desktop session can be shared with a link');
-      const token = newToken();
-      const now = Date.now();
-      const link = await insertDesktopLink(ctx.db, {
-        sessionId: session.id,
-        userId: user.id,
-        tokenHash: hashToken(token),
-        viewOnly: req.body.viewOnly === true,
-        now,
-        expiresAt: now + Math.round(req.body.minutes * 60_000),
-      });
-      await audit(req, 'desktop_link.create', true, { link, actor: user });
-      return reply.code(201).send({
-        url: `${ctx.publicUrl()}/desktop-link/${token}`,
-        link: view(link, now),
-      } satisfies NewDesktopLinkReply);
-    });
+    );
 
-    const revoke = {
-      schema: {
-        summary:
-          'Revoke a desktop link: unused, it can no longer be opened; in use, its browser loses the desktop',
-        params: DesktopLinkParams,
-        reply: { 200: OkReply },
+    app.delete(
+      '/api/desktop-links/:id',
+      spec(
+        'Revoke a desktop link: unused, it can no longer be opened; in use, its browser loses the desktop',
+        OkReply,
+        { params: DesktopLinkParams },
+      ),
+      async (req): Promise<OkReply> => {
+        const user = requireUser(req, 'sessions');
+        const id = /^[1-9]\d{0,14}$/.test(req.params.id) ? Number(req.params.id) : Number.NaN;
+        const link = Number.isSafeInteger(id) ? await desktopLinkOf(ctx.db, id, user.id) : undefined;
+        if (!link) throw new HttpError(404, 'no such link');
+        const [ended] = await end({ id: link.id }, 'owner');
+        if (ended) await audit(req, 'desktop_link.revoke', true, { link: ended, actor: user });
+        return { ok: true };
       },
-    };
-    app.delete('/api/desktop-links/:id', revoke, async (req): Promise<OkReply> => {
-      const user = requireUser(req, 'sessions');
-      const id = /^[1-9]\d{0,14}$/.test(req.params.id) ? Number(req.params.id) : Number.NaN;
-      const link = Number.isSafeInteger(id) ? await desktopLinkOf(ctx.db, id, user.id) : undefined;
-      if (!link) throw new HttpError(404, 'no such link');
-      const [ended] = await end({ id: link.id }, 'owner');
-      if (ended) await audit(req, 'desktop_link.revoke', true, { link: ended, actor: user });
-      return { ok: true };
-    });
+    );
 
     // The link itself: a page that asks to open the desktop (GET spends nothing), and the open (POST).
     const refuse = (

@@ -35,6 +35,7 @@ import { lookupUnixUser } from '../../system/users.ts';
 import { clientIp, HttpError, requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
 import type { Feature } from '../feature.ts';
+import { spec } from '../route-spec.ts';
 
 interface Caller {
   user: User;
@@ -174,54 +175,46 @@ export const filesFeature: Feature = {
 
     const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
-    const roots = {
-      schema: {
-        summary: 'Your folders (roots) and whether each can be read now',
-        reply: { 200: FilesRootsReply },
+    app.get(
+      '/api/files/roots',
+      spec('Your folders (roots) and whether each can be read now', FilesRootsReply),
+      async (req) => {
+        const c = await caller(req).catch((e) => {
+          if (e instanceof HttpError && e.status === 503) return null;
+          throw e;
+        });
+        const clusters = [...ctx.clusters.values()]
+          .filter((cl) => !c || cl.userMayUse(c.user))
+          .map((cl) => ({ name: cl.name, title: cl.title, filesHere: filesHere(cl.cfg) }));
+        if (!c) return { available: false, why: unusable, roots: [], clusters, limits: null };
+        const checked = await svc.run(c.who, {
+          op: 'roots',
+          root: '/',
+          rel: [],
+          roots: c.roots.map((r) => r.path),
+        });
+        const state = new Map(
+          (checked.roots as { path: string; ok: boolean; error?: string }[]).map((r) => [r.path, r]),
+        );
+        return {
+          available: true,
+          home: c.who.home,
+          roots: c.roots.map((r) => ({
+            ...r,
+            ok: state.get(r.path)?.ok ?? false,
+            error: state.get(r.path)?.error,
+          })),
+          clusters,
+          limits: { maxUploadBytes: svc.maxUploadBytes, maxEditBytes: svc.maxEditBytes },
+        };
       },
-    };
-    app.get('/api/files/roots', roots, async (req) => {
-      const c = await caller(req).catch((e) => {
-        if (e instanceof HttpError && e.status === 503) return null;
-        throw e;
-      });
-      const clusters = [...ctx.clusters.values()]
-        .filter((cl) => !c || cl.userMayUse(c.user))
-        .map((cl) => ({ name: cl.name, title: cl.title, filesHere: filesHere(cl.cfg) }));
-      if (!c) return { available: false, why: unusable, roots: [], clusters, limits: null };
-      const checked = await svc.run(c.who, {
-        op: 'roots',
-        root: '/',
-        rel: [],
-        roots: c.roots.map((r) => r.path),
-      });
-      const state = new Map(
-        (checked.roots as { path: string; ok: boolean; error?: string }[]).map((r) => [r.path, r]),
-      );
-      return {
-        available: true,
-        home: c.who.home,
-        roots: c.roots.map((r) => ({
-          ...r,
-          ok: state.get(r.path)?.ok ?? false,
-          error: state.get(r.path)?.error,
-        })),
-        clusters,
-        limits: { maxUploadBytes: svc.maxUploadBytes, maxEditBytes: svc.maxEditBytes },
-      };
-    });
+    );
 
     const pathQ = (req: FastifyRequest) => (req.query as { path?: unknown })?.path;
 
     app.get(
       '/api/files/list',
-      {
-        schema: {
-          summary: "A folder's entries",
-          querystring: FilesPathQuery,
-          reply: { 200: FilesListReply },
-        },
-      },
+      spec("A folder's entries", FilesListReply, { querystring: FilesPathQuery }),
       guarded('list', pathQ, async (req, c) => {
         const r = resolvePath((req.query as FilesPathQuery).path, c.roots);
         const a = await svc.run(c.who, { op: 'list', ...where(r) });
@@ -231,13 +224,7 @@ export const filesFeature: Feature = {
 
     app.get(
       '/api/files/stat',
-      {
-        schema: {
-          summary: 'One entry (file, folder or link)',
-          querystring: FilesPathQuery,
-          reply: { 200: FilesStatReply },
-        },
-      },
+      spec('One entry (file, folder or link)', FilesStatReply, { querystring: FilesPathQuery }),
       guarded('stat', pathQ, async (req, c) => {
         const r = resolvePath((req.query as FilesPathQuery).path, c.roots);
         const a = await svc.run(c.who, { op: 'stat', ...where(r) });
@@ -247,13 +234,7 @@ export const filesFeature: Feature = {
 
     app.get(
       '/api/files/text',
-      {
-        schema: {
-          summary: 'A text file, for the editor',
-          querystring: FilesPathQuery,
-          reply: { 200: FilesTextReply },
-        },
-      },
+      spec('A text file, for the editor', FilesTextReply, { querystring: FilesPathQuery }),
       guarded('text', pathQ, async (req, c) => {
         const r = resolvePath((req.query as FilesPathQuery).path, c.roots);
         const a = await svc.run(c.who, { op: 'text', ...where(r), maxBytes: svc.maxEditBytes });
@@ -263,15 +244,11 @@ export const filesFeature: Feature = {
 
     app.get(
       '/api/files/download',
-      {
-        schema: {
-          summary: 'Download a file, or a folder as a .tar.gz',
-          querystring: FilesPathQuery,
-          reply: {
-            200: NotJson('application/octet-stream', 'The file (a folder: application/gzip, a tar archive).'),
-          },
-        },
-      },
+      spec(
+        'Download a file, or a folder as a .tar.gz',
+        NotJson('application/octet-stream', 'The file (a folder: application/gzip, a tar archive).'),
+        { querystring: FilesPathQuery },
+      ),
       guarded('download', pathQ, async (req, c, reply) => {
         const r = resolvePath((req.query as FilesPathQuery).path, c.roots);
         const h = svc.start(c.who, { op: 'download', ...where(r) }, 0);
@@ -300,7 +277,7 @@ export const filesFeature: Feature = {
 
     app.post(
       '/api/files/mkdir',
-      { schema: { summary: 'Create a folder', body: FilesMkdirBody, reply: { 201: FilesEntryReply } } },
+      spec('Create a folder', FilesEntryReply, { body: FilesMkdirBody }, 201),
       guarded(
         'mkdir',
         (req) => (req.body as { path?: unknown })?.path,
@@ -317,13 +294,7 @@ export const filesFeature: Feature = {
 
     app.post(
       '/api/files/move',
-      {
-        schema: {
-          summary: 'Move or rename a file or folder',
-          body: FilesMoveBody,
-          reply: { 200: FilesMoveReply },
-        },
-      },
+      spec('Move or rename a file or folder', FilesMoveReply, { body: FilesMoveBody }),
       guarded(
         'move',
         (req) => (req.body as { path?: unknown })?.path,
@@ -347,13 +318,7 @@ export const filesFeature: Feature = {
 
     app.delete(
       '/api/files',
-      {
-        schema: {
-          summary: 'Delete a file or a folder with everything in it',
-          querystring: FilesPathQuery,
-          reply: { 200: OkReply },
-        },
-      },
+      spec('Delete a file or a folder with everything in it', OkReply, { querystring: FilesPathQuery }),
       guarded('delete', pathQ, async (req, c) => {
         const r = resolvePath((req.query as FilesPathQuery).path, c.roots);
         if (r.rel.length === 0) throw new PathProblem(403, 'path', 'a root folder cannot be deleted');
@@ -393,14 +358,12 @@ export const filesFeature: Feature = {
 
       raw.put(
         '/api/files/upload',
-        {
-          schema: {
-            summary: 'Upload a file into a folder: the body is its bytes (Content-Length required)',
-            querystring: FilesUploadQuery,
-            consumes: ['application/octet-stream'],
-            reply: { 201: FilesEntryReply },
-          },
-        },
+        spec(
+          'Upload a file into a folder: the body is its bytes (Content-Length required)',
+          FilesEntryReply,
+          { querystring: FilesUploadQuery, consumes: ['application/octet-stream'] },
+          201,
+        ),
         guarded('upload', pathQ, async (req, c, reply) => {
           const q = req.query as FilesUploadQuery;
           const r = resolvePath(q.path, c.roots);
@@ -430,14 +393,10 @@ export const filesFeature: Feature = {
 
       raw.put(
         '/api/files/text',
-        {
-          schema: {
-            summary: "Save the editor's text (refused when the file changed since `etag`)",
-            querystring: FilesSaveQuery,
-            consumes: ['application/octet-stream'],
-            reply: { 200: FilesEntryReply },
-          },
-        },
+        spec("Save the editor's text (refused when the file changed since `etag`)", FilesEntryReply, {
+          querystring: FilesSaveQuery,
+          consumes: ['application/octet-stream'],
+        }),
         guarded('save', pathQ, async (req, c, reply) => {
           const q = req.query as FilesSaveQuery;
           const r = resolvePath(q.path, c.roots);

@@ -18,6 +18,7 @@ import {
 import { requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
 import type { Feature } from '../feature.ts';
+import { spec } from '../route-spec.ts';
 import { notificationService } from '../routes/notifications.ts';
 
 export function idleCuller(ctx: AppContext): IdleCuller | undefined {
@@ -99,22 +100,22 @@ export const idleFeature: Feature = {
     ctx.services.set('idle', culler);
 
     /** The caller's running sessions' idle state (the Sessions page). */
-    const mine = {
-      schema: { summary: 'Idle state of your running sessions (idle culling)', reply: { 200: IdleReply } },
-    };
-    app.get('/api/sessions/idle', mine, async (req): Promise<IdleReply> => {
-      const user = requireUser(req, 'read');
-      const mine = new Set(
-        (await listActiveSessions(ctx.db)).filter((s) => s.user_id === user.id).map((s) => s.id),
-      );
-      return { enabled: culler.enabled, sessions: culler.all().filter((s) => mine.has(s.id)) };
-    });
+    app.get(
+      '/api/sessions/idle',
+      spec('Idle state of your running sessions (idle culling)', IdleReply),
+      async (req): Promise<IdleReply> => {
+        const user = requireUser(req, 'read');
+        const mine = new Set(
+          (await listActiveSessions(ctx.db)).filter((s) => s.user_id === user.id).map((s) => s.id),
+        );
+        return { enabled: culler.enabled, sessions: culler.all().filter((s) => mine.has(s.id)) };
+      },
+    );
 
     /** Every running session's idle state (the admin page). */
-    const all = { schema: { summary: 'Idle state of every running session', reply: { 200: IdleReply } } };
     app.get(
       '/api/admin/idle',
-      all,
+      spec('Idle state of every running session', IdleReply),
       async (): Promise<IdleReply> => ({ enabled: culler.enabled, sessions: culler.all() }),
     );
   },

@@ -25,6 +25,7 @@ import { RequestError } from '../../sessions/service.ts';
 import { clientIp, HttpError, requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
 import type { Feature } from '../feature.ts';
+import { spec } from '../route-spec.ts';
 import { notificationService } from '../routes/notifications.ts';
 
 export function jobsService(ctx: AppContext): JobsService | undefined {
@@ -116,68 +117,64 @@ export const jobsFeature: Feature = {
       return { user, row };
     };
 
-    const list = {
-      schema: {
-        summary: 'Your batch jobs, newest first (`state`: active, finished, all or one state)',
+    app.get(
+      '/api/jobs',
+      spec('Your batch jobs, newest first (`state`: active, finished, all or one state)', JobsReply, {
         querystring: JobsQuery,
-        reply: { 200: JobsReply },
+      }),
+      async (req): Promise<JobsReply> => {
+        const user = requireUser(req, 'jobs');
+        const p = q(req);
+        return {
+          jobs: await svc.listFor(user, {
+            ...(p.cluster ? { cluster: p.cluster } : {}),
+            ...(p.state ? { state: stateFilter(p.state)! } : {}),
+            limit: intParam(p.limit, 200, 'limit'),
+          }),
+        };
       },
-    };
-    app.get('/api/jobs', list, async (req): Promise<JobsReply> => {
-      const user = requireUser(req, 'jobs');
-      const p = q(req);
-      return {
-        jobs: await svc.listFor(user, {
-          ...(p.cluster ? { cluster: p.cluster } : {}),
-          ...(p.state ? { state: stateFilter(p.state)! } : {}),
-          limit: intParam(p.limit, 200, 'limit'),
-        }),
-      };
-    });
+    );
 
-    const clusters = {
-      schema: {
-        summary: 'The clusters you may submit to, with what the submit form offers',
-        reply: { 200: BatchClustersReply },
+    app.get(
+      '/api/jobs/clusters',
+      spec('The clusters you may submit to, with what the submit form offers', BatchClustersReply),
+      async (req): Promise<BatchClustersReply> => {
+        const user = requireUser(req, 'jobs');
+        return { clusters: await svc.batchClusters(user) };
       },
-    };
-    app.get('/api/jobs/clusters', clusters, async (req): Promise<BatchClustersReply> => {
-      const user = requireUser(req, 'jobs');
-      return { clusters: await svc.batchClusters(user) };
-    });
+    );
 
-    const submit = {
-      schema: {
-        summary: 'Submit a batch job: a script on the cluster (`scriptPath`) or pasted (`script`)',
-        body: NewJobBody,
-        reply: { 201: JobReply },
+    app.post(
+      '/api/jobs',
+      spec(
+        'Submit a batch job: a script on the cluster (`scriptPath`) or pasted (`script`)',
+        JobReply,
+        { body: NewJobBody },
+        201,
+      ),
+      async (req, reply) => {
+        const user = requireUser(req, 'jobs');
+        const cluster = req.body.cluster ?? '';
+        const refused = ctx.networks.clusterRefusal(cluster, clientIp(req), ctx.clusters.get(cluster)?.title);
+        if (refused) throw new HttpError(403, refused, 'cluster');
+        try {
+          return reply
+            .code(201)
+            .send({ job: await svc.submit(user, req.body, clientIp(req)) } satisfies JobReply);
+        } catch (e) {
+          return rethrow(e, reply);
+        }
       },
-    };
-    app.post('/api/jobs', submit, async (req, reply) => {
-      const user = requireUser(req, 'jobs');
-      const cluster = req.body.cluster ?? '';
-      const refused = ctx.networks.clusterRefusal(cluster, clientIp(req), ctx.clusters.get(cluster)?.title);
-      if (refused) throw new HttpError(403, refused, 'cluster');
-      try {
-        return reply
-          .code(201)
-          .send({ job: await svc.submit(user, req.body, clientIp(req)) } satisfies JobReply);
-      } catch (e) {
-        return rethrow(e, reply);
-      }
-    });
+    );
 
-    const job = {
-      schema: {
-        summary: 'One of your jobs, with links to its working directory',
-        params: JobParams,
-        reply: { 200: JobDetailReply },
+    app.get(
+      '/api/jobs/:cluster/:jobId',
+      spec('One of your jobs, with links to its working directory', JobDetailReply, { params: JobParams }),
+      async (req): Promise<JobDetailReply> => {
+        const { user, row } = await owned(req, req.params);
+        return { job: await svc.detail(user, row) };
       },
-    };
-    app.get('/api/jobs/:cluster/:jobId', job, async (req): Promise<JobDetailReply> => {
-      const { user, row } = await owned(req, req.params);
-      return { job: await svc.detail(user, row) };
-    });
+    );
 
     const cancel = async (
       req: FastifyRequest<{ Params: JobParams }>,
@@ -190,9 +187,7 @@ export const jobsFeature: Feature = {
         return rethrow(e, reply);
       }
     };
-    const cancelling = (summary: string) => ({
-      schema: { summary, params: JobParams, reply: { 200: JobReply } },
-    });
+    const cancelling = (summary: string) => spec(summary, JobReply, { params: JobParams });
     app.delete('/api/jobs/:cluster/:jobId', cancelling('Cancel one of your jobs'), cancel);
     app.post(
       '/api/jobs/:cluster/:jobId/cancel',
@@ -200,71 +195,69 @@ export const jobsFeature: Feature = {
       cancel,
     );
 
-    const output = {
-      schema: {
-        summary: "A page of the job's stdout or stderr, from an offset or from the end",
+    app.get(
+      '/api/jobs/:cluster/:jobId/output',
+      spec("A page of the job's stdout or stderr, from an offset or from the end", JobOutputPage, {
         params: JobParams,
         querystring: JobOutputQuery,
-        reply: { 200: JobOutputPage },
+      }),
+      async (req, reply): Promise<JobOutputPage> => {
+        const { user, row } = await owned(req, req.params);
+        const p = q(req);
+        const stream = p.stream ?? 'stdout';
+        if (stream !== 'stdout' && stream !== 'stderr')
+          throw new HttpError(400, 'stream must be stdout or stderr', 'stream');
+        const fromEnd = p.from === 'end';
+        try {
+          return await svc.output(user, row, stream, {
+            offset: fromEnd ? -1 : Math.max(0, intParam(p.offset, 0, 'offset')),
+            limit: intParam(p.limit, DEFAULT_PAGE_BYTES, 'limit'),
+            fromEnd,
+          });
+        } catch (e) {
+          return rethrow(e, reply);
+        }
       },
-    };
-    app.get('/api/jobs/:cluster/:jobId/output', output, async (req, reply): Promise<JobOutputPage> => {
-      const { user, row } = await owned(req, req.params);
-      const p = q(req);
-      const stream = p.stream ?? 'stdout';
-      if (stream !== 'stdout' && stream !== 'stderr')
-        throw new HttpError(400, 'stream must be stdout or stderr', 'stream');
-      const fromEnd = p.from === 'end';
-      try {
-        return await svc.output(user, row, stream, {
-          offset: fromEnd ? -1 : Math.max(0, intParam(p.offset, 0, 'offset')),
-          limit: intParam(p.limit, DEFAULT_PAGE_BYTES, 'limit'),
-          fromEnd,
-        });
-      } catch (e) {
-        return rethrow(e, reply);
-      }
-    });
+    );
 
-    const queue = {
-      schema: {
-        summary:
-          "A cluster's queue as of the last poll, filtered (your own jobs only where the site hides others')",
-        querystring: QueueQuery,
-        reply: { 200: QueueView },
+    app.get(
+      '/api/queue',
+      spec(
+        "A cluster's queue as of the last poll, filtered (your own jobs only where the site hides others')",
+        QueueView,
+        { querystring: QueueQuery },
+      ),
+      async (req, reply): Promise<QueueView> => {
+        const user = requireUser(req, 'read');
+        const p = q(req);
+        const cluster = p.cluster ?? [...ctx.clusters.values()].find((c) => c.userMayUse(user))?.name ?? '';
+        try {
+          return await svc.queue(user, cluster, {
+            ...(p.partition ? { partition: p.partition } : {}),
+            ...(p.state ? { state: stateFilter(p.state)! } : {}),
+            ...(p.user ? { user: p.user } : {}),
+            ...(p.mine === '1' || p.mine === 'true' ? { mine: true } : {}),
+            limit: intParam(p.limit, 500, 'limit'),
+          });
+        } catch (e) {
+          return rethrow(e, reply);
+        }
       },
-    };
-    app.get('/api/queue', queue, async (req, reply): Promise<QueueView> => {
-      const user = requireUser(req, 'read');
-      const p = q(req);
-      const cluster = p.cluster ?? [...ctx.clusters.values()].find((c) => c.userMayUse(user))?.name ?? '';
-      try {
-        return await svc.queue(user, cluster, {
-          ...(p.partition ? { partition: p.partition } : {}),
-          ...(p.state ? { state: stateFilter(p.state)! } : {}),
-          ...(p.user ? { user: p.user } : {}),
-          ...(p.mine === '1' || p.mine === 'true' ? { mine: true } : {}),
-          limit: intParam(p.limit, 500, 'limit'),
-        });
-      } catch (e) {
-        return rethrow(e, reply);
-      }
-    });
+    );
 
-    const status = {
-      schema: {
-        summary: "A cluster's nodes and partitions and their load, as of the last poll",
+    app.get(
+      '/api/clusters/:name/status',
+      spec("A cluster's nodes and partitions and their load, as of the last poll", ClusterStatus, {
         params: ClusterParams,
-        reply: { 200: ClusterStatus },
+      }),
+      async (req, reply): Promise<ClusterStatus> => {
+        const user = requireUser(req, 'read');
+        try {
+          return await svc.status(user, req.params.name);
+        } catch (e) {
+          return rethrow(e, reply);
+        }
       },
-    };
-    app.get('/api/clusters/:name/status', status, async (req, reply): Promise<ClusterStatus> => {
-      const user = requireUser(req, 'read');
-      try {
-        return await svc.status(user, req.params.name);
-      } catch (e) {
-        return rethrow(e, reply);
-      }
-    });
+    );
   },
 };

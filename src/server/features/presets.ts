@@ -15,6 +15,7 @@ import { PresetError, type PresetScope, PresetService } from '../../presets/serv
 import { clientIp, requireAdmin, requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
 import type { Feature } from '../feature.ts';
+import { spec } from '../route-spec.ts';
 
 function refuse(reply: FastifyReply, e: unknown): FastifyReply {
   if (!(e instanceof PresetError)) throw e;
@@ -38,12 +39,7 @@ export const presetsFeature: Feature = {
 
     app.get(
       '/api/presets',
-      {
-        schema: {
-          summary: "Your presets and the site's for the new-session form, and your last-used values",
-          reply: { 200: PresetsReply },
-        },
-      },
+      spec("Your presets and the site's for the new-session form, and your last-used values", PresetsReply),
       async (req): Promise<PresetsReply> => svc.list(requireUser(req, 'sessions')),
     );
 
@@ -53,34 +49,17 @@ export const presetsFeature: Feature = {
         scope === 'site'
           ? requireAdmin
           : (req: Parameters<typeof requireUser>[0]) => requireUser(req, 'sessions');
-      app.post(
-        base,
-        {
-          schema: {
-            summary: summaries[0],
-            body: NewPresetBody,
-            reply: { 201: PresetReply },
-          },
-        },
-        async (req, reply) => {
-          try {
-            const preset = await svc.create(who(req), scope, req.body, clientIp(req));
-            return reply.code(201).send({ preset } satisfies PresetReply);
-          } catch (e) {
-            return refuse(reply, e);
-          }
-        },
-      );
+      app.post(base, spec(summaries[0], PresetReply, { body: NewPresetBody }, 201), async (req, reply) => {
+        try {
+          const preset = await svc.create(who(req), scope, req.body, clientIp(req));
+          return reply.code(201).send({ preset } satisfies PresetReply);
+        } catch (e) {
+          return refuse(reply, e);
+        }
+      });
       app.patch(
         `${base}/:id`,
-        {
-          schema: {
-            summary: summaries[1],
-            params: PresetParams,
-            body: PresetPatchBody,
-            reply: { 200: PresetReply },
-          },
-        },
+        spec(summaries[1], PresetReply, { params: PresetParams, body: PresetPatchBody }),
         async (req, reply) => {
           try {
             const preset = await svc.update(who(req), scope, req.params.id, req.body, clientIp(req));
@@ -90,18 +69,14 @@ export const presetsFeature: Feature = {
           }
         },
       );
-      app.delete(
-        `${base}/:id`,
-        { schema: { summary: summaries[2], params: PresetParams, reply: { 200: OkReply } } },
-        async (req, reply) => {
-          try {
-            await svc.remove(who(req), scope, req.params.id, clientIp(req));
-            return reply.send({ ok: true } satisfies OkReply);
-          } catch (e) {
-            return refuse(reply, e);
-          }
-        },
-      );
+      app.delete(`${base}/:id`, spec(summaries[2], OkReply, { params: PresetParams }), async (req, reply) => {
+        try {
+          await svc.remove(who(req), scope, req.params.id, clientIp(req));
+          return reply.send({ ok: true } satisfies OkReply);
+        } catch (e) {
+          return refuse(reply, e);
+        }
+      });
     };
     writes('/api/presets', 'own', [
       'Save a preset of the new-session form',

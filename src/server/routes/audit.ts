@@ -5,6 +5,7 @@ import { AuditQuery as AuditQuerySchema, AuditReply } from '../../api/admin.ts';
 import type { AuditQuery } from '../../db/audit.ts';
 import { HttpError, requireAdmin } from '../auth.ts';
 import type { AppContext } from '../context.ts';
+import { spec } from '../route-spec.ts';
 
 function int(v: unknown, field: string): number | undefined {
   if (v === undefined || v === '') return undefined;
@@ -38,32 +39,29 @@ export function parseAuditQuery(q: Record<string, unknown>): AuditQuery {
 }
 
 export function registerAuditRoutes(app: FastifyInstance, ctx: AppContext): void {
-  const audit = {
-    schema: {
-      summary: 'The audit log, newest first, filtered and paged',
-      querystring: AuditQuerySchema,
-      reply: { 200: AuditReply },
+  app.get(
+    '/api/admin/audit',
+    spec('The audit log, newest first, filtered and paged', AuditReply, { querystring: AuditQuerySchema }),
+    async (req): Promise<AuditReply> => {
+      requireAdmin(req);
+      const f = parseAuditQuery((req.query ?? {}) as Record<string, unknown>);
+      const entries = await ctx.audit.query(f);
+      const limit = Math.min(Math.max(1, f.limit ?? 200), 1000);
+      return {
+        entries: entries.map((e) => ({
+          id: e.id,
+          at: e.at,
+          actorUserId: e.actor_user_id,
+          actor: e.actor,
+          action: e.action,
+          target: e.target,
+          ip: e.ip,
+          ok: e.ok,
+          details: e.details,
+        })),
+        // Pass as `before` for the next page.
+        next: entries.length === limit ? (entries[entries.length - 1]?.id ?? null) : null,
+      };
     },
-  };
-  app.get('/api/admin/audit', audit, async (req): Promise<AuditReply> => {
-    requireAdmin(req);
-    const f = parseAuditQuery((req.query ?? {}) as Record<string, unknown>);
-    const entries = await ctx.audit.query(f);
-    const limit = Math.min(Math.max(1, f.limit ?? 200), 1000);
-    return {
-      entries: entries.map((e) => ({
-        id: e.id,
-        at: e.at,
-        actorUserId: e.actor_user_id,
-        actor: e.actor,
-        action: e.action,
-        target: e.target,
-        ip: e.ip,
-        ok: e.ok,
-        details: e.details,
-      })),
-      // Pass as `before` for the next page.
-      next: entries.length === limit ? (entries[entries.length - 1]?.id ?? null) : null,
-    };
-  });
+  );
 }

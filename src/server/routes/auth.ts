@@ -14,6 +14,7 @@ import { type PasswordSignIn, SignInUnavailable } from '../../auth/sign-in.ts';
 import { toUser, type User, updateUser } from '../../db/users.ts';
 import { clientIp, requireUser } from '../auth.ts';
 import { type AppContext, SESSION_COOKIE } from '../context.ts';
+import { spec } from '../route-spec.ts';
 
 export function setSessionCookie(reply: FastifyReply, ctx: AppContext, token: string): void {
   const maxAge = Math.round(ctx.cfg.auth.sessionHours * 3600);
@@ -100,12 +101,9 @@ export function registerAuthRoutes(fastify: FastifyInstance, ctx: AppContext): v
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const passwordMethods = ctx.signInMethods.filter((m): m is PasswordSignIn => m.kind === 'password');
   const redirect = ctx.signInMethods.find((m) => m.kind === 'redirect');
-  const methods = {
-    schema: { summary: 'How the sign-in page offers to sign in', reply: { 200: AuthMethods } },
-  };
   app.get(
     '/api/auth/methods',
-    methods,
+    spec('How the sign-in page offers to sign in', AuthMethods),
     async (): Promise<AuthMethods> => ({
       local: passwordMethods.length > 0,
       passwordLabel: passwordMethods.map((m) => m.start().form.label).find((l) => l !== null) ?? 'Sign in',
@@ -215,43 +213,43 @@ export function registerAuthRoutes(fastify: FastifyInstance, ctx: AppContext): v
     return reply.code(401).send({ error: 'wrong user name or password' });
   });
 
-  const logout = {
-    schema: {
-      summary: 'Sign out this browser, or every browser of the user (`everywhere`)',
+  app.post(
+    '/api/logout',
+    spec('Sign out this browser, or every browser of the user (`everywhere`)', LogoutReply, {
       body: LogoutBody,
-      reply: { 200: LogoutReply },
+    }),
+    async (req, reply): Promise<LogoutReply> => {
+      const everywhere = req.body?.everywhere === true;
+      if (req.webSession) {
+        await endWebSessions(ctx, req.webSession.user.id, everywhere ? undefined : req.webSession.id);
+        await ctx.audit.record({
+          actorUserId: req.webSession.user.id,
+          actor: req.webSession.user.username,
+          action: 'signout',
+          ip: clientIp(req),
+          ok: true,
+          details: { everywhere },
+        });
+      }
+      clearSessionCookie(reply, ctx);
+      // The sign-in may go on at its source (an identity provider): the browser is sent there to end it too.
+      const data = req.webSession?.data ?? {};
+      const logoutUrl =
+        ctx.signInMethods
+          .filter((m) => data[m.name] !== undefined)
+          .map((m) => m.signOutUrl(data[m.name], `${ctx.publicUrl()}/login`))
+          .find((u) => u !== null) ?? null;
+      return { ok: true, logoutUrl };
     },
-  };
-  app.post('/api/logout', logout, async (req, reply): Promise<LogoutReply> => {
-    const everywhere = req.body?.everywhere === true;
-    if (req.webSession) {
-      await endWebSessions(ctx, req.webSession.user.id, everywhere ? undefined : req.webSession.id);
-      await ctx.audit.record({
-        actorUserId: req.webSession.user.id,
-        actor: req.webSession.user.username,
-        action: 'signout',
-        ip: clientIp(req),
-        ok: true,
-        details: { everywhere },
-      });
-    }
-    clearSessionCookie(reply, ctx);
-    // The sign-in may go on at its source (an identity provider): the browser is sent there to end it too.
-    const data = req.webSession?.data ?? {};
-    const logoutUrl =
-      ctx.signInMethods
-        .filter((m) => data[m.name] !== undefined)
-        .map((m) => m.signOutUrl(data[m.name], `${ctx.publicUrl()}/login`))
-        .find((u) => u !== null) ?? null;
-    return { ok: true, logoutUrl };
-  });
+  );
 
-  const me = {
-    schema: { summary: 'Who is calling, and the CSRF token of this browser', reply: { 200: MeReply } },
-  };
-  app.get('/api/me', me, async (req, reply): Promise<MeReply> => {
-    const user = requireUser(req);
-    reply.header('cache-control', 'no-store');
-    return { user: meView(user), csrfToken: req.webSession?.csrfToken ?? null };
-  });
+  app.get(
+    '/api/me',
+    spec('Who is calling, and the CSRF token of this browser', MeReply),
+    async (req, reply): Promise<MeReply> => {
+      const user = requireUser(req);
+      reply.header('cache-control', 'no-store');
+      return { user: meView(user), csrfToken: req.webSession?.csrfToken ?? null };
+    },
+  );
 }

@@ -9,6 +9,7 @@ import { sessionPrefix } from '../../proxy/routes.ts';
 import { requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
 import type { Feature } from '../feature.ts';
+import { spec } from '../route-spec.ts';
 
 export function notificationService(ctx: AppContext): NotificationService {
   let s = ctx.services.get('notifications') as NotificationService | undefined;
@@ -75,50 +76,41 @@ export const notificationsFeature: Feature = {
       },
     );
 
-    const list = {
-      schema: {
-        summary: 'Your latest notifications, and your preferences',
-        reply: { 200: NotificationsReply },
+    app.get(
+      '/api/notifications',
+      spec('Your latest notifications, and your preferences', NotificationsReply),
+      async (req): Promise<NotificationsReply> => {
+        const user = requireUser(req, 'read');
+        return { notifications: await svc.list(user.id), prefs: await svc.prefs(user.id) };
       },
-    };
-    app.get('/api/notifications', list, async (req): Promise<NotificationsReply> => {
-      const user = requireUser(req, 'read');
-      return { notifications: await svc.list(user.id), prefs: await svc.prefs(user.id) };
-    });
-    const read = {
-      schema: {
-        summary: 'Mark notifications read (all of them when `ids` is left out)',
-        body: MarkReadBody,
-        reply: { 200: OkReply },
+    );
+    app.post(
+      '/api/notifications/read',
+      spec('Mark notifications read (all of them when `ids` is left out)', OkReply, { body: MarkReadBody }),
+      async (req): Promise<OkReply> => {
+        const user = requireUser(req);
+        const ids = req.body?.ids;
+        await svc.markRead(
+          user.id,
+          Array.isArray(ids) ? ids.filter((i): i is number => Number.isInteger(i)) : 'all',
+        );
+        return { ok: true };
       },
-    };
-    app.post('/api/notifications/read', read, async (req): Promise<OkReply> => {
-      const user = requireUser(req);
-      const ids = req.body?.ids;
-      await svc.markRead(
-        user.id,
-        Array.isArray(ids) ? ids.filter((i): i is number => Number.isInteger(i)) : 'all',
-      );
-      return { ok: true };
-    });
-    const prefs = {
-      schema: { summary: 'Which notifications you want, and how', reply: { 200: NotificationPrefs } },
-    };
+    );
     app.get(
       '/api/notifications/prefs',
-      prefs,
+      spec('Which notifications you want, and how', NotificationPrefs),
       async (req): Promise<NotificationPrefs> => svc.prefs(requireUser(req, 'read').id),
     );
-    const setPrefs = {
-      schema: {
-        summary: 'Change some preferences (kinds not named keep theirs); answers all of them',
+    app.put(
+      '/api/notifications/prefs',
+      spec('Change some preferences (kinds not named keep theirs); answers all of them', NotificationPrefs, {
         body: PrefsBody,
-        reply: { 200: NotificationPrefs },
+      }),
+      async (req): Promise<NotificationPrefs> => {
+        const user = requireUser(req);
+        return svc.setPrefs(user.id, req.body);
       },
-    };
-    app.put('/api/notifications/prefs', setPrefs, async (req): Promise<NotificationPrefs> => {
-      const user = requireUser(req);
-      return svc.setPrefs(user.id, req.body);
-    });
+    );
   },
 };

@@ -19,6 +19,7 @@ import { findUserById, toUser } from '../../db/users.ts';
 import { clientIp, cookieOf } from '../auth.ts';
 import type { AppContext } from '../context.ts';
 import { AGENT_ROUTE } from '../route-policy.ts';
+import { spec } from '../route-spec.ts';
 import type { SignInRefresher } from '../sign-in-refresh.ts';
 import { endWebSessions, signIn } from './auth.ts';
 
@@ -75,69 +76,67 @@ export function registerOidc(app: FastifyInstance, ctx: AppContext, refresher: S
     return reply.redirect(started.url);
   });
 
-  const callback = {
-    schema: {
-      summary: "The provider's redirect back: signs in and redirects to where the sign-in started",
-      querystring: OidcCallbackQuery,
-      reply: {
-        302: NoBody(
-          'Signed in: to `next` of the start; refused: to `/login?error=<code>` (an OidcErrorCode).',
-        ),
-      },
-    },
-  };
-  app.get('/api/auth/oidc/callback', callback, async (req, reply) => {
-    const ip = clientIp(req);
-    const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '';
-    reply.header('cache-control', 'no-store');
-    reply.header('set-cookie', cookie('', 0));
-    const fail = async (code: OidcErrorCode, why: string, actor?: string) => {
-      ctx.metrics.signIns.inc({ method: 'oidc', result: code === 'not_allowed' ? 'refused' : 'failed' });
+  app.get(
+    '/api/auth/oidc/callback',
+    spec(
+      "The provider's redirect back: signs in and redirects to where the sign-in started",
+      NoBody('Signed in: to `next` of the start; refused: to `/login?error=<code>` (an OidcErrorCode).'),
+      { querystring: OidcCallbackQuery },
+      302,
+    ),
+    async (req, reply) => {
+      const ip = clientIp(req);
+      const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '';
+      reply.header('cache-control', 'no-store');
+      reply.header('set-cookie', cookie('', 0));
+      const fail = async (code: OidcErrorCode, why: string, actor?: string) => {
+        ctx.metrics.signIns.inc({ method: 'oidc', result: code === 'not_allowed' ? 'refused' : 'failed' });
+        await ctx.audit.record({
+          actor: actor ?? null,
+          action: 'signin',
+          ip,
+          ok: false,
+          details: { method: 'oidc', why: why.slice(0, 300) },
+        });
+        return reply.redirect(`/login?error=${code}`);
+      };
+
+      let signedIn: Awaited<ReturnType<OidcSignIn['finish']>>;
+      try {
+        signedIn = await oidc.finish({ query, binder: cookieOf(req.headers.cookie, OIDC_COOKIE) });
+      } catch (e) {
+        if (!(e instanceof SignInRefused)) throw e;
+        return fail(e.code, e.why, e.actor);
+      }
+      const id = signedIn.identity;
+      const admission = await admit(ctx.db, ctx.cfg.auth, id);
+      if (!admission.admitted) {
+        switch (admission.refusal) {
+          case 'conflict':
+            return fail('conflict', 'a local account has this name; it is not taken over', id.username);
+          case 'disabled':
+            return fail('disabled', 'the account is disabled', id.username);
+          case 'not_allowed':
+            return fail('not_allowed', admission.reason ?? 'not allowed', id.username);
+        }
+      }
+      const user = toUser(admission.row);
+      const tokens = signedIn.state!;
+      const { sessionId } = await signIn(req, reply, ctx, user, { [oidc.name]: tokens });
+      await ctx.webSessions.setRefreshAt(sessionId, oidc.refreshAt(tokens));
+      ctx.webSessions.invalidateUser(user.id);
+      ctx.metrics.signIns.inc({ method: 'oidc', result: 'ok' });
       await ctx.audit.record({
-        actor: actor ?? null,
+        actorUserId: user.id,
+        actor: user.username,
         action: 'signin',
         ip,
-        ok: false,
-        details: { method: 'oidc', why: why.slice(0, 300) },
+        ok: true,
+        details: { method: 'oidc', groups: id.groups, admin: user.isAdmin },
       });
-      return reply.redirect(`/login?error=${code}`);
-    };
-
-    let signedIn: Awaited<ReturnType<OidcSignIn['finish']>>;
-    try {
-      signedIn = await oidc.finish({ query, binder: cookieOf(req.headers.cookie, OIDC_COOKIE) });
-    } catch (e) {
-      if (!(e instanceof SignInRefused)) throw e;
-      return fail(e.code, e.why, e.actor);
-    }
-    const id = signedIn.identity;
-    const admission = await admit(ctx.db, ctx.cfg.auth, id);
-    if (!admission.admitted) {
-      switch (admission.refusal) {
-        case 'conflict':
-          return fail('conflict', 'a local account has this name; it is not taken over', id.username);
-        case 'disabled':
-          return fail('disabled', 'the account is disabled', id.username);
-        case 'not_allowed':
-          return fail('not_allowed', admission.reason ?? 'not allowed', id.username);
-      }
-    }
-    const user = toUser(admission.row);
-    const tokens = signedIn.state!;
-    const { sessionId } = await signIn(req, reply, ctx, user, { [oidc.name]: tokens });
-    await ctx.webSessions.setRefreshAt(sessionId, oidc.refreshAt(tokens));
-    ctx.webSessions.invalidateUser(user.id);
-    ctx.metrics.signIns.inc({ method: 'oidc', result: 'ok' });
-    await ctx.audit.record({
-      actorUserId: user.id,
-      actor: user.username,
-      action: 'signin',
-      ip,
-      ok: true,
-      details: { method: 'oidc', groups: id.groups, admin: user.isAdmin },
-    });
-    return reply.redirect(signedIn.next ?? '/');
-  });
+      return reply.redirect(signedIn.next ?? '/');
+    },
+  );
 
   // ---- back-channel logout: the provider tells us a sign-in ended there ---------------------------
 

@@ -15,6 +15,7 @@ import { RequestError } from '../../sessions/service.ts';
 import { sessionLogText } from '../../sessions/session-log.ts';
 import { clientIp, HttpError, requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
+import { spec } from '../route-spec.ts';
 
 const ID_RE = /^[a-z0-9]{4,32}$/;
 
@@ -61,57 +62,59 @@ export function parseSessionRequest(body: NewSessionBody | null): SessionRequest
 
 export function registerSessionRoutes(fastify: FastifyInstance, ctx: AppContext): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const list = { schema: { summary: 'Your sessions, newest first', reply: { 200: SessionsReply } } };
-  app.get('/api/sessions', list, async (req): Promise<SessionsReply> => {
-    const user = requireUser(req, 'sessions');
-    return { sessions: await ctx.sessions.listFor(user) };
-  });
-
-  const create = {
-    schema: {
-      summary: "Start a session: submitted to the cluster's scheduler, it runs once the job starts",
-      body: NewSessionBody,
-      reply: { 201: SessionReply },
+  app.get(
+    '/api/sessions',
+    spec('Your sessions, newest first', SessionsReply),
+    async (req): Promise<SessionsReply> => {
+      const user = requireUser(req, 'sessions');
+      return { sessions: await ctx.sessions.listFor(user) };
     },
-  };
-  app.post('/api/sessions', create, async (req, reply) => {
-    const user = requireUser(req, 'sessions');
-    const request = parseSessionRequest(req.body);
-    const refused = ctx.networks.clusterRefusal(
-      request.cluster,
-      clientIp(req),
-      ctx.clusters.get(request.cluster)?.title,
-    );
-    if (refused) throw new HttpError(403, refused, 'cluster');
-    try {
-      const view = await ctx.sessions.create(user, request, clientIp(req));
-      return reply.code(201).send({ session: view } satisfies SessionReply);
-    } catch (e) {
-      if (e instanceof RequestError) {
-        return reply.code(e.status).send({ error: e.message, errors: e.errors, field: e.errors[0]?.field });
+  );
+
+  app.post(
+    '/api/sessions',
+    spec(
+      "Start a session: submitted to the cluster's scheduler, it runs once the job starts",
+      SessionReply,
+      { body: NewSessionBody },
+      201,
+    ),
+    async (req, reply) => {
+      const user = requireUser(req, 'sessions');
+      const request = parseSessionRequest(req.body);
+      const refused = ctx.networks.clusterRefusal(
+        request.cluster,
+        clientIp(req),
+        ctx.clusters.get(request.cluster)?.title,
+      );
+      if (refused) throw new HttpError(403, refused, 'cluster');
+      try {
+        const view = await ctx.sessions.create(user, request, clientIp(req));
+        return reply.code(201).send({ session: view } satisfies SessionReply);
+      } catch (e) {
+        if (e instanceof RequestError) {
+          return reply.code(e.status).send({ error: e.message, errors: e.errors, field: e.errors[0]?.field });
+        }
+        throw e;
       }
-      throw e;
-    }
-  });
-
-  const one = {
-    schema: {
-      summary: 'One of your sessions, with its history',
-      params: SessionParams,
-      reply: { 200: SessionDetailReply },
     },
-  };
-  app.get('/api/sessions/:id', one, async (req): Promise<SessionDetailReply> => {
-    const user = requireUser(req, 'sessions');
-    const { id } = req.params;
-    const row = ID_RE.test(id) ? await ctx.sessions.getOwned(user, id) : undefined;
-    if (!row) throw new HttpError(404, 'no such session');
-    const events = await sessionEvents(ctx.db, id);
-    return {
-      session: await ctx.sessions.view(row),
-      events: events.map((e) => ({ at: e.at, state: e.state, message: e.message })),
-    };
-  });
+  );
+
+  app.get(
+    '/api/sessions/:id',
+    spec('One of your sessions, with its history', SessionDetailReply, { params: SessionParams }),
+    async (req): Promise<SessionDetailReply> => {
+      const user = requireUser(req, 'sessions');
+      const { id } = req.params;
+      const row = ID_RE.test(id) ? await ctx.sessions.getOwned(user, id) : undefined;
+      if (!row) throw new HttpError(404, 'no such session');
+      const events = await sessionEvents(ctx.db, id);
+      return {
+        session: await ctx.sessions.view(row),
+        events: events.map((e) => ({ at: e.at, state: e.state, message: e.message })),
+      };
+    },
+  );
 
   // The whole log of a session (job output, agent and app), for its owner only; as plain text, so the
   // card's link opens it in a tab. Others get the same 404 as for a session that does not exist.
@@ -144,9 +147,7 @@ export function registerSessionRoutes(fastify: FastifyInstance, ctx: AppContext)
     const updated = await ctx.sessions.stop(row, REASONS.stoppedByUser, { user, ip: clientIp(req) });
     return { session: await ctx.sessions.view(updated) };
   };
-  const stopping = (summary: string) => ({
-    schema: { summary, params: SessionParams, reply: { 200: SessionReply } },
-  });
+  const stopping = (summary: string) => spec(summary, SessionReply, { params: SessionParams });
   app.delete('/api/sessions/:id', stopping('Stop one of your sessions (its job is cancelled)'), stop);
   app.post(
     '/api/sessions/:id/stop',

@@ -11,6 +11,7 @@ import { MAX_ACTIVE_TOKENS, newApiToken, parseTokenRequest } from '../../auth/to
 import type { ApiTokensTable } from '../../db/schema.ts';
 import { clientIp, HttpError, requireBrowser, requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
+import { spec } from '../route-spec.ts';
 
 type TokenRow = Selectable<ApiTokensTable>;
 
@@ -28,108 +29,110 @@ function view(r: TokenRow): TokenView {
 
 export function registerTokenRoutes(fastify: FastifyInstance, ctx: AppContext): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
-  const list = { schema: { summary: 'Your API tokens, newest first', reply: { 200: TokensReply } } };
-  app.get('/api/tokens', list, async (req): Promise<TokensReply> => {
-    const user = requireUser(req);
-    const rows = await ctx.db
-      .selectFrom('api_tokens')
-      .selectAll()
-      .where('user_id', '=', user.id)
-      .orderBy('id', 'desc')
-      .execute();
-    return { tokens: rows.map(view) };
-  });
-
-  const create = {
-    schema: {
-      summary: 'Create an API token (from a signed-in browser only); the token is in this reply only',
-      body: NewTokenBody,
-      reply: { 201: NewTokenReply },
-    },
-  };
-  app.post('/api/tokens', create, async (req, reply) => {
-    const user = requireBrowser(req);
-    const parsed = parseTokenRequest(req.body, ctx.cfg.auth.apiTokenMaxDays);
-    if (!parsed.ok) return reply.code(400).send({ error: parsed.error, field: parsed.field });
-    const now = Date.now();
-    const active = await ctx.db
-      .selectFrom('api_tokens')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('user_id', '=', user.id)
-      .where('revoked_at', 'is', null)
-      .where('expires_at', '>', now)
-      .executeTakeFirstOrThrow();
-    if (Number(active.n) >= MAX_ACTIVE_TOKENS) {
-      return reply
-        .code(409)
-        .send({ error: `you have ${MAX_ACTIVE_TOKENS} active tokens; revoke one first`, field: 'name' });
-    }
-    const token = newApiToken();
-    const row = await ctx.db
-      .insertInto('api_tokens')
-      .values({
-        user_id: user.id,
-        name: parsed.value.name,
-        token_hash: hashToken(token),
-        scopes: JSON.stringify(parsed.value.scopes),
-        created_at: now,
-        expires_at: parsed.value.expiresAt,
-      })
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    await ctx.audit.record({
-      actorUserId: user.id,
-      actor: user.username,
-      action: 'token.create',
-      target: String(row.id),
-      ip: clientIp(req),
-      ok: true,
-      details: { name: row.name, scopes: parsed.value.scopes, expiresAt: row.expires_at },
-    });
-    // The only time the token is ever shown.
-    return reply.code(201).send({ token, info: view(row) } satisfies NewTokenReply);
-  });
-
-  const revoke = {
-    schema: {
-      summary: 'Revoke an API token (a token may revoke itself)',
-      params: TokenParams,
-      reply: { 200: OkReply },
-    },
-  };
-  app.delete('/api/tokens/:id', revoke, async (req): Promise<OkReply> => {
-    const user = requireUser(req);
-    const id = Number(req.params.id);
-    const row = Number.isSafeInteger(id)
-      ? await ctx.db
-          .selectFrom('api_tokens')
-          .selectAll()
-          .where('id', '=', id)
-          .where('user_id', '=', user.id)
-          .executeTakeFirst()
-      : undefined;
-    if (!row) throw new HttpError(404, 'no such token');
-    // A token may revoke itself, but not the user's other tokens.
-    const self = req.headers.authorization?.startsWith('Bearer ')
-      ? hashToken(req.headers.authorization.slice(7).trim()) === row.token_hash
-      : false;
-    if (req.tokenScopes && !self) throw new HttpError(403, 'an API token may revoke only itself');
-    if (!row.revoked_at) {
-      await ctx.db
-        .updateTable('api_tokens')
-        .set({ revoked_at: Date.now() })
-        .where('id', '=', row.id)
+  app.get(
+    '/api/tokens',
+    spec('Your API tokens, newest first', TokensReply),
+    async (req): Promise<TokensReply> => {
+      const user = requireUser(req);
+      const rows = await ctx.db
+        .selectFrom('api_tokens')
+        .selectAll()
+        .where('user_id', '=', user.id)
+        .orderBy('id', 'desc')
         .execute();
+      return { tokens: rows.map(view) };
+    },
+  );
+
+  app.post(
+    '/api/tokens',
+    spec(
+      'Create an API token (from a signed-in browser only); the token is in this reply only',
+      NewTokenReply,
+      { body: NewTokenBody },
+      201,
+    ),
+    async (req, reply) => {
+      const user = requireBrowser(req);
+      const parsed = parseTokenRequest(req.body, ctx.cfg.auth.apiTokenMaxDays);
+      if (!parsed.ok) return reply.code(400).send({ error: parsed.error, field: parsed.field });
+      const now = Date.now();
+      const active = await ctx.db
+        .selectFrom('api_tokens')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('user_id', '=', user.id)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', now)
+        .executeTakeFirstOrThrow();
+      if (Number(active.n) >= MAX_ACTIVE_TOKENS) {
+        return reply
+          .code(409)
+          .send({ error: `you have ${MAX_ACTIVE_TOKENS} active tokens; revoke one first`, field: 'name' });
+      }
+      const token = newApiToken();
+      const row = await ctx.db
+        .insertInto('api_tokens')
+        .values({
+          user_id: user.id,
+          name: parsed.value.name,
+          token_hash: hashToken(token),
+          scopes: JSON.stringify(parsed.value.scopes),
+          created_at: now,
+          expires_at: parsed.value.expiresAt,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
       await ctx.audit.record({
         actorUserId: user.id,
         actor: user.username,
-        action: 'token.revoke',
+        action: 'token.create',
         target: String(row.id),
         ip: clientIp(req),
         ok: true,
-        details: { name: row.name },
+        details: { name: row.name, scopes: parsed.value.scopes, expiresAt: row.expires_at },
       });
-    }
-    return { ok: true };
-  });
+      // The only time the token is ever shown.
+      return reply.code(201).send({ token, info: view(row) } satisfies NewTokenReply);
+    },
+  );
+
+  app.delete(
+    '/api/tokens/:id',
+    spec('Revoke an API token (a token may revoke itself)', OkReply, { params: TokenParams }),
+    async (req): Promise<OkReply> => {
+      const user = requireUser(req);
+      const id = Number(req.params.id);
+      const row = Number.isSafeInteger(id)
+        ? await ctx.db
+            .selectFrom('api_tokens')
+            .selectAll()
+            .where('id', '=', id)
+            .where('user_id', '=', user.id)
+            .executeTakeFirst()
+        : undefined;
+      if (!row) throw new HttpError(404, 'no such token');
+      // A token may revoke itself, but not the user's other tokens.
+      const self = req.headers.authorization?.startsWith('Bearer ')
+        ? hashToken(req.headers.authorization.slice(7).trim()) === row.token_hash
+        : false;
+      if (req.tokenScopes && !self) throw new HttpError(403, 'an API token may revoke only itself');
+      if (!row.revoked_at) {
+        await ctx.db
+          .updateTable('api_tokens')
+          .set({ revoked_at: Date.now() })
+          .where('id', '=', row.id)
+          .execute();
+        await ctx.audit.record({
+          actorUserId: user.id,
+          actor: user.username,
+          action: 'token.revoke',
+          target: String(row.id),
+          ip: clientIp(req),
+          ok: true,
+          details: { name: row.name },
+        });
+      }
+      return { ok: true };
+    },
+  );
 }
