@@ -2,7 +2,7 @@
 // log. Every route under /api/admin/ is for administrators with a browser session.
 import Type, { type Static } from 'typebox';
 import { FreeTable } from './clusters.ts';
-import { FormNumber, Nullable, OptionalText, Text } from './common.ts';
+import { FormNumber, IdParams, Nullable, OptionalText, Text } from './common.ts';
 import { SessionView } from './sessions.ts';
 
 /** `state=active` lists only sessions that are not over; `limit` caps the list (1 to 5000). */
@@ -23,8 +23,8 @@ export const NewAnnouncementBody = Type.Object({
 });
 export type NewAnnouncementBody = Static<typeof NewAnnouncementBody>;
 
-export const AnnouncementParams = Type.Object({ id: Type.String() });
-export type AnnouncementParams = Static<typeof AnnouncementParams>;
+export const AnnouncementParams = IdParams;
+export type AnnouncementParams = IdParams;
 
 /** Filters of the audit log; numbers are checked by the route, with messages per parameter. */
 export const AuditQuery = Type.Object({

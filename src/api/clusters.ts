@@ -123,6 +123,16 @@ export type ClusterView = Static<typeof ClusterView>;
 export const ClustersReply = Type.Object({ clusters: Type.Array(ClusterView) });
 export type ClustersReply = Static<typeof ClustersReply>;
 
+/** What a node or a partition has, and how much of it is allocated. */
+const capacity = {
+  cpus: Type.Number(),
+  allocCpus: Type.Number(),
+  memoryMb: Type.Number(),
+  allocMemoryMb: Type.Number(),
+  gpus: Type.Number(),
+  allocGpus: Type.Number(),
+};
+
 /** A partition's size and load. */
 export const PartitionLoad = Type.Object(
   {
@@ -131,12 +141,7 @@ export const PartitionLoad = Type.Object(
     state: Nullable(Type.String()),
     maxTimeMinutes: Nullable(Type.Number()),
     nodes: Type.Number(),
-    cpus: Type.Number(),
-    allocCpus: Type.Number(),
-    memoryMb: Type.Number(),
-    allocMemoryMb: Type.Number(),
-    gpus: Type.Number(),
-    allocGpus: Type.Number(),
+    ...capacity,
     running: Type.Number(),
     pending: Type.Number(),
   },
@@ -149,12 +154,7 @@ export const NodeRow = Type.Object(
     name: Type.String(),
     state: Type.String(),
     partitions: Type.Array(Type.String()),
-    cpus: Type.Number(),
-    allocCpus: Type.Number(),
-    memoryMb: Type.Number(),
-    allocMemoryMb: Type.Number(),
-    gpus: Type.Number(),
-    allocGpus: Type.Number(),
+    ...capacity,
     gpuType: Nullable(Type.String()),
   },
   { title: 'NodeRow' },

@@ -195,3 +195,10 @@ export function schemaProblems(schema: TSchema, complaints: SchemaComplaint[], p
   if (out.size === 0) out.set(part, { field: part, message: `${part}: not in the expected form` });
   return [...out.values()];
 }
+
+/**
+ * A path's `:id`. Routes check its form themselves, so that an id of the wrong form is answered like one
+ * that does not exist ("no such session"), never with a validation error that tells the two apart.
+ */
+export const IdParams = Type.Object({ id: Type.String() });
+export type IdParams = Static<typeof IdParams>;

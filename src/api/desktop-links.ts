@@ -3,7 +3,7 @@
 // only; the gateway keeps its hash.
 import Type, { type Static } from 'typebox';
 import { DESKTOP_LINK_STATES } from '../core/desktop-link.ts';
-import { Nullable } from './common.ts';
+import { IdParams, Nullable } from './common.ts';
 
 export const NewDesktopLinkBody = Type.Object({
   minutes: Type.Number({
@@ -19,8 +19,8 @@ export const NewDesktopLinkBody = Type.Object({
 export type NewDesktopLinkBody = Static<typeof NewDesktopLinkBody>;
 
 /** /api/desktop-links/:id (ids are checked by the route: one of the wrong form is "no such link"). */
-export const DesktopLinkParams = Type.Object({ id: Type.String() });
-export type DesktopLinkParams = Static<typeof DesktopLinkParams>;
+export const DesktopLinkParams = IdParams;
+export type DesktopLinkParams = IdParams;
 
 // ---- replies ---------------------------------------------------------------------------------------
 

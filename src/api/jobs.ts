@@ -59,11 +59,10 @@ export type QueueQuery = Static<typeof QueueQuery>;
 
 // ---- replies ---------------------------------------------------------------------------------------
 
-/** A batch job's state as the scheduler reports it ('unknown' while it cannot be asked). */
-export const JOB_STATES = [
-  'pending',
-  'running',
-  'completing',
+/** States of a batch job that has not ended. */
+export const ACTIVE_JOB_STATES = ['pending', 'running', 'completing', 'suspended'] as const;
+/** States of a batch job that has ended. */
+export const ENDED_JOB_STATES = [
   'completed',
   'failed',
   'cancelled',
@@ -71,9 +70,9 @@ export const JOB_STATES = [
   'node_fail',
   'out_of_memory',
   'preempted',
-  'suspended',
-  'unknown',
 ] as const;
+/** A batch job's state as the scheduler reports it ('unknown' while it cannot be asked). */
+export const JOB_STATES = [...ACTIVE_JOB_STATES, ...ENDED_JOB_STATES, 'unknown'] as const;
 export const JobState = Type.Enum(JOB_STATES, { title: 'JobState' });
 export type JobState = Static<typeof JobState>;
 

@@ -1,7 +1,7 @@
 // Saved settings of the new-session form: a user's named presets, the site's (defined by the
 // administrators, read-only for users), and the values of the user's newest session per cluster and app.
 import Type, { type Static } from 'typebox';
-import { Text } from './common.ts';
+import { IdParams, Text } from './common.ts';
 
 /**
  * What a preset fills in on the form: any of a session request's fields but the cluster (a preset
@@ -55,8 +55,8 @@ export const PresetPatchBody = Type.Object(
 export type PresetPatchBody = Static<typeof PresetPatchBody>;
 
 /** /api/presets/:id (an id of the wrong form, or of a preset that is not yours, is "no such preset"). */
-export const PresetParams = Type.Object({ id: Type.String() });
-export type PresetParams = Static<typeof PresetParams>;
+export const PresetParams = IdParams;
+export type PresetParams = IdParams;
 
 // ---- replies ---------------------------------------------------------------------------------------
 

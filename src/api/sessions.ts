@@ -1,7 +1,7 @@
 // Sessions (interactive jobs): what a client sends to start, look at and stop them.
 import Type, { type Static } from 'typebox';
 import { SESSION_STATES } from '../core/session-machine.ts';
-import { FormNumber, Nullable, OptionalText, Text } from './common.ts';
+import { FormNumber, IdParams, Nullable, OptionalText, Text } from './common.ts';
 
 /** A new session, as the form or a script posts it. Field values are checked against the cluster's live
  * limits by src/core/request.ts, whose messages name each field. */
@@ -27,8 +27,8 @@ export const NewSessionBody = Type.Object({
 export type NewSessionBody = Static<typeof NewSessionBody>;
 
 /** /api/sessions/:id (ids are checked by the route: an id of the wrong form is "no such session"). */
-export const SessionParams = Type.Object({ id: Type.String() });
-export type SessionParams = Static<typeof SessionParams>;
+export const SessionParams = IdParams;
+export type SessionParams = IdParams;
 
 // ---- replies ---------------------------------------------------------------------------------------
 

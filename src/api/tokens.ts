@@ -1,7 +1,7 @@
 // API tokens: what a signed-in browser sends to create and revoke them. The name's characters, the
 // scopes and the expiry are checked by src/auth/tokens.ts (parseTokenRequest), with messages per field.
 import Type, { type Static } from 'typebox';
-import { Nullable, Text } from './common.ts';
+import { IdParams, Nullable, Text } from './common.ts';
 
 /**
  * sessions: start, list and stop sessions; jobs: submit, list and cancel batch jobs; files: the Files
@@ -27,8 +27,8 @@ export const NewTokenBody = Type.Object({
 });
 export type NewTokenBody = Static<typeof NewTokenBody>;
 
-export const TokenParams = Type.Object({ id: Type.String() });
-export type TokenParams = Static<typeof TokenParams>;
+export const TokenParams = IdParams;
+export type TokenParams = IdParams;
 
 // ---- replies ---------------------------------------------------------------------------------------
 

@@ -2,19 +2,11 @@
 // and produced by the backends of src/scheduler.
 
 // The states are the API contract's (the page shows what a poll saw), defined once there.
-import type { JobState } from '../api/jobs.ts';
+import { ENDED_JOB_STATES, type JobState } from '../api/jobs.ts';
 
 export type { JobState };
 
-export const FINISHED_JOB_STATES: ReadonlySet<JobState> = new Set([
-  'completed',
-  'failed',
-  'cancelled',
-  'timeout',
-  'node_fail',
-  'out_of_memory',
-  'preempted',
-]);
+export const FINISHED_JOB_STATES: ReadonlySet<JobState> = new Set(ENDED_JOB_STATES);
 
 /** One job as seen by one poll of the scheduler. Times are epoch seconds. */
 export interface JobInfo {

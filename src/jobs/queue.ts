@@ -2,7 +2,13 @@
 // viewer. PrivateData is honoured: with "jobs" private a user gets their own rows plus counts per
 // partition; with "nodes" private no per-node list.
 import type { ClusterStatus, NodeRow, PartitionLoad } from '../api/clusters.ts';
-import type { PartitionCount, QueueRow, QueueView } from '../api/jobs.ts';
+import {
+  ACTIVE_JOB_STATES,
+  ENDED_JOB_STATES,
+  type PartitionCount,
+  type QueueRow,
+  type QueueView,
+} from '../api/jobs.ts';
 import { queuePosition } from '../core/resources.ts';
 import {
   FINISHED_JOB_STATES,
@@ -19,17 +25,8 @@ export const STATE_FILTERS: readonly string[] = [
   'active',
   'finished',
   'all',
-  'pending',
-  'running',
-  'completing',
-  'suspended',
-  'completed',
-  'failed',
-  'cancelled',
-  'timeout',
-  'node_fail',
-  'out_of_memory',
-  'preempted',
+  ...ACTIVE_JOB_STATES,
+  ...ENDED_JOB_STATES,
 ];
 
 export function matchesState(state: JobState | 'unknown', f: StateFilter | undefined): boolean {

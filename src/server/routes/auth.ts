@@ -44,6 +44,29 @@ export async function signIn(
   return { csrfToken: session.csrfToken, sessionId: session.id };
 }
 
+type SignInResult = 'ok' | 'refused' | 'failed' | 'rate_limited' | 'unavailable';
+
+/**
+ * Counts a sign-in attempt by method and result (`null`: not counted, e.g. a disabled account) and puts it
+ * in the audit log, under the signed-in user or the name that was tried.
+ */
+export async function recordSignIn(
+  ctx: AppContext,
+  who: User | string | null,
+  a: { method: string; result: SignInResult | null; ip: string; details: Record<string, unknown> },
+): Promise<void> {
+  if (a.result) ctx.metrics.signIns.inc({ method: a.method, result: a.result });
+  const user = typeof who === 'object' ? who : null;
+  await ctx.audit.record({
+    actorUserId: user?.id,
+    actor: user ? user.username : (who as string | null),
+    action: 'signin',
+    ip: a.ip,
+    ok: a.result === 'ok',
+    details: a.details,
+  });
+}
+
 /**
  * Ends one browser session (or every one of the user's) and closes the WebSockets that were opened
  * through the proxy with it, so no open tab keeps a way in after sign-out.
@@ -134,12 +157,10 @@ export function registerAuthRoutes(fastify: FastifyInstance, ctx: AppContext): v
     const waitUser = ctx.loginLimiter.hit(`user:${username.toLowerCase()}`);
     const wait = Math.max(waitIp, waitUser);
     if (wait > 0) {
-      ctx.metrics.signIns.inc({ method: 'password', result: 'rate_limited' });
-      await ctx.audit.record({
-        actor: username,
-        action: 'signin',
+      await recordSignIn(ctx, username, {
+        method: 'password',
+        result: 'rate_limited',
         ip,
-        ok: false,
         details: { why: 'rate limited' },
       });
       reply.header('retry-after', String(wait));
@@ -160,9 +181,8 @@ export function registerAuthRoutes(fastify: FastifyInstance, ctx: AppContext): v
       const admission = await admit(ctx.db, ctx.cfg.auth, id);
       if (!admission.admitted) {
         const refuse = async (details: Record<string, unknown>, error: string) => {
-          if (admission.refusal !== 'disabled')
-            ctx.metrics.signIns.inc({ method: method.name, result: 'refused' });
-          await ctx.audit.record({ actor: id.username, action: 'signin', ip, ok: false, details });
+          const result = admission.refusal === 'disabled' ? null : 'refused';
+          await recordSignIn(ctx, id.username, { method: method.name, result, ip, details });
           return reply.code(403).send({ error });
         };
         switch (admission.refusal) {
@@ -186,23 +206,18 @@ export function registerAuthRoutes(fastify: FastifyInstance, ctx: AppContext): v
       const user = { ...toUser(admission.row), groups: id.groups };
       const { csrfToken } = await signIn(req, reply, ctx, user);
       ctx.loginLimiter.reset(`user:${username.toLowerCase()}`);
-      ctx.metrics.signIns.inc({ method: method.name, result: 'ok' });
-      await ctx.audit.record({
-        actorUserId: user.id,
-        actor: user.username,
-        action: 'signin',
+      await recordSignIn(ctx, user, {
+        method: method.name,
+        result: 'ok',
         ip,
-        ok: true,
         details: { method: method.name },
       });
       return { user: meView(user), csrfToken } satisfies SignedInReply;
     }
-    ctx.metrics.signIns.inc({ method: 'password', result: unavailable ? 'unavailable' : 'failed' });
-    await ctx.audit.record({
-      actor: username,
-      action: 'signin',
+    await recordSignIn(ctx, username, {
+      method: 'password',
+      result: unavailable ? 'unavailable' : 'failed',
       ip,
-      ok: false,
       details: { why: unavailable ? 'a sign-in provider is unavailable' : 'wrong user name or password' },
     });
     if (unavailable) {

@@ -21,7 +21,7 @@ import type { AppContext } from '../context.ts';
 import { AGENT_ROUTE } from '../route-policy.ts';
 import { spec } from '../route-spec.ts';
 import type { SignInRefresher } from '../sign-in-refresh.ts';
-import { endWebSessions, signIn } from './auth.ts';
+import { endWebSessions, recordSignIn, signIn } from './auth.ts';
 
 export const OIDC_COOKIE = 'atrium_oidc';
 const COOKIE_PATH = '/api/auth/oidc/';
@@ -90,12 +90,10 @@ export function registerOidc(app: FastifyInstance, ctx: AppContext, refresher: S
       reply.header('cache-control', 'no-store');
       reply.header('set-cookie', cookie('', 0));
       const fail = async (code: OidcErrorCode, why: string, actor?: string) => {
-        ctx.metrics.signIns.inc({ method: 'oidc', result: code === 'not_allowed' ? 'refused' : 'failed' });
-        await ctx.audit.record({
-          actor: actor ?? null,
-          action: 'signin',
+        await recordSignIn(ctx, actor ?? null, {
+          method: 'oidc',
+          result: code === 'not_allowed' ? 'refused' : 'failed',
           ip,
-          ok: false,
           details: { method: 'oidc', why: why.slice(0, 300) },
         });
         return reply.redirect(`/login?error=${code}`);
@@ -125,13 +123,10 @@ export function registerOidc(app: FastifyInstance, ctx: AppContext, refresher: S
       const { sessionId } = await signIn(req, reply, ctx, user, { [oidc.name]: tokens });
       await ctx.webSessions.setRefreshAt(sessionId, oidc.refreshAt(tokens));
       ctx.webSessions.invalidateUser(user.id);
-      ctx.metrics.signIns.inc({ method: 'oidc', result: 'ok' });
-      await ctx.audit.record({
-        actorUserId: user.id,
-        actor: user.username,
-        action: 'signin',
+      await recordSignIn(ctx, user, {
+        method: 'oidc',
+        result: 'ok',
         ip,
-        ok: true,
         details: { method: 'oidc', groups: id.groups, admin: user.isAdmin },
       });
       return reply.redirect(signedIn.next ?? '/');
