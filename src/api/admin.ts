@@ -2,7 +2,7 @@
 // log. Every route under /api/admin/ is for administrators with a browser session.
 import Type, { type Static } from 'typebox';
 import { FreeTable } from './clusters.ts';
-import { FormNumber, IdParams, Nullable, OptionalText, Text } from './common.ts';
+import { FormNumber, IdParams, Model, Nullable, OptionalText, Text } from './common.ts';
 import { SessionView } from './sessions.ts';
 
 /** `state=active` lists only sessions that are not over; `limit` caps the list (1 to 5000). */
@@ -54,67 +54,58 @@ export const AdminSessionsReply = Type.Object({ sessions: Type.Array(AdminSessio
 export type AdminSessionsReply = Static<typeof AdminSessionsReply>;
 
 /** A batch job of any user submitted through Atrium (the jobs table), newest first. */
-export const AdminJob = Type.Object(
-  {
-    id: Type.Number(),
-    cluster: Type.String(),
-    jobId: Type.String(),
-    name: Type.String(),
-    user: Type.String(),
-    partition: Nullable(Type.String()),
-    state: Type.String(),
-    reason: Nullable(Type.String()),
-    exitCode: Nullable(Type.Number()),
-    submittedAt: Type.Number(),
-    startedAt: Nullable(Type.Number()),
-    endedAt: Nullable(Type.Number()),
-  },
-  { title: 'AdminJob' },
-);
+export const AdminJob = Model('AdminJob', {
+  id: Type.Number(),
+  cluster: Type.String(),
+  jobId: Type.String(),
+  name: Type.String(),
+  user: Type.String(),
+  partition: Nullable(Type.String()),
+  state: Type.String(),
+  reason: Nullable(Type.String()),
+  exitCode: Nullable(Type.Number()),
+  submittedAt: Type.Number(),
+  startedAt: Nullable(Type.Number()),
+  endedAt: Nullable(Type.Number()),
+});
 export type AdminJob = Static<typeof AdminJob>;
 
 export const AdminJobsReply = Type.Object({ jobs: Type.Array(AdminJob) });
 export type AdminJobsReply = Static<typeof AdminJobsReply>;
 
 /** A job in a cluster's queue as of the last poll; `session` is the Atrium session it runs, if any. */
-export const ClusterJob = Type.Object(
-  {
-    jobId: Type.String(),
-    name: Type.String(),
-    user: Type.String(),
-    state: Type.String(),
-    reason: Nullable(Type.String()),
-    partition: Nullable(Type.String()),
-    nodes: Nullable(Type.String()),
-    cpus: Nullable(Type.Number()),
-    memoryMb: Nullable(Type.Number()),
-    gpus: Nullable(Type.Number()),
-    startTime: Nullable(Type.Number()),
-    session: Nullable(Type.String()),
-  },
-  { title: 'ClusterJob' },
-);
+export const ClusterJob = Model('ClusterJob', {
+  jobId: Type.String(),
+  name: Type.String(),
+  user: Type.String(),
+  state: Type.String(),
+  reason: Nullable(Type.String()),
+  partition: Nullable(Type.String()),
+  nodes: Nullable(Type.String()),
+  cpus: Nullable(Type.Number()),
+  memoryMb: Nullable(Type.Number()),
+  gpus: Nullable(Type.Number()),
+  startTime: Nullable(Type.Number()),
+  session: Nullable(Type.String()),
+});
 export type ClusterJob = Static<typeof ClusterJob>;
 
 /** A cluster as administrators see it: drain state, the scheduler's health, free resources, the queue. */
-export const AdminClusterView = Type.Object(
-  {
-    name: Type.String(),
-    title: Type.String(),
-    backend: Type.String(),
-    drained: Type.Boolean(),
-    drainedByConfig: Type.Boolean({
-      description: "The config's `drained` (an administrator's switch overrides it).",
-    }),
-    reachable: Type.Boolean(),
-    lastPollAt: Nullable(Type.Number()),
-    error: Nullable(Type.String({ description: "The last poll's error, when it failed." })),
-    allowGroups: Type.Array(Type.String()),
-    free: FreeTable,
-    jobs: Type.Array(ClusterJob),
-  },
-  { title: 'AdminClusterView' },
-);
+export const AdminClusterView = Model('AdminClusterView', {
+  name: Type.String(),
+  title: Type.String(),
+  backend: Type.String(),
+  drained: Type.Boolean(),
+  drainedByConfig: Type.Boolean({
+    description: "The config's `drained` (an administrator's switch overrides it).",
+  }),
+  reachable: Type.Boolean(),
+  lastPollAt: Nullable(Type.Number()),
+  error: Nullable(Type.String({ description: "The last poll's error, when it failed." })),
+  allowGroups: Type.Array(Type.String()),
+  free: FreeTable,
+  jobs: Type.Array(ClusterJob),
+});
 export type AdminClusterView = Static<typeof AdminClusterView>;
 
 export const AdminClustersReply = Type.Object({ clusters: Type.Array(AdminClusterView) });
@@ -127,18 +118,15 @@ export const ANNOUNCEMENT_LEVELS = ['info', 'warning', 'critical'] as const;
 export const AnnouncementLevel = Type.Enum(ANNOUNCEMENT_LEVELS, { title: 'AnnouncementLevel' });
 export type AnnouncementLevel = Static<typeof AnnouncementLevel>;
 
-export const Announcement = Type.Object(
-  {
-    id: Type.Number(),
-    at: Type.Number(),
-    message: Type.String(),
-    level: AnnouncementLevel,
-    expiresAt: Nullable(Type.Number()),
-    active: Type.Boolean({ description: 'false once taken down.' }),
-    author: Nullable(Type.String()),
-  },
-  { title: 'Announcement' },
-);
+export const Announcement = Model('Announcement', {
+  id: Type.Number(),
+  at: Type.Number(),
+  message: Type.String(),
+  level: AnnouncementLevel,
+  expiresAt: Nullable(Type.Number()),
+  active: Type.Boolean({ description: 'false once taken down.' }),
+  author: Nullable(Type.String()),
+});
 export type Announcement = Static<typeof Announcement>;
 
 export const AnnouncementsReply = Type.Object({ announcements: Type.Array(Announcement) });
@@ -148,20 +136,17 @@ export const AnnouncementReply = Type.Object({ announcement: Announcement });
 export type AnnouncementReply = Static<typeof AnnouncementReply>;
 
 /** One entry of the audit log. */
-export const AuditEntry = Type.Object(
-  {
-    id: Type.Number(),
-    at: Type.Number(),
-    actorUserId: Nullable(Type.Number()),
-    actor: Nullable(Type.String()),
-    action: Type.String({ description: '"signin", "session.start", "admin.cluster.drain", ...' }),
-    target: Nullable(Type.String()),
-    ip: Nullable(Type.String()),
-    ok: Type.Boolean(),
-    details: Type.Unknown({ description: 'What else the action recorded (an object), or null.' }),
-  },
-  { title: 'AuditEntry' },
-);
+export const AuditEntry = Model('AuditEntry', {
+  id: Type.Number(),
+  at: Type.Number(),
+  actorUserId: Nullable(Type.Number()),
+  actor: Nullable(Type.String()),
+  action: Type.String({ description: '"signin", "session.start", "admin.cluster.drain", ...' }),
+  target: Nullable(Type.String()),
+  ip: Nullable(Type.String()),
+  ok: Type.Boolean(),
+  details: Type.Unknown({ description: 'What else the action recorded (an object), or null.' }),
+});
 export type AuditEntry = Static<typeof AuditEntry>;
 
 /** Newest first; pass `next` as `before` for the next page (null: no more). */

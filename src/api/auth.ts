@@ -1,6 +1,6 @@
 // Signing in and out: local and directory passwords, OpenID Connect's redirects and back-channel logout.
 import Type, { type Static } from 'typebox';
-import { Nullable, OptionalBody, Text } from './common.ts';
+import { Model, Nullable, OptionalBody, Text } from './common.ts';
 
 /** Missing or empty fields get the route's own message ("enter a user name and a password"). */
 export const LoginBody = OptionalBody(
@@ -40,18 +40,15 @@ export type BackchannelLogoutBody = Static<typeof BackchannelLogoutBody>;
 // ---- replies ---------------------------------------------------------------------------------------
 
 /** The signed-in user. */
-export const Me = Type.Object(
-  {
-    id: Type.Number(),
-    username: Type.String(),
-    unixUser: Type.String({ description: 'The Unix account sessions and jobs run as.' }),
-    displayName: Nullable(Type.String()),
-    isAdmin: Type.Boolean(),
-    groups: Type.Array(Type.String()),
-    source: Type.String({ description: 'Where the account comes from: local, ldap, oidc.' }),
-  },
-  { title: 'Me' },
-);
+export const Me = Model('Me', {
+  id: Type.Number(),
+  username: Type.String(),
+  unixUser: Type.String({ description: 'The Unix account sessions and jobs run as.' }),
+  displayName: Nullable(Type.String()),
+  isAdmin: Type.Boolean(),
+  groups: Type.Array(Type.String()),
+  source: Type.String({ description: 'Where the account comes from: local, ldap, oidc.' }),
+});
 export type Me = Static<typeof Me>;
 
 /** Signed in: the user, and the CSRF token the browser sends on writes (`X-CSRF-Token`). */
@@ -63,14 +60,11 @@ export const MeReply = Type.Object({ user: Me, csrfToken: Nullable(Type.String()
 export type MeReply = Static<typeof MeReply>;
 
 /** How the sign-in page offers to sign in. */
-export const AuthMethods = Type.Object(
-  {
-    local: Type.Boolean({ description: 'A user name and password form (local accounts or a directory).' }),
-    passwordLabel: Type.String(),
-    oidc: Nullable(Type.Object({ label: Type.String(), url: Type.String() })),
-  },
-  { title: 'AuthMethods' },
-);
+export const AuthMethods = Model('AuthMethods', {
+  local: Type.Boolean({ description: 'A user name and password form (local accounts or a directory).' }),
+  passwordLabel: Type.String(),
+  oidc: Nullable(Type.Object({ label: Type.String(), url: Type.String() })),
+});
 export type AuthMethods = Static<typeof AuthMethods>;
 
 /** Signed out; `logoutUrl` is the identity provider's, to end the sign-in there too. */

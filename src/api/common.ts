@@ -2,7 +2,7 @@
 // reply every refusal uses, and how a schema's complaints become messages that name their field.
 // Schemas here check types and sane sizes only; what a value may mean (a partition this user may use,
 // a name's characters) is checked where it is used, so those messages stay as they were.
-import Type, { type Static, type TSchema } from 'typebox';
+import Type, { type Static, type TProperties, type TSchema } from 'typebox';
 
 /** A description for the reference, when there is one. */
 const about = (description?: string) => (description ? { description } : {});
@@ -43,6 +43,10 @@ export type ErrorReply = Static<typeof ErrorReply>;
 // not filter replies through them. A schema with a `title` is one named type of the reference.
 
 /** A field that is always there, null when empty. */
+/** An object schema that the OpenAPI document names `title` among its components. */
+export const Model = <P extends TProperties>(title: string, properties: P) =>
+  Type.Object(properties, { title });
+
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
 /** Done; nothing more to say. */

@@ -3,7 +3,7 @@
 // only; the gateway keeps its hash.
 import Type, { type Static } from 'typebox';
 import { DESKTOP_LINK_STATES } from '../core/desktop-link.ts';
-import { IdParams, Nullable } from './common.ts';
+import { IdParams, Model, Nullable } from './common.ts';
 
 export const NewDesktopLinkBody = Type.Object({
   minutes: Type.Number({
@@ -32,19 +32,16 @@ export const DesktopLinkState = Type.Enum(DESKTOP_LINK_STATES, {
 export type DesktopLinkState = Static<typeof DesktopLinkState>;
 
 /** A link as its owner sees it (never the link itself, which is shown once). Times are epoch ms. */
-export const DesktopLinkView = Type.Object(
-  {
-    id: Type.Number(),
-    sessionId: Type.String(),
-    viewOnly: Type.Boolean(),
-    state: DesktopLinkState,
-    createdAt: Type.Number(),
-    expiresAt: Type.Number(),
-    usedAt: Nullable(Type.Number({ description: 'When a browser opened it.' })),
-    endedAt: Nullable(Type.Number({ description: 'When it was revoked or its session stopped.' })),
-  },
-  { title: 'DesktopLinkView' },
-);
+export const DesktopLinkView = Model('DesktopLinkView', {
+  id: Type.Number(),
+  sessionId: Type.String(),
+  viewOnly: Type.Boolean(),
+  state: DesktopLinkState,
+  createdAt: Type.Number(),
+  expiresAt: Type.Number(),
+  usedAt: Nullable(Type.Number({ description: 'When a browser opened it.' })),
+  endedAt: Nullable(Type.Number({ description: 'When it was revoked or its session stopped.' })),
+});
 export type DesktopLinkView = Static<typeof DesktopLinkView>;
 
 export const DesktopLinksReply = Type.Object({

@@ -2,7 +2,7 @@
 // Paths are absolute and must lie in one of the user's roots; src/files/paths.ts checks what they may
 // hold (no "..", no NUL, no encoded traversal) with messages that name the field.
 import Type, { type Static } from 'typebox';
-import { Nullable, Text } from './common.ts';
+import { Model, Nullable, Text } from './common.ts';
 
 const PathText = Text(8192);
 const NameText = Text(1024);
@@ -39,29 +39,23 @@ export type FilesMoveBody = Static<typeof FilesMoveBody>;
 // ---- replies ---------------------------------------------------------------------------------------
 
 /** One entry of a folder, as the user's own `lstat` sees it (links are shown, never followed). */
-export const FileEntry = Type.Object(
-  {
-    name: Type.String(),
-    type: Type.Enum(['file', 'dir', 'link', 'other'] as const),
-    size: Type.Number({ description: 'Bytes.' }),
-    mtime: Type.Number({ description: 'Last change (epoch ms).' }),
-    mode: Type.Number({ description: 'Permission bits.' }),
-    etag: Type.String({ description: 'Changes when the file does: send it back when saving (`etag`).' }),
-    target: Type.Optional(Type.String({ description: 'Where a symbolic link points.' })),
-  },
-  { title: 'FileEntry' },
-);
+export const FileEntry = Model('FileEntry', {
+  name: Type.String(),
+  type: Type.Enum(['file', 'dir', 'link', 'other'] as const),
+  size: Type.Number({ description: 'Bytes.' }),
+  mtime: Type.Number({ description: 'Last change (epoch ms).' }),
+  mode: Type.Number({ description: 'Permission bits.' }),
+  etag: Type.String({ description: 'Changes when the file does: send it back when saving (`etag`).' }),
+  target: Type.Optional(Type.String({ description: 'Where a symbolic link points.' })),
+});
 export type FileEntry = Static<typeof FileEntry>;
 
 /** A folder the user may browse from (home, project space, ...). */
-export const FileRoot = Type.Object(
-  {
-    id: Type.String({ description: 'Stable id ("home", "project", ...).' }),
-    name: Type.String({ description: 'What the page shows ("Home", "Project").' }),
-    path: Type.String({ description: 'Absolute, without a trailing slash ("/home/alice").' }),
-  },
-  { title: 'FileRoot' },
-);
+export const FileRoot = Model('FileRoot', {
+  id: Type.String({ description: 'Stable id ("home", "project", ...).' }),
+  name: Type.String({ description: 'What the page shows ("Home", "Project").' }),
+  path: Type.String({ description: 'Absolute, without a trailing slash ("/home/alice").' }),
+});
 export type FileRoot = Static<typeof FileRoot>;
 
 /** The user's roots and whether each can be read now; `available: false` (with `why`) when the page is off. */

@@ -1,6 +1,6 @@
 // Notifications: the user's inbox and which kinds they want, in the page, the browser or by e-mail.
 import Type, { type Static } from 'typebox';
-import { Nullable, OptionalBody } from './common.ts';
+import { Model, Nullable, OptionalBody } from './common.ts';
 
 /** Marks these notifications read; every one when `ids` is left out. */
 export const MarkReadBody = OptionalBody(
@@ -30,34 +30,28 @@ export type PrefsBody = Static<typeof PrefsBody>;
 // ---- replies ---------------------------------------------------------------------------------------
 
 /** Which notifications the user wants, and how. */
-export const NotificationPrefs = Type.Object(
-  {
-    kinds: Type.Record(Type.String(), Type.Boolean(), {
-      description: 'Kinds the user wants ("session.ready", "job.failed", ...); all by default.',
-    }),
-    browser: Type.Boolean({
-      description: 'Show browser (desktop) notifications; the browser asks the user too.',
-    }),
-    email: Type.Boolean({
-      description: 'Ask Slurm to e-mail job state changes (needs an e-mail address and a site mailer).',
-    }),
-  },
-  { title: 'NotificationPrefs' },
-);
+export const NotificationPrefs = Model('NotificationPrefs', {
+  kinds: Type.Record(Type.String(), Type.Boolean(), {
+    description: 'Kinds the user wants ("session.ready", "job.failed", ...); all by default.',
+  }),
+  browser: Type.Boolean({
+    description: 'Show browser (desktop) notifications; the browser asks the user too.',
+  }),
+  email: Type.Boolean({
+    description: 'Ask Slurm to e-mail job state changes (needs an e-mail address and a site mailer).',
+  }),
+});
 export type NotificationPrefs = Static<typeof NotificationPrefs>;
 
-export const Notification = Type.Object(
-  {
-    id: Type.Number(),
-    at: Type.Number(),
-    kind: Type.String({ description: '"session.ready", "job.completed", ...' }),
-    title: Type.String(),
-    body: Type.String(),
-    link: Nullable(Type.String({ description: 'A page of the gateway the notification is about.' })),
-    read: Type.Boolean(),
-  },
-  { title: 'Notification' },
-);
+export const Notification = Model('Notification', {
+  id: Type.Number(),
+  at: Type.Number(),
+  kind: Type.String({ description: '"session.ready", "job.completed", ...' }),
+  title: Type.String(),
+  body: Type.String(),
+  link: Nullable(Type.String({ description: 'A page of the gateway the notification is about.' })),
+  read: Type.Boolean(),
+});
 export type Notification = Static<typeof Notification>;
 
 export const NotificationsReply = Type.Object({

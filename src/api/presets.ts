@@ -1,7 +1,7 @@
 // Saved settings of the new-session form: a user's named presets, the site's (defined by the
 // administrators, read-only for users), and the values of the user's newest session per cluster and app.
 import Type, { type Static } from 'typebox';
-import { IdParams, Text } from './common.ts';
+import { IdParams, Model, Text } from './common.ts';
 
 /**
  * What a preset fills in on the form: any of a session request's fields but the cluster (a preset
@@ -77,16 +77,13 @@ export const PresetView = Type.Object(
 export type PresetView = Static<typeof PresetView>;
 
 /** What the user's newest session of an app on a cluster asked for (its name left out). */
-export const LastUsed = Type.Object(
-  {
-    cluster: Type.String(),
-    app: Type.String(),
-    values: PresetValues,
-    sessionId: Type.String(),
-    at: Type.Number({ description: 'When that session was created.' }),
-  },
-  { title: 'LastUsed' },
-);
+export const LastUsed = Model('LastUsed', {
+  cluster: Type.String(),
+  app: Type.String(),
+  values: PresetValues,
+  sessionId: Type.String(),
+  at: Type.Number({ description: 'When that session was created.' }),
+});
 export type LastUsed = Static<typeof LastUsed>;
 
 export const PresetsReply = Type.Object({

@@ -1,7 +1,7 @@
 // API tokens: what a signed-in browser sends to create and revoke them. The name's characters, the
 // scopes and the expiry are checked by src/auth/tokens.ts (parseTokenRequest), with messages per field.
 import Type, { type Static } from 'typebox';
-import { IdParams, Nullable, Text } from './common.ts';
+import { IdParams, Model, Nullable, Text } from './common.ts';
 
 /**
  * sessions: start, list and stop sessions; jobs: submit, list and cancel batch jobs; files: the Files
@@ -33,18 +33,15 @@ export type TokenParams = IdParams;
 // ---- replies ---------------------------------------------------------------------------------------
 
 /** An API token as its owner sees it (never the token itself, which is shown once). */
-export const TokenView = Type.Object(
-  {
-    id: Type.Number(),
-    name: Type.String(),
-    scopes: Type.Array(Type.String()),
-    createdAt: Type.Number(),
-    expiresAt: Nullable(Type.Number()),
-    lastUsedAt: Nullable(Type.Number()),
-    revokedAt: Nullable(Type.Number()),
-  },
-  { title: 'TokenView' },
-);
+export const TokenView = Model('TokenView', {
+  id: Type.Number(),
+  name: Type.String(),
+  scopes: Type.Array(Type.String()),
+  createdAt: Type.Number(),
+  expiresAt: Nullable(Type.Number()),
+  lastUsedAt: Nullable(Type.Number()),
+  revokedAt: Nullable(Type.Number()),
+});
 export type TokenView = Static<typeof TokenView>;
 
 export const TokensReply = Type.Object({ tokens: Type.Array(TokenView) });

@@ -10,6 +10,10 @@ const LOOP_SAMPLE_MS = 50;
 
 export class Metrics {
   readonly registry = new Registry();
+  /** A counter of events of each cluster (the registry field above must come first: fields initialise in order). */
+  private perCluster(name: string, help: string): Counter<'cluster'> {
+    return new Counter({ name, help, labelNames: ['cluster'] as const, registers: [this.registry] });
+  }
   /** Counts active sessions by state and cluster at each scrape (set by the admin feature, from the database). */
   sessionCounts: (() => Promise<{ state: string; cluster: string; count: number }[]>) | null = null;
   readonly sessions: Gauge<'state' | 'cluster'> = new Gauge({
@@ -91,24 +95,18 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
     registers: [this.registry],
   });
-  readonly pollFailures = new Counter({
-    name: 'atrium_scheduler_poll_failures_total',
-    help: 'Polls that could not reach the scheduler',
-    labelNames: ['cluster'] as const,
-    registers: [this.registry],
-  });
-  readonly schedulerPolls = new Counter({
-    name: 'atrium_scheduler_polls_total',
-    help: 'Polls of the scheduler (one per interval per cluster, shared by every session and page)',
-    labelNames: ['cluster'] as const,
-    registers: [this.registry],
-  });
-  readonly schedulerCalls = new Counter({
-    name: 'atrium_scheduler_calls_total',
-    help: 'Scheduler commands or API calls made by polls',
-    labelNames: ['cluster'] as const,
-    registers: [this.registry],
-  });
+  readonly pollFailures = this.perCluster(
+    'atrium_scheduler_poll_failures_total',
+    'Polls that could not reach the scheduler',
+  );
+  readonly schedulerPolls = this.perCluster(
+    'atrium_scheduler_polls_total',
+    'Polls of the scheduler (one per interval per cluster, shared by every session and page)',
+  );
+  readonly schedulerCalls = this.perCluster(
+    'atrium_scheduler_calls_total',
+    'Scheduler commands or API calls made by polls',
+  );
   readonly signIns = new Counter({
     name: 'atrium_signins_total',
     help: 'Sign-in attempts',
