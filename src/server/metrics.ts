@@ -10,9 +10,13 @@ const LOOP_SAMPLE_MS = 50;
 
 export class Metrics {
   readonly registry = new Registry();
-  /** A counter of events of each cluster (the registry field above must come first: fields initialise in order). */
-  private perCluster(name: string, help: string): Counter<'cluster'> {
-    return new Counter({ name, help, labelNames: ['cluster'] as const, registers: [this.registry] });
+  /** A counter in this registry (declared after `registry`: fields initialise in order). */
+  private counter<L extends string = 'cluster'>(
+    name: string,
+    help: string,
+    labelNames: readonly L[] = ['cluster'] as unknown as L[],
+  ): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
   }
   /** Counts active sessions by state and cluster at each scrape (set by the admin feature, from the database). */
   sessionCounts: (() => Promise<{ state: string; cluster: string; count: number }[]>) | null = null;
@@ -28,12 +32,10 @@ export class Metrics {
       for (const c of counts) this.sessions.set({ state: c.state, cluster: c.cluster }, c.count);
     },
   });
-  readonly sessionTransitions = new Counter({
-    name: 'atrium_session_transitions_total',
-    help: 'Session state changes',
-    labelNames: ['to', 'cluster'] as const,
-    registers: [this.registry],
-  });
+  readonly sessionTransitions = this.counter('atrium_session_transitions_total', 'Session state changes', [
+    'to',
+    'cluster',
+  ]);
   readonly spawnDuration = new Histogram({
     name: 'atrium_spawn_duration_seconds',
     help: 'From request to app ready',
@@ -71,11 +73,7 @@ export class Metrics {
     registers: [this.registry],
     collect: () => this.sseClients.set(this.sseClientCount()),
   });
-  readonly proxyRequests = new Counter({
-    name: 'atrium_proxy_requests_total',
-    help: 'HTTP requests under /user/',
-    registers: [this.registry],
-  });
+  readonly proxyRequests = this.counter('atrium_proxy_requests_total', 'HTTP requests under /user/', []);
   readonly openWebSockets = new Gauge({
     name: 'atrium_proxy_open_websockets',
     help: 'WebSockets open through the proxy',
@@ -95,24 +93,19 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
     registers: [this.registry],
   });
-  readonly pollFailures = this.perCluster(
+  readonly pollFailures = this.counter(
     'atrium_scheduler_poll_failures_total',
     'Polls that could not reach the scheduler',
   );
-  readonly schedulerPolls = this.perCluster(
+  readonly schedulerPolls = this.counter(
     'atrium_scheduler_polls_total',
     'Polls of the scheduler (one per interval per cluster, shared by every session and page)',
   );
-  readonly schedulerCalls = this.perCluster(
+  readonly schedulerCalls = this.counter(
     'atrium_scheduler_calls_total',
     'Scheduler commands or API calls made by polls',
   );
-  readonly signIns = new Counter({
-    name: 'atrium_signins_total',
-    help: 'Sign-in attempts',
-    labelNames: ['method', 'result'] as const,
-    registers: [this.registry],
-  });
+  readonly signIns = this.counter('atrium_signins_total', 'Sign-in attempts', ['method', 'result']);
 
   /**
    * A timer's lateness, sampled all the time: a cumulative histogram that several scrapers can read and
