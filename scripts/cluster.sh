@@ -224,9 +224,17 @@ AccountingStorageHost=127.0.0.1
 AccountingStoragePort=$DBD_PORT
 AccountingStoragePass=$MUNGE_SOCKET
 AccountingStorageTRES=gres/gpu
-AccountingStorageEnforce=associations
+# limits: association limits (GrpTRESMins) are enforced and usage is counted at each job's end (sshare's
+# GrpTRESRaw, the usage page, test/e2e/usage-quotas); no limit is set unless a test sets one.
+AccountingStorageEnforce=associations,limits
+# Fair share computed (sshare's FairShare) with a weight of 1, so every job's priority stays 1 and the
+# queue order FIFO as with priority/basic; the factors are recomputed every minute.
+PriorityType=priority/multifactor
+PriorityWeightFairshare=1
+PriorityCalcPeriod=1
 JobAcctGatherType=jobacct_gather/linux
-JobAcctGatherFrequency=30"
+# Sampled every 2 s so even a short job has a MaxRSS (the history's memory efficiency, test/e2e/history).
+JobAcctGatherFrequency=task=2"
   else
     acct="AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none"

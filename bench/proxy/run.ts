@@ -1,5 +1,6 @@
-// npm run bench:proxy — one trivial app behind nothing, the Atrium gateway and configurable-http-proxy
-// 5.3 (as JupyterHub runs it, and with its keep-alive option), in one run on this machine:
+// npm run bench:proxy — one trivial app behind nothing, the Atrium gateway (straight to the app, through
+// an agent's relay, and through a dial-out tunnel; the agent's side in its own process beside the app)
+// and configurable-http-proxy 5.3 (as JupyterHub runs it, and with its keep-alive option), in one run:
 //   HTTP: wrk -t1 -c{10,50,200} --latency: requests/s, p99, and the proxy's CPU time per request.
 //   WebSocket: 64-byte echo round trips/s and p99 (bench/proxy/ws-load.ts) at 10, 50 and 200 connections.
 //   Memory: 50,000 WebSocket open/close cycles, some to an app that dies (bench/proxy/ws-churn.ts).
@@ -14,7 +15,7 @@
 //      this machine and the first requests on late ones wait in the accept queue; in a 4 s cell that
 //      start-up alone set the c=200 p99 of every proxy), BENCH_WARMUP (seconds before each cell, 1),
 //      BENCH_ROUNDS (HTTP rounds, 3), BENCH_WS_ROUNDS (2), BENCH_HTTP_CONNS (10,50,200),
-//      BENCH_WS_CONNS (10,50,200), BENCH_TARGETS (direct,ours,chp,chp_keepalive),
+//      BENCH_WS_CONNS (10,50,200), BENCH_TARGETS (direct,ours,ours_relay,ours_tunnel,chp,chp_keepalive),
 //      BENCH_CYCLES (50000), BENCH_CHURN (ours,chp; "none" to skip), BENCH_NO_PIN=1, BENCH_NO_SAVE=1,
 //      BENCH_PROFILE=1 (CPU profile of the gateway during its first c=50 HTTP cell, in the temp dir).
 // Quick smoke run: BENCH_SECONDS=1 BENCH_WARMUP=0 BENCH_ROUNDS=1 BENCH_WS_ROUNDS=1 BENCH_CYCLES=2000
@@ -342,6 +343,9 @@ async function main(): Promise<void> {
       ours_over_chp: ratio(g(httpAgg, 'ours', c)?.rate, g(httpAgg, 'chp', c)?.rate),
       ours_over_chp_keepalive: ratio(g(httpAgg, 'ours', c)?.rate, g(httpAgg, 'chp_keepalive', c)?.rate),
       ours_over_direct: ratio(g(httpAgg, 'ours', c)?.rate, g(httpAgg, 'direct', c)?.rate),
+      relay_rps: g(httpAgg, 'ours_relay', c)?.rate ?? null,
+      tunnel_rps: g(httpAgg, 'ours_tunnel', c)?.rate ?? null,
+      tunnel_over_relay: ratio(g(httpAgg, 'ours_tunnel', c)?.rate, g(httpAgg, 'ours_relay', c)?.rate),
       p99_ms: p99s(httpAgg, c),
       cpu_us_per_req: { ours: g(httpAgg, 'ours', c)?.cpu ?? null, chp: g(httpAgg, 'chp', c)?.cpu ?? null },
     };
@@ -355,6 +359,9 @@ async function main(): Promise<void> {
       direct_mps: g(wsAgg, 'direct', c)?.rate ?? null,
       ours_over_chp: ratio(g(wsAgg, 'ours', c)?.rate, g(wsAgg, 'chp', c)?.rate),
       ours_over_direct: ratio(g(wsAgg, 'ours', c)?.rate, g(wsAgg, 'direct', c)?.rate),
+      relay_mps: g(wsAgg, 'ours_relay', c)?.rate ?? null,
+      tunnel_mps: g(wsAgg, 'ours_tunnel', c)?.rate ?? null,
+      tunnel_over_relay: ratio(g(wsAgg, 'ours_tunnel', c)?.rate, g(wsAgg, 'ours_relay', c)?.rate),
       p99_ms: p99s(wsAgg, c),
     };
   }
@@ -391,6 +398,11 @@ async function main(): Promise<void> {
         ? HTTP_CONNS.every((c) => (g(httpAgg, 'ours', c)?.p99 ?? Infinity) < (g(httpAgg, 'chp', c)?.p99 ?? 0))
         : null,
     ws_ours_over_chp_ge_1_1: wsAgg.ours && wsAgg.chp ? cellsMeet(wsSummary, 'ours_over_chp', 1.1) : null,
+    // Issue 17: the dial-out tunnel carries at least 0.7x the relay's throughput, HTTP and WebSocket.
+    tunnel_over_relay_ge_0_7:
+      httpAgg.ours_tunnel && httpAgg.ours_relay
+        ? cellsMeet(httpSummary, 'tunnel_over_relay', 0.7) && cellsMeet(wsSummary, 'tunnel_over_relay', 0.7)
+        : null,
     memory_ours_within_10pct: churn.ours
       ? churn.ours.rssRatio <= 1.1 && churn.ours.heapRatio <= 1.1 && Number(churn.ours.load.stuck) === 0
       : null,

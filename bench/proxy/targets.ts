@@ -15,12 +15,21 @@ import {
   waitForPort,
 } from './lib.ts';
 
-export type TargetKind = 'direct' | 'ours' | 'chp' | 'chp_keepalive';
-export const TARGET_KINDS: TargetKind[] = ['direct', 'ours', 'chp', 'chp_keepalive'];
+export type TargetKind = 'direct' | 'ours' | 'ours_relay' | 'ours_tunnel' | 'chp' | 'chp_keepalive';
+export const TARGET_KINDS: TargetKind[] = [
+  'direct',
+  'ours',
+  'ours_relay',
+  'ours_tunnel',
+  'chp',
+  'chp_keepalive',
+];
 
 export const LABELS: Record<TargetKind, string> = {
   direct: 'direct (no proxy)',
   ours: 'Atrium gateway',
+  ours_relay: "Atrium gateway, agent's relay",
+  ours_tunnel: 'Atrium gateway, dial-out tunnel',
   chp: 'CHP 5.3 (as JupyterHub runs it)',
   chp_keepalive: 'CHP 5.3 --keep-alive-timeout',
 };
@@ -79,17 +88,60 @@ export async function startTarget(kind: TargetKind, routes: RouteSpec[]): Promis
       close: async () => undefined,
     };
   }
-  if (kind === 'ours') {
+  if (kind === 'ours' || kind === 'ours_relay' || kind === 'ours_tunnel') {
+    // The agent's side (relay or tunnel) runs beside the app, on the load CPU, as on a node.
+    const secret = crypto.randomBytes(24).toString('base64url');
+    const agents: Child[] = [];
     const args: string[] = [];
-    for (const r of routes) args.push('--route', `${r.id}=${r.port}`);
-    const child = start('atrium', nodeArgv('ours.ts', args, ['--expose-gc']), { cpu: CPU_PROXY, ipc: true });
+    for (const r of routes) {
+      if (kind === 'ours') args.push('--route', `${r.id}=${r.port}`);
+      else if (kind === 'ours_tunnel') args.push('--tunnel-route', `${r.id}=${secret}`);
+      else {
+        const relay = start(
+          'relay',
+          nodeArgv('agent-side.ts', ['relay', '--to', String(r.port), '--secret', secret]),
+          {
+            cpu: CPU_LOAD,
+          },
+        );
+        agents.push(relay);
+        const { relay: port } = await waitForJson<{ relay: number }>(relay, 'relay');
+        args.push('--relay-route', `${r.id}=${port}=${secret}`);
+      }
+    }
+    const child = start(kind, nodeArgv('ours.ts', args, ['--expose-gc']), { cpu: CPU_PROXY, ipc: true });
     const ready = await waitForJson<{ port: number; cookie: string }>(child, 'bench', 60_000);
+    if (kind === 'ours_tunnel') {
+      for (const r of routes) {
+        const argv = [
+          'tunnel',
+          '--to',
+          String(r.port),
+          '--secret',
+          secret,
+          '--hub',
+          `http://127.0.0.1:${ready.port}`,
+        ];
+        const tunnel = start(
+          'tunnel',
+          nodeArgv('agent-side.ts', [...argv, '--session', r.id, '--app', 'bench']),
+          {
+            cpu: CPU_LOAD,
+          },
+        );
+        agents.push(tunnel);
+        await waitForJson(tunnel, 'tunnel');
+      }
+    }
     return {
       kind,
       base: `http://127.0.0.1:${ready.port}`,
       headers: { Cookie: ready.cookie },
       child,
-      close: () => stop(child),
+      close: async () => {
+        await stop(child);
+        for (const a of agents) await stop(a);
+      },
     };
   }
   // configurable-http-proxy, with the command line JupyterHub 4/5 builds in ConfigurableHTTPProxy.start():

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { relaySecretFor } from '../apps/secrets.ts';
+import { relaySecretFor, tunnelSecretFor } from '../apps/secrets.ts';
 import { type AgentAppSpec, type ContainerSpec, extraAppBase } from '../apps/types.ts';
 import { tellingLine } from '../core/telling-line.ts';
 import { AppProcess } from './apps.ts';
@@ -22,6 +22,7 @@ import {
   stopSessionProcesses,
 } from './guard.ts';
 import { type Relay, startRelay } from './relay.ts';
+import { type AgentTunnel, startTunnel, type TunnelTarget } from './tunnel.ts';
 
 interface AgentInput {
   hubUrl: string;
@@ -45,6 +46,8 @@ interface AgentInput {
    * port, once the app dies, is anyone's to bind: the relay's handshake tells the gateway it is ours).
    */
   relay: boolean;
+  /** Dial the gateway instead (the node accepts no inbound connection): every app goes through the tunnel. */
+  tunnel: boolean;
   /** The environment's container: every app runs in it. */
   container?: ContainerSpec;
   /** Keep the user's identity-provider access token in <session dir>/access_token. */
@@ -74,6 +77,7 @@ function readInput(env: NodeJS.ProcessEnv): AgentInput {
       env.ATRIUM_SHARE_DIR || path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../share'),
     distDir: env.ATRIUM_DIST_DIR || path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist'),
     relay: env.ATRIUM_RELAY === '1',
+    tunnel: env.ATRIUM_TUNNEL === '1',
     container: env.ATRIUM_CONTAINER ? (JSON.parse(env.ATRIUM_CONTAINER) as ContainerSpec) : undefined,
     fetchAccessToken: env.ATRIUM_FETCH_ACCESS_TOKEN === '1',
   };
@@ -213,6 +217,8 @@ async function main(): Promise<void> {
   // Not a secret: the mark by which every process of the session is found and stopped (guard.ts).
   baseEnv[SESSION_MARK] = input.sessionId;
   if (input.fetchAccessToken) baseEnv.ATRIUM_ACCESS_TOKEN_FILE = tokenFile;
+  // The session listens on no TCP port: Jupyter's kernels neither (share/jupyter/atrium-jupyter).
+  if (input.tunnel) baseEnv.ATRIUM_JUPYTER_KERNELS = 'ipc';
   // The `atrium` command (e.g. `atrium kernel add`) is at hand in sessions, after everything else.
   const atriumBin = path.resolve(input.distDir, '..', 'bin');
   if (fs.existsSync(path.join(atriumBin, 'atrium')))
@@ -222,7 +228,7 @@ async function main(): Promise<void> {
     user,
     sessionDir,
     // Behind the relay, TCP apps listen on loopback only: other nodes cannot reach them at all.
-    bindHost: input.relay ? '127.0.0.1' : input.bindHost,
+    bindHost: input.relay || input.tunnel ? '127.0.0.1' : input.bindHost,
     appToken: input.appToken,
     shareDir: input.shareDir,
     distDir: input.distDir,
@@ -249,6 +255,7 @@ async function main(): Promise<void> {
   log(`session ${input.sessionId}: starting ${apps.map((a) => a.spec.id).join(', ')}`);
 
   const relays: Relay[] = [];
+  let tunnel: AgentTunnel | undefined;
   let stopping = false;
   const stopApp = async (why: string): Promise<void> => {
     if (stopping) return;
@@ -257,6 +264,7 @@ async function main(): Promise<void> {
     // The token must not outlive the session.
     if (input.fetchAccessToken) fs.rmSync(tokenFile, { force: true });
     for (const r of relays) r.close();
+    tunnel?.close();
     await Promise.all(apps.map((a) => a.stop()));
     // What the apps started in sessions of their own (kernels, terminals' shells) is not in their groups.
     const left = await stopSessionProcesses(input.sessionId, [], {
@@ -327,14 +335,35 @@ async function main(): Promise<void> {
       a.relayPort = r.port;
     }
   }
+  // Nodes that accept no inbound connection: the agent dials the gateway, which reaches every app through it.
+  if (input.tunnel) {
+    const targets = new Map<string, TunnelTarget>();
+    for (const a of apps)
+      targets.set(
+        a.spec.id,
+        a.socketPath ? { socketPath: a.socketPath } : { host: '127.0.0.1', port: a.port },
+      );
+    const t = startTunnel({
+      hubUrl: input.hubUrl,
+      sessionId: input.sessionId,
+      secret: tunnelSecretFor(input.appToken, input.sessionId),
+      targets,
+      log,
+    });
+    tunnel = t;
+    const up = await Promise.race([t.up.then(() => true), sleep(600_000).then(() => false)]);
+    if (!up) await fail('the tunnel to the gateway could not be opened in 10 minutes');
+  }
   const where = (a: AppProcess) =>
-    a.relayPort
-      ? { port: a.relayPort, socket: undefined }
-      : { port: a.port, socket: a.socketPath || undefined };
+    input.tunnel
+      ? { port: 0, socket: undefined }
+      : a.relayPort
+        ? { port: a.relayPort, socket: undefined }
+        : { port: a.port, socket: a.socketPath || undefined };
 
   const host = input.advertiseHost ?? (await nodeAddress(input.bindHost));
   log(
-    `ready: ${apps.map((a) => `${a.spec.id} on ${a.socketPath && !a.relayPort ? a.socketPath : `${host}:${where(a).port}`}`).join(', ')}; reporting to the gateway`,
+    `ready: ${apps.map((a) => `${a.spec.id} on ${a.socketPath && !a.relayPort ? a.socketPath : `${host}:${a.relayPort || a.port}`}`).join(', ')}${input.tunnel ? ', through the tunnel' : ''}; reporting to the gateway`,
   );
   // Extra apps that have exited: listed on every heartbeat (the first one at once), and the gateway
   // drops their routes, since a port an app let go of is anyone's to bind.

@@ -89,6 +89,12 @@ export const EnvironmentChoice = Type.Object(
 );
 export type EnvironmentChoice = Static<typeof EnvironmentChoice>;
 
+/** Under a cluster's `projectAccess` rule, why this user may start nothing there. */
+export const AccessRefused = Type.String({
+  description:
+    "Present when the cluster admits only members of an active project and this user has none: which project is needed and where to ask (the site's words), as the API refuses a start there.",
+});
+
 /** A cluster as the new-session form shows it to this user. */
 export const ClusterView = Model('ClusterView', {
   name: Type.String(),
@@ -102,6 +108,7 @@ export const ClusterView = Model('ClusterView', {
   apps: Type.Array(AppChoice),
   environments: Type.Array(EnvironmentChoice),
   free: FreeTable,
+  accessRefused: Type.Optional(AccessRefused),
 });
 export type ClusterView = Static<typeof ClusterView>;
 

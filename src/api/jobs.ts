@@ -1,6 +1,7 @@
 // Batch jobs and the queue: submitting, following, cancelling, reading output. Field values are checked
 // by src/core/batch-request.ts, whose messages name each form field.
 import Type, { type Static } from 'typebox';
+import { AccessRefused } from './clusters.ts';
 import { FormNumber, Model, Nullable, OptionalText } from './common.ts';
 
 const QueryText = (description?: string) =>
@@ -99,6 +100,12 @@ export const JobView = Model('JobView', {
   startedAt: Nullable(Type.Number()),
   endedAt: Nullable(Type.Number()),
   timeLimitMinutes: Nullable(Type.Number()),
+  addTimeMinutes: Nullable(
+    Type.Number({
+      description:
+        "Most minutes one request may add now (POST /api/jobs/{cluster}/{jobId}/extend, the site's `extension` policy); null when the job cannot be given more time.",
+    }),
+  ),
   elapsedSeconds: Nullable(
     Type.Number({
       description: 'Seconds run so far (running) or in total (finished); null before it starts.',
@@ -187,6 +194,7 @@ export const BatchClusterView = Model('BatchClusterView', {
   limits: BatchLimits,
   defaultPartition: Nullable(Type.String()),
   mail: Type.Boolean({ description: 'E-mail through Slurm works here and the user has an address.' }),
+  accessRefused: Type.Optional(AccessRefused),
 });
 export type BatchClusterView = Static<typeof BatchClusterView>;
 

@@ -80,8 +80,9 @@ export const SessionView = Model('SessionView', {
   environment: Nullable(Type.String()),
   label: Nullable(Type.String()),
   state: SessionState,
-  displayState: Type.Union([SessionState, Type.Literal('unknown')], {
-    description: "'unknown' while the scheduler cannot be reached, else the state.",
+  displayState: Type.Union([SessionState, Type.Literal('unknown'), Type.Literal('reconnecting')], {
+    description:
+      "'unknown' while the scheduler cannot be reached; 'reconnecting' while the agent of a running session on a dial-out cluster has no tunnel to this gateway (it dials again by itself); else the state.",
   }),
   reason: Nullable(Type.String({ description: 'Why it ended or failed, for people.' })),
   request: SessionRequest,
@@ -98,6 +99,12 @@ export const SessionView = Model('SessionView', {
   endedAt: Nullable(Type.Number()),
   expiresAt: Nullable(Type.Number({ description: 'When the time limit ends it.' })),
   timeLimitMinutes: Type.Number(),
+  addTimeMinutes: Nullable(
+    Type.Number({
+      description:
+        "Most minutes one request may add now (POST /api/sessions/{id}/extend, the site's `extension` policy); null when the session cannot be given more time.",
+    }),
+  ),
   queue: Nullable(SessionQueue),
   lastHeartbeatAt: Nullable(Type.Number()),
   notRespondingSince: Nullable(

@@ -15,3 +15,8 @@ export function appTokenFor(appToken: string, appId: string, main: boolean): str
 export function relaySecretFor(appToken: string, appId: string): string {
   return derive('relay', appId, appToken);
 }
+
+/** The secret of the session's dial-out tunnel (src/apps/tunnel.ts): the agent and the gateway prove it. */
+export function tunnelSecretFor(appToken: string, sessionId: string): string {
+  return derive('tunnel', sessionId, appToken);
+}

@@ -135,6 +135,12 @@ export function parseConfig(text: string, file = '(inline)', baseDir = process.c
     if (c.defaultHours > c.maxHours) {
       problems.push({ ...at('defaultHours'), message: `must not exceed maxHours (${c.maxHours})` });
     }
+    if (c.projectAccess && c.backend !== 'slurm') {
+      problems.push({
+        ...at('projectAccess'),
+        message: `needs a Slurm cluster with accounting (the associations come from sacctmgr), not backend "${c.backend}"`,
+      });
+    }
   });
   // Every address list is read as networks here, so a malformed one is named by its key, not found at run time.
   const networkLists: [string[], string[] | undefined][] = [

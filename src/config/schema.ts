@@ -307,6 +307,65 @@ const ClusterSourceNetworks = Type.Object(
   { additionalProperties: false },
 );
 
+const ExtensionLimits = {
+  maxTotalMinutes: Type.Integer({
+    minimum: 1,
+    maximum: 525_600,
+    description:
+      'Longest total time limit a session or job may reach by extensions, in minutes (its first limit included).',
+  }),
+  maxPerRequestMinutes: Type.Integer({
+    minimum: 1,
+    maximum: 525_600,
+    description: 'Most one request may add, in minutes.',
+  }),
+};
+
+const ExtensionPartition = Type.Object(
+  {
+    enabled: doc('false: no extensions in this partition.', Type.Optional(Type.Boolean({ default: true }))),
+    maxTotalMinutes: doc(
+      "This partition's `maxTotalMinutes` (default: the cluster's).",
+      Type.Optional(ExtensionLimits.maxTotalMinutes),
+    ),
+    maxPerRequestMinutes: doc(
+      "This partition's `maxPerRequestMinutes` (default: the cluster's).",
+      Type.Optional(ExtensionLimits.maxPerRequestMinutes),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const ExtensionSettings = Type.Object(
+  {
+    maxTotalMinutes: { ...ExtensionLimits.maxTotalMinutes, default: 1440 },
+    maxPerRequestMinutes: { ...ExtensionLimits.maxPerRequestMinutes, default: 120 },
+    partitions: doc(
+      "Per partition, by name: `{ enabled, maxTotalMinutes, maxPerRequestMinutes }` (same ranges; each defaults to the cluster's, `enabled` to true), e.g. `{ debug: { enabled: false }, long: { maxTotalMinutes: 4320 } }`. Partitions not named take the limits above.",
+      Type.Record(Type.String(), ExtensionPartition, { default: {} }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const ProjectAccessSchema = Type.Object(
+  {
+    projects: doc(
+      'Only associations with these accounts (projects) count; absent: an active association with any account.',
+      Type.Optional(Type.Array(Name, { minItems: 1 })),
+    ),
+    message: doc(
+      "The site's words after the refusal, on the form and in the API: where to ask for a project (e.g. a portal's address).",
+      Type.String({ minLength: 1 }),
+    ),
+    refreshSeconds: doc(
+      "How often the gateway reads every user's associations (one `sacctmgr show assoc` for the whole cluster, in the background); a change in Slurm takes effect within this time.",
+      Type.Integer({ minimum: 1, maximum: 86400, default: 300 }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const ClusterSchema = Type.Object(
   {
     name: doc('Short name (letters, digits, `._-`), used in URLs, the API and the CLI.', Name),
@@ -333,6 +392,10 @@ export const ClusterSchema = Type.Object(
       "Only these groups may use the cluster (the groups from the sign-in provider, and the Unix groups of the user's account); others are not offered it and get a `cluster` error. Empty: every signed-in user.",
       Type.Array(Type.String(), { default: [] }),
     ),
+    projectAccess: doc(
+      'Access only for members of an active project: a user may start sessions and jobs here only with an active Slurm association on this cluster (removed ones, and those whose job limits are 0, count as none); the form offers only those accounts. Running sessions are not touched. Needs `backend: slurm` with accounting (slurmdbd); see [admin.md](admin.md#access-only-for-members-of-an-active-project).',
+      Type.Optional(ProjectAccessSchema),
+    ),
     sourceNetworks: doc(
       'Narrows the global `sourceNetworks` for this cluster (both must allow an address); see [security.md](security.md#source-networks).',
       Type.Optional(ClusterSourceNetworks),
@@ -345,9 +408,17 @@ export const ClusterSchema = Type.Object(
       'How the gateway reaches apps that listen on a Unix socket: `unix` connects to the socket (the nodes are this host: local backend, single-host test clusters); `relay` has the agent accept TCP on the node with a per-session secret and pass it on. Default: unix where the backend runs sessions on this host, else relay.',
       Type.Optional(Type.Union([Type.Literal('unix'), Type.Literal('relay')])),
     ),
+    connection: doc(
+      "How the gateway reaches the apps of sessions here: `inbound` connects to the node (its Unix socket, or the agent's relay: see `appSockets`); `dial-out` is for nodes that accept no inbound connection: the agent dials the gateway's own HTTP(S) port (`server.publicUrl`), opens one WebSocket authenticated both ways with the session's secret, and the gateway carries every app's HTTP and WebSocket traffic through it; the session listens on no TCP port. See [slurm.md](slurm.md#nodes-that-accept-no-inbound-connection).",
+      Type.Union([Type.Literal('inbound'), Type.Literal('dial-out')], { default: 'inbound' }),
+    ),
     checkInstalled: doc(
       "Check apps' `requires` on this host (the nodes have the same software). Default: where the backend runs sessions on this host.",
       Type.Optional(Type.Boolean()),
+    ),
+    extension: doc(
+      'Walltime extension: running sessions and jobs offer "add time" within these limits, and never past a maintenance window or another reservation that starts on the job\'s nodes. The gateway sets the new limit itself (`scontrol update`), so it must be a Slurm operator. Absent: no extensions. See [slurm.md](slurm.md#adding-time).',
+      Type.Optional(ExtensionSettings),
     ),
     slurm: doc(
       'Slurm settings (required for `backend: slurm`); see [slurm.md](slurm.md).',
@@ -451,6 +522,82 @@ const IdleSignal = Type.Union([
   Type.Literal('traffic'),
   Type.Literal('none'),
 ]);
+
+const StorageQuotaCommand = Type.Object(
+  {
+    name: Type.String({
+      minLength: 1,
+      maxLength: 64,
+      description: 'What the page calls it, e.g. `Home` or `Scratch`.',
+    }),
+    command: Type.Array(Type.String(), {
+      minItems: 1,
+      description:
+        "argv of the command (no shell), run as the user the way file operations are (`files.runAs`); `{user}`, `{uid}` and `{home}` are replaced by the user's Unix name, uid and home, e.g. `[quota, -w]` or `[lfs, quota, -u, '{user}', /lustre]`.",
+    }),
+    parser: Type.String({
+      pattern: '^[a-z][a-z0-9_-]{0,31}$',
+      description:
+        "Which parser reads its output: `quota-w` (quota-tools' `quota -w`, with or without `-s`), `lfs-quota` (Lustre's `lfs quota -u`, with or without `-h`), or one a site registers ([admin.md](admin.md#usage-and-quotas)).",
+    }),
+    timeoutSeconds: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 600,
+      default: 10,
+      description: 'A command still running after this is killed; the page then says "quota unavailable".',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+const UsageSchema = Type.Object(
+  {
+    refreshSeconds: Type.Number({
+      minimum: 1,
+      maximum: 86400,
+      default: 300,
+      description:
+        "How often each Slurm cluster's usage, limits and fair shares are read: one `sshare` per cluster for every user (pages read the gateway's copy, never the scheduler).",
+    }),
+    warnPercent: Type.Number({
+      minimum: 0,
+      maximum: 100,
+      default: 80,
+      description: 'Usage from this share of a limit (compute or storage) is shown in the warning colour.',
+    }),
+    criticalPercent: Type.Number({
+      minimum: 0,
+      maximum: 100,
+      default: 95,
+      description: 'Usage from this share of a limit is shown in the critical colour.',
+    }),
+    storage: Type.Array(StorageQuotaCommand, {
+      default: [],
+      maxItems: 16,
+      description:
+        'Storage quota commands, each run as the user; none: no storage quotas are shown. Output that fails, times out or cannot be parsed shows "quota unavailable" and is logged with the command\'s output.',
+    }),
+    storageRefreshSeconds: Type.Number({
+      minimum: 1,
+      maximum: 86400,
+      default: 600,
+      description:
+        "How often the storage quota commands run again for each user who opened a page in the last `activeUserMinutes` (a user's first page view runs them once; later views read the gateway's copy).",
+    }),
+    activeUserMinutes: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 10080,
+      default: 60,
+      description: 'Users whose storage quotas are kept fresh: those seen in this many minutes.',
+    }),
+  },
+  {
+    additionalProperties: false,
+    default: {},
+    description:
+      "Usage and quotas on the dashboard and beside the form's account field ([admin.md](admin.md#usage-and-quotas)).",
+  },
+);
 
 const IdleSchema = Type.Object(
   {
@@ -806,6 +953,7 @@ export const ConfigSchema = Type.Object(
     ),
     files: FilesSchema,
     idle: IdleSchema,
+    usage: UsageSchema,
     installPackages: doc(
       'At start, install missing Debian packages that local sessions need (when running as root).',
       Type.Boolean({ default: true }),
@@ -820,5 +968,6 @@ export type EnvironmentConfig = Static<typeof EnvironmentSchema>;
 export type AppConfig = Static<typeof AppSchema>;
 export type FilesConfig = Static<typeof FilesSchema>;
 export type IdleConfig = Static<typeof IdleSchema>;
+export type UsageConfig = Static<typeof UsageSchema>;
 export type IdleSignalName = Static<typeof IdleSignal>;
 export type SourceNetworksConfig = Static<typeof SourceNetworksSchema>;

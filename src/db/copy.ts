@@ -21,6 +21,7 @@ export const COPY_ORDER = [
   'settings',
   'session_presets',
   'desktop_links',
+  'job_usage',
 ] as const satisfies readonly (keyof Database)[];
 
 /**

@@ -394,6 +394,38 @@ const m008: Migration = {
   },
 };
 
+/**
+ * What accounting (sacct) says an ended session or job used (src/history/), read once after its end so the
+ * history neither calls sacct per page view nor loses its figures at a restart.
+ */
+const m009: Migration = {
+  async up(db: AnyDb) {
+    const t = types(db);
+    await db.schema
+      .createTable('job_usage')
+      .addColumn('cluster', 'text', (c) => c.notNull())
+      .addColumn('job_id', 'text', (c) => c.notNull())
+      .addColumn('source', 'text', (c) => c.notNull())
+      .addColumn('state', 'text')
+      .addColumn('cores', 'integer')
+      .addColumn('elapsed_s', t.ms)
+      .addColumn('total_cpu_ms', t.ms)
+      .addColumn('max_rss_kb', t.ms)
+      .addColumn('req_mem_mb', t.ms)
+      .addColumn('limit_min', 'integer')
+      .addColumn('read_at', t.ms, (c) => c.notNull())
+      .addPrimaryKeyConstraint('job_usage_pk', ['cluster', 'job_id'])
+      .execute();
+    // The reader's look at each poll for recent ends without figures, without scanning every row.
+    await db.schema.createIndex('jobs_cluster_ended').on('jobs').columns(['cluster', 'ended_at']).execute();
+    await db.schema
+      .createIndex('sessions_cluster_ended')
+      .on('sessions')
+      .columns(['cluster', 'ended_at'])
+      .execute();
+  },
+};
+
 export const migrations: Record<string, Migration> = {
   '001_initial': m001,
   '002_auth_security': m002,
@@ -403,6 +435,7 @@ export const migrations: Record<string, Migration> = {
   '006_shared_gateways': m006,
   '007_session_presets': m007,
   '008_desktop_links': m008,
+  '009_job_usage': m009,
 };
 
 class InlineProvider implements MigrationProvider {

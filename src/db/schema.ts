@@ -271,6 +271,30 @@ export interface DesktopLinksTable {
   ended_by: string | null;
 }
 
+/**
+ * What accounting says an ended session or job used (migration 009), keyed by the scheduler's job.
+ * `source` 'none': the cluster keeps no accounting (or sacct never knew the job); the figures are null.
+ */
+export interface JobUsageTable {
+  cluster: string;
+  job_id: string;
+  /** 'sacct' | 'none' */
+  source: string;
+  /** The job's end state as accounting has it. */
+  state: string | null;
+  /** Allocated CPUs. */
+  cores: number | null;
+  elapsed_s: number | null;
+  /** TotalCPU (user + system) of all steps, milliseconds. */
+  total_cpu_ms: number | null;
+  /** Largest MaxRSS over the job's steps, KiB. */
+  max_rss_kb: number | null;
+  /** Requested memory of the whole job, MB. */
+  req_mem_mb: number | null;
+  limit_min: number | null;
+  read_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   web_sessions: WebSessionsTable;
@@ -285,6 +309,7 @@ export interface Database {
   announcements: AnnouncementsTable;
   settings: SettingsTable;
   desktop_links: DesktopLinksTable;
+  job_usage: JobUsageTable;
   session_presets: SessionPresetsTable;
   gateways: GatewaysTable;
   poll_leases: PollLeasesTable;

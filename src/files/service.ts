@@ -59,14 +59,18 @@ export function helperArgv(
   helper: string,
   req: HelperRequest,
 ): string[] {
-  const cmd = [node, helper, JSON.stringify(req)];
+  return userArgv(runAs, who, [node, helper, JSON.stringify(req)]);
+}
+
+/** The argv that runs `cmd` as `who`, the way file operations run (the site's storage quota commands too). */
+export function userArgv(runAs: FilesRunAs, who: UnixIdentity, cmd: readonly string[]): string[] {
   switch (runAs) {
     case 'setpriv':
       return ['setpriv', `--reuid=${who.uid}`, `--regid=${who.gid}`, '--init-groups', '--', ...cmd];
     case 'sudo':
       return ['sudo', '-n', '-u', who.user, '--', ...cmd];
     case 'none':
-      return cmd;
+      return [...cmd];
   }
 }
 

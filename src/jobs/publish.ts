@@ -16,7 +16,11 @@ export class JobPublisher {
 
   view(row: JobRow): JobView {
     const c = this.deps.clusters.get(row.cluster);
-    return toJobView(row, { snap: c?.poller.latestGood ?? null, reachable: c?.poller.reachable ?? false });
+    return toJobView(row, {
+      snap: c?.poller.latestGood ?? null,
+      reachable: c?.poller.reachable ?? false,
+      extension: c?.adapter.setTimeLimit !== undefined ? c.cfg.extension : undefined,
+    });
   }
 
   publish(row: JobRow): void {

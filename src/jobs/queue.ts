@@ -9,6 +9,7 @@ import {
   type QueueRow,
   type QueueView,
 } from '../api/jobs.ts';
+import { orNull } from '../core/nullable.ts';
 import { queuePosition } from '../core/resources.ts';
 import {
   FINISHED_JOB_STATES,
@@ -28,6 +29,21 @@ export const STATE_FILTERS: readonly string[] = [
   ...ACTIVE_JOB_STATES,
   ...ENDED_JOB_STATES,
 ];
+
+/** What a queue row copies from the poll as it is (null where the scheduler said nothing). */
+const QUEUE_FIELDS = [
+  'reason',
+  'partition',
+  'account',
+  'nodes',
+  'cpus',
+  'gpus',
+  'memoryMb',
+  'submitTime',
+  'startTime',
+  'timeLimitMinutes',
+  'priority',
+] as const satisfies readonly (keyof JobInfo)[];
 
 export function matchesState(state: JobState | 'unknown', f: StateFilter | undefined): boolean {
   if (!f || f === 'all') return true;
@@ -101,17 +117,7 @@ export function queueView(
       user: j.user,
       mine: j.user === me,
       state: j.state,
-      reason: j.reason ?? null,
-      partition: j.partition ?? null,
-      account: j.account ?? null,
-      nodes: j.nodes ?? null,
-      cpus: j.cpus ?? null,
-      gpus: j.gpus ?? null,
-      memoryMb: j.memoryMb ?? null,
-      submitTime: j.submitTime ?? null,
-      startTime: j.startTime ?? null,
-      timeLimitMinutes: j.timeLimitMinutes ?? null,
-      priority: j.priority ?? null,
+      ...orNull(j, QUEUE_FIELDS),
       position: pos?.position ?? null,
       pendingInPartition: pos?.pendingInPartition ?? null,
     };

@@ -49,9 +49,11 @@ export class JobsService {
   private readonly reader: JobReader;
   private readonly submitter: JobSubmitter;
   private readonly outputReader: JobOutputReader;
+  private readonly db: Db;
 
   constructor(deps: JobsServiceDeps) {
     const { db, cfg, clusters, bus, log, audit, notifications, sessions } = deps;
+    this.db = db;
     const owners = new JobOwners({ db });
     const publisher = new JobPublisher({ clusters, bus, owners });
     const notifier = new JobNotifier({ notifications, log });
@@ -116,6 +118,15 @@ export class JobsService {
 
   cancel(user: User, row: JobRow, ip?: string): Promise<JobView> {
     return this.submitter.cancel(user, row, ip);
+  }
+
+  /** The job was given more time (walltime extension): shown at once; the next poll says the same. */
+  async timeExtended(row: JobRow, totalMinutes: number): Promise<JobView> {
+    const patch = { time_limit_min: totalMinutes, updated_at: Date.now() };
+    await this.db.updateTable('jobs').set(patch).where('id', '=', row.id).execute();
+    const updated = { ...row, ...patch };
+    this.publisher.publish(updated);
+    return this.view(updated);
   }
 
   /** A page of the job's stdout or stderr, read as the job's owner. */

@@ -10,6 +10,7 @@ import {
   parseBatchRequest,
   validateBatchRequest,
 } from '../core/batch-request.ts';
+import { accessRefusal } from '../core/project-access.ts';
 import type { FieldError } from '../core/request.ts';
 import type { AuditLog } from '../db/audit.ts';
 import type { Db } from '../db/index.ts';
@@ -81,6 +82,7 @@ export class JobSubmitter {
         limits: this.batchLimits(c, user, info),
         defaultPartition: info?.partitions.find((p) => p.isDefault)?.name ?? null,
         mail: (c.cfg.slurm?.mail ?? false) && !!user.email,
+        ...accessRefusal(await c.projectAccess(user)),
       });
     }
     return out;
@@ -104,9 +106,7 @@ export class JobSubmitter {
     }
     const limits: BatchLimits = { perPartition };
     if (partitions) limits.partitions = partitions;
-    const accounts = info?.hasAccounting
-      ? (info.accountsByUser?.[user.unixUser] ?? [])
-      : c.cfg.slurm?.accounts;
+    const accounts = c.accountsFor(user, info);
     if (accounts) limits.accounts = accounts;
     if (nodes.length > 0) {
       limits.maxCores = Math.max(...nodes.map((n) => n.cpus));
@@ -133,6 +133,10 @@ export class JobSubmitter {
       throw new RequestError(400, [
         { field: 'cluster', message: `Cluster: ${c.title} does not run batch jobs` },
       ]);
+    }
+    const access = await c.projectAccess(user);
+    if (access && !access.ok) {
+      throw new RequestError(access.status, [{ field: access.field, message: access.message }]);
     }
     const info = await c.clusterInfo().catch(() => null);
     const errors = validateBatchRequest(req, this.batchLimits(c, user, info));

@@ -3,6 +3,7 @@
 // directory to the user's Jupyter session.
 import path from 'node:path';
 import type { JobView } from '../api/jobs.ts';
+import { type ExtensionPolicy, extensionOffer } from '../core/extension.ts';
 import { failedNode, jobById, queuePosition } from '../core/resources.ts';
 import type { JobsTable } from '../db/schema.ts';
 import type { NotificationKind, NotificationPrefs } from '../notifications/service.ts';
@@ -117,7 +118,12 @@ export function parseInfo(row: Pick<JobRow, 'info'>): StoredJobInfo | null {
 
 export function toJobView(
   row: JobRow,
-  live: { snap: PollSnapshot | null; reachable: boolean },
+  live: {
+    snap: PollSnapshot | null;
+    reachable: boolean;
+    /** The cluster's walltime extension policy, where its backend can extend. */
+    extension?: ExtensionPolicy | undefined;
+  },
   now = Date.now(),
 ): JobView {
   const state = row.state as JobState;
@@ -156,6 +162,11 @@ export function toJobView(
     startedAt: row.started_at,
     endedAt: finished ? row.ended_at : null,
     timeLimitMinutes: row.time_limit_min,
+    addTimeMinutes: extensionOffer(live.extension, {
+      running: state === 'running',
+      partition: row.partition ?? undefined,
+      timeLimitMinutes: row.time_limit_min,
+    }),
     elapsedSeconds: elapsed,
     exitCode: finished ? row.exit_code : null,
     exitSource: finished ? row.exit_source : null,

@@ -15,6 +15,7 @@ import {
   type RouteEndpoint,
   type RouteTable,
 } from './routes.ts';
+import { TunnelDown } from './tunnel.ts';
 import { agentFor, RelayRefused } from './upstream.ts';
 
 export interface ProxyUser {
@@ -204,6 +205,17 @@ export class GatewayProxy {
     else this.opts.log.debug({ err: err.message, url: req.url }, 'upstream error');
     if (res instanceof http.ServerResponse) {
       if (!res.headersSent && !res.writableEnded) {
+        if (err instanceof TunnelDown) {
+          // The node accepts no inbound connection: the gateway waits for the agent to dial back in.
+          sendPage(
+            res,
+            502,
+            'The session is reconnecting',
+            "The session's agent is reconnecting to the gateway (after a restart of the gateway, or a network break). This page retries by itself.",
+            { refreshSeconds: 5 },
+          );
+          return;
+        }
         const silent = this.silentSince(req);
         if (silent !== undefined) {
           // The agent has missed its heartbeats too: more likely the node than the app; say what is known.

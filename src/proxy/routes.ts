@@ -1,5 +1,6 @@
 // The in-memory route table: which upstream serves /user/<name>/<session>/. Added when an agent
 // reports ready, removed when the session ends, rebuilt from the database at start. No restart needed.
+import { TunnelHub } from './tunnel.ts';
 
 export interface RouteTarget {
   host: string;
@@ -11,6 +12,8 @@ export interface RouteTarget {
   /** host:port is an agent relay: each connection starts with a handshake proving this secret both ways
    * (src/apps/relay-protocol.ts). */
   relaySecret?: string;
+  /** Reached through the session agent's dial-out tunnel (src/proxy/tunnel.ts), never host:port. */
+  tunnel?: { hub: TunnelHub; sessionId: string; app: string };
 }
 
 /** Where one app of a session is served: the session's main app, or one of its extra apps. */
@@ -46,6 +49,12 @@ export function sessionPrefix(username: string, sessionId: string): string {
 
 export class RouteTable {
   private readonly routes = new Map<string, Route>();
+  /** The dial-out tunnels of sessions on clusters whose nodes accept no inbound connection. */
+  readonly tunnels: TunnelHub;
+
+  constructor(log: ConstructorParameters<typeof TunnelHub>[0] = { info() {}, warn() {} }) {
+    this.tunnels = new TunnelHub(log);
+  }
 
   set(route: Route): void {
     this.routes.set(route.sessionId, route);

@@ -116,6 +116,7 @@ export function relayHandshake(
  * or Unix-socket target (still connecting: writes are queued), after the handshake for a relay.
  */
 export function connectTarget(t: RouteTarget, cb: (err: Error | null, s?: net.Socket) => void): void {
+  if (t.tunnel) return t.tunnel.hub.connect(t.tunnel.sessionId, t.tunnel.app, cb);
   let s: net.Socket;
   try {
     // No Nagle on TCP (as http's own agent): the proof and the first request are two small writes.
@@ -144,7 +145,7 @@ export function dropIdleConnections(t: RouteTarget): void {
 
 /** Whether a target needs connections made by `connectTarget` rather than a plain agent. */
 export function needsOwnConnections(t: RouteTarget): boolean {
-  return (!!t.socketPath && !!t.owner) || (!t.socketPath && !!t.relaySecret);
+  return (!!t.socketPath && !!t.owner) || (!t.socketPath && !!t.relaySecret) || !!t.tunnel;
 }
 
 type CreateConnection = (

@@ -75,6 +75,8 @@ export interface BatchSubmission {
 export { FINISHED_JOB_STATES, type JobInfo, type JobState, type NodeInfo } from '../core/cluster-state.ts';
 
 import type { JobInfo, NodeInfo } from '../core/cluster-state.ts';
+import type { JobUsage } from '../core/efficiency.ts';
+import type { AssociationUsage } from '../core/usage.ts';
 
 export interface PartitionInfo {
   name: string;
@@ -94,6 +96,9 @@ export interface ReservationInfo {
   startTime?: number;
   endTime?: number;
   state: string;
+  /** Slurm's flags, upper case (MAINT, IGNORE_JOBS, ...); walltime extensions stop before MAINT ones. */
+  flags?: string[];
+  partition?: string;
 }
 
 /** Everything one poll learns. `ok: false` means the scheduler could not be reached: callers must not
@@ -149,9 +154,25 @@ export interface SchedulerAdapter {
   submitBatch?(sub: BatchSubmission): Promise<SubmitResult>;
   /** Cancel as the job's owner. */
   cancel(identity: UnixIdentity, jobId: string): Promise<void>;
+  /**
+   * Set a running job's time limit to `totalMinutes` (walltime extension, docs/sessions.md). Runs with
+   * the gateway's own rights as the scheduler's operator, not the user's: users may only lower their
+   * limits. The policy is checked before (src/core/extension.ts). Backends without it refuse extensions.
+   */
+  setTimeLimit?(jobId: string, totalMinutes: number): Promise<void>;
   /** One look at every job and node: one scheduler call serves every user and session. */
   poll(): Promise<PollSnapshot>;
   clusterInfo(): Promise<ClusterInfo>;
+  /**
+   * Usage, limits and fair share of every association of the cluster, in one call (backends with
+   * accounting). Throws SchedulerError when the scheduler cannot tell.
+   */
+  accountUsage?(): Promise<AssociationUsage[]>;
+  /**
+   * What these ended jobs used, from accounting, in one call (backends with accounting). null: the
+   * cluster keeps none. A job accounting does not know (yet) is missing from the map.
+   */
+  jobUsage?(jobIds: readonly string[]): Promise<Map<string, JobUsage> | null>;
   close?(): Promise<void>;
 }
 

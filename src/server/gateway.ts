@@ -188,7 +188,7 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
   // On PostgreSQL other gateways may share the database: live events, polls and routes are shared.
   const shared =
     engineOf(db) === 'postgres' ? new SharedDatabase(db, databaseUrl(cfg), log, () => pub()) : null;
-  const routes = new RouteTable();
+  const routes = new RouteTable(log.child({ part: 'tunnel' }));
   const bus = new EventBus(shared?.fanout);
   const metrics = new Metrics();
   metrics.sseClientCount = () => bus.size;
@@ -471,7 +471,10 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
       clearInterval(sweeper);
       sessions.close();
       runtime?.close();
-      for (const c of clusters.values()) c.poller.stop();
+      for (const c of clusters.values()) {
+        c.poller.stop();
+        c.close();
+      }
       for (const f of features) await f.stop?.(ctx);
       server.closeAllConnections?.();
       await app.close();

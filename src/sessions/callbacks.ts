@@ -184,6 +184,17 @@ export class AgentCallbacks {
 
   /** What is wrong with an agent's report of where its apps listen: [status, why], or nothing. */
   private async problemOf(row: SessionRow, report: AgentReport): Promise<[number, string] | undefined> {
+    if (this.deps.clusters.get(row.cluster)?.connection === 'dial-out') {
+      // Every app is behind the agent's tunnel: the report names the node only, never an address to dial.
+      if (!validHost(report.host)) return [400, 'invalid host'];
+      if (
+        report.port !== 0 ||
+        report.socket !== undefined ||
+        (report.apps ?? []).some((e) => e.port !== 0 || e.socket)
+      )
+        return [400, 'a dial-out session reports no port or socket'];
+      return extrasMatch(row, report) ? undefined : [400, "the extra apps reported are not the session's"];
+    }
     if (!validHost(report.host) || !Number.isInteger(report.port) || report.port < 0 || report.port > 65535) {
       return [400, 'invalid host or port'];
     }
@@ -192,13 +203,8 @@ export class AgentCallbacks {
     if (report.socket !== undefined && !(await socketOfOwner(this.deps.owners, report.socket, row.user_id)))
       return [403, 'the socket is not owned by the session owner'];
     if (!report.socket && report.port === 0) return [400, 'invalid port'];
-    const wanted = (JSON.parse(row.request) as SessionRequest).extraApps ?? [];
     const extras = report.apps ?? [];
-    if (
-      extras.length !== wanted.length ||
-      !wanted.every((id) => extras.filter((e) => e.id === id).length === 1)
-    )
-      return [400, "the extra apps reported are not the session's"];
+    if (!extrasMatch(row, report)) return [400, "the extra apps reported are not the session's"];
     for (const e of extras) {
       if (e.socket !== undefined) {
         if (!validSocketPath(e.socket, row.id, e.id)) return [400, `invalid socket path for ${e.id}`];
@@ -215,6 +221,15 @@ export class AgentCallbacks {
   private async rowOf(sessionId: unknown): Promise<SessionRow | undefined> {
     return typeof sessionId === 'string' ? await getSession(this.deps.db, sessionId) : undefined;
   }
+}
+
+/** The report names exactly the extra apps the session was started with. */
+function extrasMatch(row: SessionRow, report: AgentReport): boolean {
+  const wanted = (JSON.parse(row.request) as SessionRequest).extraApps ?? [];
+  const extras = report.apps ?? [];
+  return (
+    extras.length === wanted.length && wanted.every((id) => extras.filter((e) => e.id === id).length === 1)
+  );
 }
 
 /** The secret or token an agent sent is the one whose hash the session holds. */

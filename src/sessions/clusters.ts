@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { missingRequirements } from '../apps/requires.ts';
 import type { AppDefinition } from '../apps/types.ts';
 import type { ClusterConfig, EnvironmentConfig } from '../config/schema.ts';
+import { type ProjectDecision, projectAccess } from '../core/project-access.ts';
 import type { RequestLimits } from '../core/request.ts';
 import { type FreeTable, freeResources } from '../core/resources.ts';
 import type { User } from '../db/users.ts';
@@ -43,6 +44,8 @@ export class Cluster {
   readonly sameHost: boolean;
   /** Nodes this cluster's sessions may use (slurm.nodelist); undefined: all. */
   private readonly nodeSet: ReadonlySet<string> | undefined;
+  /** Reads the cluster's facts, associations included, every `projectAccess.refreshSeconds`. */
+  private accessTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly cfg: ClusterConfig,
@@ -62,6 +65,18 @@ export class Cluster {
         if (snap.ok && !this.info && !this.infoPending) this.refreshInfo().catch(() => undefined);
       });
     }
+    // On a timer, not on page views: a change in Slurm takes effect within one period, whoever asks.
+    const rule = cfg.projectAccess;
+    if (rule && !this.sameHost) {
+      this.accessTimer = setInterval(() => {
+        if (!this.infoPending) this.refreshInfo().catch(() => undefined);
+      }, rule.refreshSeconds * 1000);
+      this.accessTimer.unref();
+    }
+  }
+
+  close(): void {
+    clearInterval(this.accessTimer);
   }
 
   /** The nodes of a poll that sessions here may run on. */
@@ -112,6 +127,27 @@ export class Cluster {
     return this.infoPending;
   }
 
+  /**
+   * The accounts this user may charge here: their active associations (under `projectAccess`, only
+   * the rule's projects), or the configured list on a cluster without accounting; undefined: any.
+   */
+  accountsFor(user: User, info: ClusterInfo | null): string[] | undefined {
+    const rule = this.cfg.projectAccess;
+    if (!info?.hasAccounting) return rule ? [] : this.cfg.slurm?.accounts;
+    const mine = info.accountsByUser?.[user.unixUser] ?? [];
+    const projects = rule?.projects;
+    return projects ? mine.filter((a) => projects.includes(a)) : mine;
+  }
+
+  /** Under `projectAccess`, whether this user may start sessions and jobs here (from the cached associations); null: no rule. */
+  async projectAccess(user: User): Promise<ProjectDecision | null> {
+    const rule = this.cfg.projectAccess;
+    if (!rule) return null;
+    const info = await this.clusterInfo().catch(() => null);
+    const accounts = info?.hasAccounting ? (info.accountsByUser?.[user.unixUser] ?? []) : undefined;
+    return projectAccess(rule, this.title, accounts);
+  }
+
   userMayUse(user: User): boolean {
     return this.cfg.allowGroups.length === 0 || this.cfg.allowGroups.some((g) => user.groups.includes(g));
   }
@@ -150,6 +186,11 @@ export class Cluster {
   /** How the gateway reaches apps on Unix sockets: directly (nodes are this host) or via the agent's relay. */
   get appSockets(): 'unix' | 'relay' {
     return this.cfg.appSockets ?? (this.sameHost ? 'unix' : 'relay');
+  }
+
+  /** Whether the gateway connects to the nodes (inbound) or the agents dial the gateway (dial-out). */
+  get connection(): 'inbound' | 'dial-out' {
+    return this.cfg.connection ?? 'inbound';
   }
 
   /** What an app lacks to run here ([] when it is installed, or when this host cannot tell). */
@@ -206,9 +247,7 @@ export class Cluster {
       };
     }
     const all = nodes.length > 0 ? nodes : [];
-    const accounts = info?.hasAccounting
-      ? (info.accountsByUser?.[user.unixUser] ?? [])
-      : this.cfg.slurm?.accounts;
+    const accounts = this.accountsFor(user, info);
     const reservations = (info?.reservations ?? [])
       .filter((r) => r.users.includes(user.unixUser) || (accounts ?? []).some((a) => r.accounts.includes(a)))
       .map((r) => r.name);

@@ -63,7 +63,7 @@ export class SessionLauncher {
         // The apps the gateway reaches on a socket or, on relay clusters, through the agent's relay
         // (there every app, TCP ones included, is behind it).
         socketApps: [app, ...extras]
-          .filter((a) => a.unixSocket || cluster.appSockets === 'relay')
+          .filter((a) => a.unixSocket || cluster.appSockets === 'relay' || cluster.connection === 'dial-out')
           .map((a) => a.id),
         gateway: this.deps.gateways?.id,
       });
@@ -96,7 +96,9 @@ export class SessionLauncher {
     };
     if (extras.length > 0) agentEnv.ATRIUM_EXTRA_APPS = JSON.stringify(extras.map(agentSpecOf));
     // Remote nodes: the agent serves every app through its relay (TCP, with a handshake on the app's secret).
-    if (cluster.appSockets === 'relay') agentEnv.ATRIUM_RELAY = '1';
+    // Nodes that accept no inbound connection: the agent dials the gateway instead, and nothing listens on TCP.
+    if (cluster.connection === 'dial-out') agentEnv.ATRIUM_TUNNEL = '1';
+    else if (cluster.appSockets === 'relay') agentEnv.ATRIUM_RELAY = '1';
     if (env?.container) agentEnv.ATRIUM_CONTAINER = JSON.stringify(env.container);
     // The agent keeps a fresh copy of the user's identity-provider access token in the session dir.
     if (this.deps.cfg.auth.oidc?.passTokensToSessions) agentEnv.ATRIUM_FETCH_ACCESS_TOKEN = '1';
@@ -172,6 +174,11 @@ export class SessionLauncher {
           message: `Cluster: ${cluster.title} cannot be reached at the moment, nothing was submitted (${last.error ?? 'no answer'})`,
         },
       ]);
+    }
+    // Members of an active project only (from the cached associations: no sacctmgr call here).
+    const access = await cluster.projectAccess(user);
+    if (access && !access.ok) {
+      throw new RequestError(access.status, [{ field: access.field, message: access.message }]);
     }
     // Looked up while the request is checked (it runs getent): the submit path stays short.
     const identityLookup = lookupUnixUser(user.unixUser);

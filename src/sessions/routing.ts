@@ -47,7 +47,12 @@ export class SessionRouting {
   async add(row: SessionRow): Promise<void> {
     const username = await this.deps.owners.username(row.user_id);
     const app = appOf(this.deps.cfg, row.app);
-    if (!app || !row.host || (!row.port && !row.socket_path)) return;
+    // Dial-out clusters: every app is reached through the agent's tunnel, and the row has no address.
+    const tunnel =
+      this.deps.cfg.clusters.find((c) => c.name === row.cluster)?.connection === 'dial-out'
+        ? this.deps.routes.tunnels
+        : undefined;
+    if (!app || !row.host || (!row.port && !row.socket_path && !tunnel)) return;
     const prefix = sessionPrefix(username, row.id);
     const host = row.host;
     const owner = await this.deps.owners.socketOwner(row.user_id);
@@ -68,7 +73,8 @@ export class SessionRouting {
       const target: RouteTarget = { host, port, socketPath: socket ?? undefined };
       // A socket is reached with its owner's rights; an app recorded as such (on a socket, or any app
       // on a relay cluster) that reported a port is behind the agent's relay.
-      if (socket) target.owner = owner ?? undefined;
+      if (tunnel) target.tunnel = { hub: tunnel, sessionId: row.id, app: a.id };
+      else if (socket) target.owner = owner ?? undefined;
       else if (socketApps.has(a.id)) target.relaySecret = relaySecretFor(row.app_token, a.id);
       return {
         prefix: base,

@@ -11,7 +11,13 @@
 import type { SessionView } from '../api/sessions.ts';
 import type { SessionRequest } from '../core/request.ts';
 import type { Db } from '../db/index.ts';
-import { getSession, listSessionsOfUser, type SessionRow } from '../db/sessions.ts';
+import {
+  addSessionEvent,
+  getSession,
+  listSessionsOfUser,
+  type SessionRow,
+  updateSession,
+} from '../db/sessions.ts';
 import { toUser, type User } from '../db/users.ts';
 import { AgentCallbacks, type AgentReport } from './callbacks.ts';
 import type { SessionServiceDeps } from './deps.ts';
@@ -93,6 +99,24 @@ export class SessionService {
 
   stop(row: SessionRow, reason: string, actor?: { user: User; ip?: string }): Promise<SessionRow> {
     return this.stopper.stop(row, reason, actor);
+  }
+
+  /**
+   * The session's job was given more time (src/server/features/extension.ts): the new limit and end are
+   * shown at once, and the time-left warning (reconcile.ts) falls due again before the new end.
+   */
+  async timeExtended(
+    row: SessionRow,
+    totalMinutes: number,
+    expiresAt: number,
+    note: string,
+  ): Promise<SessionView> {
+    const patch = { time_limit_min: totalMinutes, expires_at: expiresAt, warned_at: null };
+    await updateSession(this.db, row.id, patch);
+    await addSessionEvent(this.db, row.id, row.state, note);
+    const updated = { ...row, ...patch };
+    await this.states.publish(updated);
+    return this.view(updated);
   }
 
   // ---- agent callbacks (callbacks.ts) -----------------------------------------------------------

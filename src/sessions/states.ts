@@ -3,6 +3,7 @@
 // how a session is shown (`SessionView`, a type of the API contract).
 import type { SessionView } from '../api/sessions.ts';
 import { extraAppBase } from '../apps/types.ts';
+import { extensionOffer } from '../core/extension.ts';
 import type { SessionRequest } from '../core/request.ts';
 import { isActive, isTerminal, next, type SessionEvent, type SessionState } from '../core/session-machine.ts';
 import {
@@ -45,7 +46,7 @@ export class SessionStates {
       environment: row.environment,
       label: row.label,
       state,
-      displayState: unknown ? 'unknown' : state,
+      displayState: unknown ? 'unknown' : this.reconnecting(row) ? 'reconnecting' : state,
       reason: row.reason,
       request,
       jobId: row.job_id,
@@ -62,11 +63,28 @@ export class SessionStates {
       endedAt: row.ended_at,
       expiresAt: row.expires_at,
       timeLimitMinutes: row.time_limit_min,
+      addTimeMinutes:
+        cluster?.adapter.setTimeLimit !== undefined
+          ? extensionOffer(cluster.cfg.extension, {
+              running: state === 'running',
+              partition: sessionPartition(row, request),
+              timeLimitMinutes: row.time_limit_min,
+            })
+          : null,
       // Rows that ended before the end cleared it (older versions) show none either.
       queue: row.queue_info && !isTerminal(state) ? (JSON.parse(row.queue_info) as QueueInfo) : null,
       lastHeartbeatAt: row.last_heartbeat_at,
       notRespondingSince: this.deps.heartbeats.silentSince(row),
     };
+  }
+
+  /** A running session whose apps are behind its agent's tunnel, while that tunnel is down. */
+  private reconnecting(row: SessionRow): boolean {
+    return (
+      row.state === 'running' &&
+      this.deps.clusters.get(row.cluster)?.connection === 'dial-out' &&
+      !this.deps.routes.tunnels.isUp(row.id)
+    );
   }
 
   async publish(row: SessionRow): Promise<void> {
@@ -115,6 +133,15 @@ export class SessionStates {
     await this.publish(updated);
     return updated;
   }
+}
+
+/** The partition the session's job runs in: as the poll saw it when it started, else as asked. */
+export function sessionPartition(
+  row: Pick<SessionRow, 'queue_info'>,
+  request: SessionRequest,
+): string | undefined {
+  const q = row.queue_info ? (JSON.parse(row.queue_info) as QueueInfo) : null;
+  return q?.partition ?? request.partition ?? undefined;
 }
 
 function describeEvent(e: SessionEvent): string {

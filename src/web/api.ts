@@ -107,3 +107,8 @@ export function sentence(message: string): string {
   const s = m.charAt(0).toUpperCase() + m.slice(1);
   return /[.!?]$/.test(s) ? s : `${s}.`;
 }
+
+/** What went wrong, as a sentence for the page (an ApiError carries the server's message). */
+export function errorText(e: unknown): string {
+  return sentence(e instanceof Error ? e.message : String(e));
+}

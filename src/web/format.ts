@@ -88,7 +88,17 @@ export function formatResources(s: Pick<SessionView, 'request' | 'timeLimitMinut
 
 export type Tone = 'neutral' | 'info' | 'ok' | 'warn' | 'bad';
 
-export const STATE_LABELS: Record<string, { label: string; tone: Tone }> = {
+export interface Badge {
+  label: string;
+  tone: Tone;
+}
+
+/** A state's badge from the table of known states; any other state is shown as itself, in grey. */
+export function badgeOf(known: Record<string, Badge>, state: string): Badge {
+  return known[state] ?? { label: state, tone: 'neutral' };
+}
+
+export const STATE_LABELS: Record<string, Badge> = {
   requested: { label: 'requested', tone: 'info' },
   queued: { label: 'queued', tone: 'info' },
   starting: { label: 'starting', tone: 'info' },
@@ -97,10 +107,11 @@ export const STATE_LABELS: Record<string, { label: string; tone: Tone }> = {
   ended: { label: 'ended', tone: 'neutral' },
   failed: { label: 'failed', tone: 'bad' },
   unknown: { label: 'unknown (scheduler unreachable)', tone: 'warn' },
+  reconnecting: { label: 'reconnecting', tone: 'warn' },
 };
 
-export function stateBadge(displayState: string): { label: string; tone: Tone } {
-  return STATE_LABELS[displayState] ?? { label: displayState, tone: 'neutral' };
+export function stateBadge(displayState: string): Badge {
+  return badgeOf(STATE_LABELS, displayState);
 }
 
 /** "not responding since 14:05" (local time) for a running session whose agent is silent, else null. */

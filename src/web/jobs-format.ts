@@ -3,11 +3,11 @@
 
 import type { ClusterStatus } from '../api/clusters.ts';
 import type { BatchClusterView, JobDetail, JobView, QueueRow, QueueView } from '../api/jobs.ts';
-import { formatWhen, type Tone } from './format.ts';
+import { type Badge, badgeOf, formatWhen } from './format.ts';
 
 export type { BatchClusterView, ClusterStatus, JobDetail, JobView, QueueRow, QueueView };
 
-export const JOB_STATES: Record<string, { label: string; tone: Tone }> = {
+export const JOB_STATES: Record<string, Badge> = {
   pending: { label: 'pending', tone: 'info' },
   running: { label: 'running', tone: 'ok' },
   completing: { label: 'completing', tone: 'ok' },
@@ -22,8 +22,8 @@ export const JOB_STATES: Record<string, { label: string; tone: Tone }> = {
   unknown: { label: 'unknown', tone: 'warn' },
 };
 
-export function jobBadge(state: string): { label: string; tone: Tone } {
-  return JOB_STATES[state] ?? { label: state, tone: 'neutral' };
+export function jobBadge(state: string): Badge {
+  return badgeOf(JOB_STATES, state);
 }
 
 const ACTIVE = new Set(['pending', 'running', 'completing', 'suspended']);

@@ -123,28 +123,33 @@ export const LiveContext = createContext<LiveConnection | null>(null);
 
 /** Runs `handler` for every live event of `type` (the latest handler is used; no re-subscribing). */
 export function useLiveEvent<T = unknown>(type: string, handler: (data: T) => void): void {
-  const live = useContext(LiveContext);
-  const ref = useRef(handler);
-  useEffect(() => {
-    ref.current = handler;
-  });
-  useEffect(() => {
-    if (!live) return;
-    return live.on(type, (d) => ref.current(d as T));
-  }, [live, type]);
+  useLiveSubscription(handler, (live, latest) => live.on(type, (d) => latest()(d as T)), type);
 }
 
 /** Runs `handler` whenever the stream comes back after an interruption. */
 export function useLiveReconnect(handler: () => void): void {
+  useLiveSubscription(handler, (live, latest) => live.onReconnect(() => latest()()), '');
+}
+
+/**
+ * Subscribes once per connection (and `key`) and always calls the latest `handler`, so that a component
+ * passing a fresh closure on every render does not re-subscribe each time.
+ */
+function useLiveSubscription<H>(
+  handler: H,
+  subscribe: (live: LiveConnection, latest: () => H) => () => void,
+  key: string,
+): void {
   const live = useContext(LiveContext);
   const ref = useRef(handler);
   useEffect(() => {
     ref.current = handler;
   });
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `subscribe` is a fresh closure each render; `key` stands for what it captures
   useEffect(() => {
     if (!live) return;
-    return live.onReconnect(() => ref.current());
-  }, [live]);
+    return subscribe(live, () => ref.current);
+  }, [live, key]);
 }
 
 const noStatus = () => () => {};

@@ -4,6 +4,7 @@
 import type { ComponentType } from 'react';
 import { AdminPage } from './pages/AdminPage.tsx';
 import { FilesPage } from './pages/FilesPage.tsx';
+import { HistoryPage } from './pages/HistoryPage.tsx';
 import { JobsPage } from './pages/JobsPage.tsx';
 import { QueuePage } from './pages/QueuePage.tsx';
 import { SessionsPage } from './pages/SessionsPage.tsx';
@@ -23,6 +24,7 @@ export interface PageDef {
 export const PAGES: PageDef[] = [
   { path: '/', label: 'Sessions', component: SessionsPage },
   { path: '/jobs', label: 'Jobs', component: JobsPage },
+  { path: '/history', label: 'History', component: HistoryPage },
   { path: '/files', label: 'Files', component: FilesPage },
   { path: '/queue', label: 'Queue', component: QueuePage },
   { path: '/admin', label: 'Admin', component: AdminPage, admin: true },

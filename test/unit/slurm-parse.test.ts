@@ -9,6 +9,7 @@ import { SlurmAdapter } from '../../src/scheduler/slurm/adapter.ts';
 import {
   asUser,
   buildBatchScript,
+  sacctUsageArgv,
   sbatchArgv,
   sessionLogPath,
   shellQuote,
@@ -20,6 +21,7 @@ import {
   expandHostlist,
   normalizeRawState,
   parseAssociations,
+  parseCpuTimeMs,
   parseDurationMinutes,
   parseExitCode,
   parseGpuGres,
@@ -28,7 +30,9 @@ import {
   parseMemoryMb,
   parsePartitions,
   parseReservations,
+  parseRssKb,
   parseSacct,
+  parseSacctUsage,
   parseSbatchJobId,
   parseSinfoNodes,
   parseSqueue,
@@ -289,6 +293,8 @@ describe('scontrol -o, sacctmgr, sacct (captured)', () => {
         state: 'ACTIVE',
         startTime: 1795616830,
         endTime: 1827152830,
+        flags: ['SPEC_NODES'],
+        partition: 'interactive',
       },
       {
         name: 'bob_res',
@@ -298,9 +304,25 @@ describe('scontrol -o, sacctmgr, sacct (captured)', () => {
         state: 'ACTIVE',
         startTime: 1795616830,
         endTime: 1827152830,
+        flags: ['SPEC_NODES'],
+        partition: 'interactive',
       },
     ]);
     expect(parseReservations(fixture('scontrol-reservations-none.txt'))).toEqual([]);
+  });
+  it('a maintenance reservation: its flags, all nodes, no partition', () => {
+    expect(parseReservations(fixture('scontrol-reservations-maint.txt'))).toEqual([
+      {
+        name: 'tmaint',
+        users: ['root'],
+        accounts: [],
+        nodes: ['extn1', 'extn2', 'extn3', 'extn4'],
+        state: 'INACTIVE',
+        startTime: 1796559859,
+        endTime: 1796563459,
+        flags: ['MAINT', 'SPEC_NODES', 'ALL_NODES'],
+      },
+    ]);
   });
   it('associations', () => {
     expect(parseAssociations(fixture('sacctmgr-assoc-dbd.txt'))).toEqual({
@@ -759,5 +781,85 @@ describe('ExecRunner', () => {
     expect(nul.error).toBeDefined();
     const fail = await r.run(['/bin/sh', '-c', 'echo oops >&2; exit 3']);
     expect(fail).toMatchObject({ code: 3, stderr: 'oops\n' });
+  });
+});
+
+// sacct-usage.txt: captured by hand on the test cluster (`sacct -a -P -n -j 1,2 -o <SACCT_USAGE_FIELDS>`):
+// job 1 touched 200 MB of 1 GB in its batch step; job 2 (2 cores) ran an srun step touching 100 MB.
+describe('sacct usage (history efficiency)', () => {
+  it('folds steps into one record per job: MaxRSS the max over steps, TotalCPU the job line', () => {
+    const u = parseSacctUsage(fixture('sacct-usage.txt'));
+    expect([...u.keys()]).toEqual(['1', '2']);
+    expect(u.get('1')).toEqual({
+      jobId: '1',
+      state: 'completed',
+      cores: 1,
+      elapsedSeconds: 5,
+      totalCpuMs: 638,
+      maxRssKb: 217040,
+      reqMemMb: 1024,
+      limitMinutes: 10,
+    });
+    expect(u.get('2')).toMatchObject({
+      cores: 2,
+      totalCpuMs: 2211,
+      maxRssKb: 111452,
+      reqMemMb: 512,
+      limitMinutes: 5,
+    });
+  });
+
+  it('takes the extern step and array tasks into account, and sums steps when the job line has no TotalCPU', () => {
+    const out = [
+      '7_3|TIMEOUT|3600|||4Gn|billing=4,cpu=4,mem=4G,node=1|4|60',
+      '7_3.batch|CANCELLED|3600|10:00.500|1.5G||cpu=4,mem=4G,node=1|4|',
+      '7_3.extern|COMPLETED|3600|00:00.001|1024K||cpu=4,mem=4G,node=1|4|',
+      '7_3.0|CANCELLED|3590|1-02:03:04|3G||cpu=4,mem=4G,node=1|4|',
+      '8|CANCELLED by 1000|0|00:00:00||500Mc|billing=2,cpu=2,node=1|2|UNLIMITED',
+      'garbage line',
+      '',
+    ].join('\n');
+    const u = parseSacctUsage(out);
+    expect(u.get('7_3')).toMatchObject({
+      state: 'timeout',
+      cores: 4,
+      reqMemMb: 4096,
+      maxRssKb: 3 * 1024 * 1024,
+      totalCpuMs: 600_500 + 1 + (26 * 3600 + 3 * 60 + 4) * 1000,
+    });
+    // Per-CPU ReqMem (before 21.08) is multiplied out; an unlimited time limit is no limit.
+    expect(u.get('8')).toMatchObject({ state: 'cancelled', reqMemMb: 1000, elapsedSeconds: 0 });
+    expect(u.get('8')?.limitMinutes).toBeUndefined();
+    expect(u.get('8')?.maxRssKb).toBeUndefined();
+  });
+
+  it('reads TotalCPU and MaxRSS units', () => {
+    expect(parseCpuTimeMs('00:00.638')).toBe(638);
+    expect(parseCpuTimeMs('01:02:03')).toBe(3723_000);
+    expect(parseCpuTimeMs('2-00:00:01')).toBe(172_801_000);
+    expect(parseCpuTimeMs('')).toBeUndefined();
+    expect(parseCpuTimeMs('soon')).toBeUndefined();
+    expect(parseRssKb('217040K')).toBe(217040);
+    expect(parseRssKb('200M')).toBe(204800);
+    expect(parseRssKb('1.5G')).toBe(1572864);
+    expect(parseRssKb('0')).toBe(0);
+    expect(parseRssKb('')).toBeUndefined();
+  });
+
+  it('asks for steps (no -X) of every user, parsable', () => {
+    const argv = sacctUsageArgv(['1', '2_3'], { binDir: '/opt/slurm/bin' });
+    expect(argv.slice(0, 6)).toEqual(['/opt/slurm/bin/sacct', '-a', '-P', '-n', '-j', '1,2_3']);
+    expect(argv).not.toContain('-X');
+  });
+
+  it('the adapter makes one sacct call, and says null when the cluster keeps no accounting', async () => {
+    const ok = new FakeRunner({ sacct: { stdout: fixture('sacct-usage.txt') } });
+    const a = new SlurmAdapter({ name: 'c', runAs: 'none', commandTimeoutMs: 1000 }, ok);
+    expect((await a.jobUsage(['1', '2']))?.get('1')?.maxRssKb).toBe(217040);
+    expect(ok.callsOf('sacct')).toBe(1);
+    const none = new FakeRunner({ sacct: { code: 1, stderr: fixture('sacct-nodbd.stderr.txt') } });
+    const b = new SlurmAdapter({ name: 'c', runAs: 'none', commandTimeoutMs: 1000 }, none);
+    expect(await b.jobUsage(['1'])).toBeNull();
+    await expect(b.jobUsage(['1; rm'])).rejects.toThrow(SchedulerError);
   });
 });

@@ -1,5 +1,7 @@
 // Slurm backend: sbatch/scancel as the user (runuser or sudo), one squeue + one sinfo per poll.
 import { randomBytes } from 'node:crypto';
+import type { JobUsage } from '../../core/efficiency.ts';
+import type { AssociationUsage } from '../../core/usage.ts';
 import {
   type BatchSubmission,
   type ClusterInfo,
@@ -29,11 +31,13 @@ import {
   type RunAs,
   reservationsArgv,
   sacctArgv,
+  sacctUsageArgv,
   sbatchArgv,
   scancelArgv,
   sessionJobName,
   sinfoNodesArgv,
   squeueArgv,
+  timeLimitArgv,
 } from './commands.ts';
 import {
   classifySbatchError,
@@ -42,6 +46,7 @@ import {
   parsePartitions,
   parseReservations,
   parseSacct,
+  parseSacctUsage,
   parseSbatchJobId,
   parseSinfoNodes,
   parseSqueue,
@@ -56,6 +61,7 @@ import {
   type RunResult,
   succeeded,
 } from './runner.ts';
+import { parseSshare, sshareArgv } from './sshare.ts';
 
 export interface SlurmAdapterConfig {
   /** The gateway's name for this cluster (SchedulerAdapter.cluster). */
@@ -334,6 +340,25 @@ export class SlurmAdapter implements SchedulerAdapter {
   }
 
   // -------------------------------------------------------------------------------------------
+  // time limit
+
+  /** As the gateway (a Slurm operator or root): users may lower their own limits only. */
+  async setTimeLimit(jobId: string, totalMinutes: number): Promise<void> {
+    if (!JOB_ID_RE.test(jobId)) throw new SchedulerError(`invalid job id: ${jobId}`);
+    if (!Number.isInteger(totalMinutes) || totalMinutes < 1 || totalMinutes > 1_000_000_000)
+      throw new SchedulerError('the time limit must be a whole number of minutes', 'minutes');
+    const argv = timeLimitArgv(jobId, totalMinutes, this.cfg.binDir ? { binDir: this.cfg.binDir } : {});
+    const r = await this.run(argv, { label: 'scontrol' });
+    const err = r.stderr.trim();
+    if (succeeded(r) && !/error/i.test(err)) return;
+    if (/access.*denied|permission denied|not authorized/i.test(err))
+      throw new SchedulerError(
+        'the gateway may not change time limits: it must be a Slurm operator (sacctmgr modify user <gateway user> set adminlevel=operator)',
+      );
+    throw new SchedulerError(describeFailure(r));
+  }
+
+  // -------------------------------------------------------------------------------------------
   // poll
 
   async poll(): Promise<PollSnapshot> {
@@ -402,6 +427,38 @@ export class SlurmAdapter implements SchedulerAdapter {
   /** Exit codes and end states from sacct for these jobs (one call). Empty map without accounting. */
   async jobRecords(jobIds: readonly string[]): Promise<Map<string, SacctRecord>> {
     return fetchJobRecords(this.runner, this.cfg, jobIds);
+  }
+
+  /**
+   * What these ended jobs used, from one sacct call for every user (as the operator). null: the cluster
+   * keeps no accounting. Throws SchedulerError when sacct fails.
+   */
+  async jobUsage(jobIds: readonly string[]): Promise<Map<string, JobUsage> | null> {
+    const ids = [...new Set(jobIds)];
+    for (const id of ids) if (!JOB_ID_RE.test(id)) throw new SchedulerError(`invalid job id: ${id}`);
+    if (ids.length === 0) return new Map();
+    const bin = this.cfg.binDir ? { binDir: this.cfg.binDir } : {};
+    const r = await this.run(sacctUsageArgv(ids, bin), { label: 'sacct' });
+    if (!succeeded(r)) {
+      if (NO_ACCOUNTING.test(r.stderr)) return null;
+      throw new SchedulerError(describeFailure(r));
+    }
+    return parseSacctUsage(r.stdout);
+  }
+
+  /** Every association's usage, limit and fair share: one sshare for the whole cluster. */
+  async accountUsage(): Promise<AssociationUsage[]> {
+    const r = await this.run(sshareArgv(this.cfg.binDir ? { binDir: this.cfg.binDir } : {}), {
+      label: 'sshare',
+    });
+    // No accounting, no associations: nothing to show rather than an error every refresh.
+    if (!succeeded(r) && NO_ACCOUNTING.test(`${r.stderr}\n${r.stdout}`)) return [];
+    if (!succeeded(r)) throw new SchedulerError(describeFailure(r));
+    try {
+      return parseSshare(r.stdout);
+    } catch (e) {
+      throw new SchedulerError((e as Error).message);
+    }
   }
 
   async close(): Promise<void> {}

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { SETUP_FAILED } from '../../core/telling-line.ts';
 import type { SessionSubmission, UnixIdentity } from '../types.ts';
-import { SACCT_FIELDS, type Separators, SINFO_FIELDS, SQUEUE_FIELDS } from './parse.ts';
+import { SACCT_FIELDS, SACCT_USAGE_FIELDS, type Separators, SINFO_FIELDS, SQUEUE_FIELDS } from './parse.ts';
 
 export type RunAs = 'runuser' | 'sudo' | 'none';
 
@@ -47,7 +47,8 @@ export function reservationsArgv(opts: { binDir?: string } = {}): string[] {
 export function associationsArgv(opts: { binDir?: string; clusterName?: string } = {}): string[] {
   const argv = [slurmBin('sacctmgr', opts.binDir), '-nP', 'show', 'assoc'];
   if (opts.clusterName) argv.push(`where`, `cluster=${opts.clusterName}`);
-  argv.push('format=User,Account');
+  // The job-count limits tell an expired project (a limit of 0) from an active one.
+  argv.push('format=User,Account,GrpJobs,GrpSubmit,MaxJobs,MaxSubmit');
   return argv;
 }
 
@@ -64,6 +65,25 @@ export function sacctArgv(jobIds: readonly string[], opts: { binDir?: string } =
     '-o',
     SACCT_FIELDS.join(','),
   ];
+}
+
+/** sacct for what the given ended jobs used, steps included (MaxRSS is per step), for every user. One call. */
+export function sacctUsageArgv(jobIds: readonly string[], opts: { binDir?: string } = {}): string[] {
+  return [
+    slurmBin('sacct', opts.binDir),
+    '-a',
+    '-P',
+    '-n',
+    '-j',
+    jobIds.join(','),
+    '-o',
+    SACCT_USAGE_FIELDS.join(','),
+  ];
+}
+
+/** `scontrol update` of a job's time limit (whole minutes), run as the Slurm operator. */
+export function timeLimitArgv(jobId: string, totalMinutes: number, opts: { binDir?: string } = {}): string[] {
+  return [slurmBin('scontrol', opts.binDir), 'update', `JobId=${jobId}`, `TimeLimit=${totalMinutes}`];
 }
 
 export function scancelArgv(jobId: string, opts: { binDir?: string } = {}): string[] {

@@ -1,5 +1,7 @@
 // Pure parsers for the text output of Slurm 22.05 commands (squeue -O, sinfo -O, scontrol -o,
 // sacctmgr -nP, sacct -P, sbatch --parsable). No I/O here: unit tests feed captured outputs.
+import type { JobUsage } from '../../core/efficiency.ts';
+import { type AssociationRow, activeAccountsByUser } from '../../core/project-access.ts';
 import type { JobInfo, JobState, NodeInfo, PartitionInfo, ReservationInfo } from '../types.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -587,6 +589,10 @@ export function parseReservations(out: string): ReservationInfo[] {
     const end = parseTime(kv.EndTime);
     if (start !== undefined) r.startTime = start;
     if (end !== undefined) r.endTime = end;
+    const flags = listOf(kv.Flags).map((f) => f.toUpperCase());
+    if (flags.length > 0) r.flags = flags;
+    const partition = nullable(kv.PartitionName);
+    if (partition !== undefined) r.partition = partition;
     res.push(r);
   }
   return res;
@@ -595,18 +601,35 @@ export function parseReservations(out: string): ReservationInfo[] {
 // ---------------------------------------------------------------------------------------------
 // sacctmgr / sacct
 
-/** `sacctmgr -nP show assoc format=User,Account`: lines "user|account"; account-only lines ("|acct") are skipped. */
-export function parseAssociations(out: string): Record<string, string[]> {
-  const res: Record<string, string[]> = {};
+/**
+ * `sacctmgr -nP show assoc format=User,Account,GrpJobs,GrpSubmit,MaxJobs,MaxSubmit`: lines
+ * "user|account|..." (the account's own association has no user); missing limit columns count as unset.
+ */
+export function parseAssociationRows(out: string): AssociationRow[] {
+  const res: AssociationRow[] = [];
+  const limit = (v: string | undefined): number | undefined =>
+    v !== undefined && /^\d+$/.test(v.trim()) ? Number(v.trim()) : undefined;
   for (const line of out.split('\n')) {
-    const [user, account] = line.trim().split('|');
-    if (!user || !account) continue;
-    const list = res[user] ?? [];
-    if (!list.includes(account)) list.push(account);
-    res[user] = list;
+    const [user = '', account = '', grpJobs, grpSubmit, maxJobs, maxSubmit] = line.trim().split('|');
+    if (!account) continue;
+    const row: AssociationRow = { user, account };
+    for (const [k, v] of [
+      ['grpJobs', grpJobs],
+      ['grpSubmit', grpSubmit],
+      ['maxJobs', maxJobs],
+      ['maxSubmit', maxSubmit],
+    ] as const) {
+      const n = limit(v);
+      if (n !== undefined) row[k] = n;
+    }
+    res.push(row);
   }
-  for (const k of Object.keys(res)) res[k]?.sort();
   return res;
+}
+
+/** Each user's active accounts (removed and expired associations count as none), sorted. */
+export function parseAssociations(out: string): Record<string, string[]> {
+  return activeAccountsByUser(parseAssociationRows(out));
 }
 
 export interface SacctRecord {
@@ -657,6 +680,104 @@ export function parseSacct(out: string): SacctRecord[] {
     res.push(rec);
   }
   return res;
+}
+
+/**
+ * sacct -o fields of the history's usage read (steps included, no -X): again no free-text fields.
+ * MaxRSS is only on step lines; TotalCPU is on both (the job line's is the steps' sum).
+ */
+export const SACCT_USAGE_FIELDS = [
+  'JobID',
+  'State',
+  'ElapsedRaw',
+  'TotalCPU',
+  'MaxRSS',
+  'ReqMem',
+  'AllocTRES',
+  'NCPUS',
+  'TimelimitRaw',
+] as const;
+
+/** sacct's TotalCPU: "[D-][HH:]MM:SS[.mmm]" -> ms. */
+export function parseCpuTimeMs(v: string | undefined): number | undefined {
+  const t = nullable(v);
+  if (t === undefined) return undefined;
+  const m = /^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)(?:\.(\d+))?$/.exec(t);
+  if (!m) return undefined;
+  const [days, hours, minutes, seconds] = [m[1], m[2], m[3], m[4]].map((x) => Number(x ?? 0)) as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  const frac = m[5] !== undefined ? Math.round(Number(`0.${m[5]}`) * 1000) : 0;
+  return ((days * 24 + hours) * 60 + minutes) * 60_000 + seconds * 1000 + frac;
+}
+
+/** sacct's MaxRSS ("204800K", "200M", "1.5G", "0") -> KiB. */
+export function parseRssKb(v: string | undefined): number | undefined {
+  const t = nullable(v);
+  if (t === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)([KMGTP]?)$/i.exec(t);
+  if (!m) return undefined;
+  const factor: Record<string, number> = {
+    '': 1 / 1024,
+    K: 1,
+    M: 1024,
+    G: 1024 ** 2,
+    T: 1024 ** 3,
+    P: 1024 ** 4,
+  };
+  return Math.round(Number(m[1]) * (factor[(m[2] ?? '').toUpperCase()] ?? 1));
+}
+
+/**
+ * `sacct -a -P -n -o <SACCT_USAGE_FIELDS>` (steps included): one JobUsage per job, MaxRSS the max over
+ * its steps. ReqMem's old per-CPU form ("500Mc", before 21.08) is multiplied out; "n" is per node.
+ */
+export function parseSacctUsage(out: string): Map<string, JobUsage> {
+  const jobs = new Map<string, JobUsage>();
+  const stepCpu = new Map<string, number>();
+  const stepRss = new Map<string, number>();
+  for (const line of out.split('\n')) {
+    if (!line.trim()) continue;
+    const cols = line.split('|');
+    if (cols.length < SACCT_USAGE_FIELDS.length) continue;
+    const f = Object.fromEntries(SACCT_USAGE_FIELDS.map((k, i) => [k, cols[i] ?? ''])) as Record<
+      (typeof SACCT_USAGE_FIELDS)[number],
+      string
+    >;
+    const id = f.JobID.trim();
+    const m = /^(\d+(?:_\d+)?)(?:\.(.+))?$/.exec(id);
+    if (!m?.[1]) continue;
+    const jobId = m[1];
+    if (m[2] !== undefined) {
+      const rss = parseRssKb(f.MaxRSS);
+      if (rss !== undefined) stepRss.set(jobId, Math.max(stepRss.get(jobId) ?? 0, rss));
+      const cpu = parseCpuTimeMs(f.TotalCPU);
+      if (cpu !== undefined) stepCpu.set(jobId, (stepCpu.get(jobId) ?? 0) + cpu);
+      continue;
+    }
+    const u: JobUsage = { jobId, state: parseJobState(f.State) };
+    const cores = parseIntOr(f.NCPUS) ?? parseIntOr(parseTres(f.AllocTRES).cpu);
+    setIf(u, 'cores', cores);
+    setIf(u, 'elapsedSeconds', parseIntOr(f.ElapsedRaw));
+    setIf(u, 'totalCpuMs', parseCpuTimeMs(f.TotalCPU));
+    const rm = /^(\d+(?:\.\d+)?[KMGTP]?)([nc]?)$/i.exec(f.ReqMem.trim());
+    let reqMem = rm?.[1] !== undefined ? parseMemoryMb(rm[1]) : undefined;
+    if (reqMem !== undefined && rm?.[2]?.toLowerCase() === 'c' && cores !== undefined) reqMem *= cores;
+    setIf(u, 'reqMemMb', reqMem || parseMemoryMb(parseTres(f.AllocTRES).mem));
+    setIf(u, 'limitMinutes', parseIntOr(f.TimelimitRaw));
+    jobs.set(jobId, u);
+  }
+  for (const [jobId, u] of jobs) {
+    const rss = stepRss.get(jobId);
+    if (rss !== undefined) u.maxRssKb = rss;
+    // The job line's TotalCPU already sums its steps; a Slurm that leaves it empty gets the sum here.
+    const cpu = stepCpu.get(jobId);
+    if (cpu !== undefined && cpu > (u.totalCpuMs ?? 0)) u.totalCpuMs = cpu;
+  }
+  return jobs;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import {
 import { ClusterParams } from '../../api/clusters.ts';
 import { OkReply } from '../../api/common.ts';
 import { SessionParams, SessionReply } from '../../api/sessions.ts';
+import { orNull } from '../../core/nullable.ts';
 import { isActive, REASONS, type SessionState } from '../../core/session-machine.ts';
 import { getSession, listAllSessions } from '../../db/sessions.ts';
 import { FINISHED_JOB_STATES } from '../../scheduler/types.ts';
@@ -126,13 +127,7 @@ function clusterView(ctx: AppContext, name: string): AdminClusterView {
       name: j.name,
       user: j.user,
       state: j.state,
-      reason: j.reason ?? null,
-      partition: j.partition ?? null,
-      nodes: j.nodes ?? null,
-      cpus: j.cpus ?? null,
-      memoryMb: j.memoryMb ?? null,
-      gpus: j.gpus ?? null,
-      startTime: j.startTime ?? null,
+      ...orNull(j, ['reason', 'partition', 'nodes', 'cpus', 'memoryMb', 'gpus', 'startTime']),
       session: j.name.startsWith('atrium-') ? (j.comment ?? null) : null,
     })),
   };

@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { ClusterParams, ClustersReply, FreeTable } from '../../api/clusters.ts';
+import { accessRefusal } from '../../core/project-access.ts';
 import { requireUser } from '../auth.ts';
 import type { AppContext } from '../context.ts';
 import { spec } from '../route-spec.ts';
@@ -46,6 +47,7 @@ export function registerClusterRoutes(fastify: FastifyInstance, ctx: AppContext)
             .environmentsFor(ctx.cfg.environments)
             .map((e) => ({ id: e.id, name: e.name, description: e.description })),
           free: c.freeTable(),
+          ...accessRefusal(await c.projectAccess(user)),
         });
       }
       return { clusters: out };

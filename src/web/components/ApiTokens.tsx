@@ -1,14 +1,18 @@
 // "API tokens": the user's tokens (name, scopes, dates), a form to create one (shown once, with a copy
 // button), and revoking with a confirmation. Only a signed-in browser may create tokens; the server
 // keeps only a hash, so a lost token cannot be shown again.
-import { type FormEvent, useCallback, useEffect, useId, useRef, useState } from 'react';
+import { type FormEvent, useEffect, useId, useRef, useState } from 'react';
 import type { ApiScope, TokenView } from '../../api/tokens.ts';
-import { ApiError, del, get, post, sentence } from '../api.ts';
+import { ApiError, del, errorText, post, sentence } from '../api.ts';
 import { plural } from '../format.ts';
-import { useNow } from '../hooks.ts';
+import { useGet, useNow } from '../hooks.ts';
+import { Card } from './Card.tsx';
 import { ConfirmDialog } from './ConfirmDialog.tsx';
-import { Field } from './Field.tsx';
-import { ACTIONS, TableHead } from './TableHead.tsx';
+import { DataTable } from './DataTable.tsx';
+import { InputField } from './Field.tsx';
+import { ListState } from './LoadState.tsx';
+import { RowButton } from './RowButton.tsx';
+import { ACTIONS } from './TableHead.tsx';
 import { useToasts } from './Toasts.tsx';
 
 export type { TokenView };
@@ -78,26 +82,13 @@ function isActiveToken(t: TokenView, now = Date.now()): boolean {
 }
 
 export function ApiTokens() {
-  const [tokens, setTokens] = useState<TokenView[] | null>(null);
-  const [loadError, setLoadError] = useState<string | null>(null);
   const [created, setCreated] = useState<{ token: string; info: TokenView } | null>(null);
   const [revoking, setRevoking] = useState<TokenView | null>(null);
   const { notify } = useToasts();
   const now = useNow(60_000);
 
-  const load = useCallback(async () => {
-    try {
-      const r = await get<{ tokens: TokenView[] }>('/api/tokens');
-      setTokens(r.tokens);
-      setLoadError(null);
-    } catch (e) {
-      setLoadError(sentence(e instanceof Error ? e.message : String(e)));
-    }
-  }, []);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
+  const { data, error: loadError, reload: load } = useGet<{ tokens: TokenView[] }>('/api/tokens');
+  const tokens = data?.tokens ?? null;
 
   const revoke = async (t: TokenView) => {
     setRevoking(null);
@@ -109,7 +100,7 @@ export function ApiTokens() {
       notify({
         tone: 'bad',
         title: `Token “${t.name}” could not be revoked`,
-        message: sentence(e instanceof Error ? e.message : String(e)),
+        message: errorText(e),
       });
     }
     await load();
@@ -119,24 +110,20 @@ export function ApiTokens() {
   const inactive = (tokens ?? []).filter((t) => !isActiveToken(t, now));
 
   return (
-    <section className="card" aria-labelledby="tokens-title">
-      <div className="card-head">
-        <h2 id="tokens-title">API tokens</h2>
-        {active.length > 0 && <span className="muted">{active.length} active</span>}
-      </div>
+    <Card
+      titleId="tokens-title"
+      title="API tokens"
+      aside={active.length > 0 && <span className="muted">{active.length} active</span>}
+    >
       <p className="muted">
         Scripts and programs use a token instead of your password, sent as{' '}
         <code>Authorization: Bearer &lt;token&gt;</code>. A token can do only what its scopes allow, and never
         administration.
       </p>
       {created && <NewToken token={created.token} info={created.info} onDone={() => setCreated(null)} />}
-      {loadError && (
-        <p className="alert alert-bad" role="alert">
-          Your tokens could not be loaded: {loadError}
-        </p>
-      )}
-      {tokens === null && !loadError && <p className="muted">Loading…</p>}
-      {tokens !== null && active.length === 0 && <p className="empty">You have no active tokens.</p>}
+      <ListState what="Your tokens" error={loadError} items={tokens && active}>
+        You have no active tokens.
+      </ListState>
       {active.length > 0 && (
         <TokenTable
           tokens={active}
@@ -169,7 +156,7 @@ export function ApiTokens() {
           <p>Scripts that use it stop working at once. This cannot be undone.</p>
         </ConfirmDialog>
       )}
-    </section>
+    </Card>
   );
 }
 
@@ -183,75 +170,59 @@ interface TableProps {
 
 function TokenTable({ tokens, caption, status, now, onRevoke }: TableProps) {
   return (
-    <div className="table-wrap">
-      <table className="table tokens stack">
-        <caption className="visually-hidden">{caption}</caption>
-        <TableHead
-          columns={[
-            'Name',
-            'Scopes',
-            'Created',
-            status ? 'Ended' : 'Expires',
-            'Last used',
-            onRevoke && ACTIONS,
-          ]}
-        />
-        <tbody>
-          {tokens.map((t) => (
-            <tr key={t.id} data-token={t.id}>
-              <th scope="row">{t.name}</th>
-              <td data-label="Scopes">
-                <span className="scopes">
-                  {t.scopes.map((s) => (
-                    <span key={s} className="scope">
-                      {s}
-                    </span>
-                  ))}
+    <DataTable
+      className="tokens stack"
+      caption={caption}
+      columns={['Name', 'Scopes', 'Created', status ? 'Ended' : 'Expires', 'Last used', onRevoke && ACTIONS]}
+    >
+      {tokens.map((t) => (
+        <tr key={t.id} data-token={t.id}>
+          <th scope="row">{t.name}</th>
+          <td data-label="Scopes">
+            <span className="scopes">
+              {t.scopes.map((s) => (
+                <span key={s} className="scope">
+                  {s}
                 </span>
-              </td>
-              <td data-label="Created">
-                <When ms={t.createdAt} empty="—" />
-              </td>
-              <td data-label={status ? 'Ended' : 'Expires'}>
-                {status ? (
-                  t.revokedAt !== null ? (
-                    <>
-                      revoked <When ms={t.revokedAt} empty="" />
-                    </>
-                  ) : (
-                    <>
-                      expired <When ms={t.expiresAt} empty="" />
-                    </>
-                  )
-                ) : (
-                  <>
-                    <When ms={t.expiresAt} empty="never" />
-                    {t.expiresAt !== null && t.expiresAt - now < 7 * 86_400_000 && (
-                      <span className="sub">soon: in {plural(daysLeft(t.expiresAt, now), 'day')}</span>
-                    )}
-                  </>
+              ))}
+            </span>
+          </td>
+          <td data-label="Created">
+            <When ms={t.createdAt} empty="—" />
+          </td>
+          <td data-label={status ? 'Ended' : 'Expires'}>
+            {status ? (
+              t.revokedAt !== null ? (
+                <>
+                  revoked <When ms={t.revokedAt} empty="" />
+                </>
+              ) : (
+                <>
+                  expired <When ms={t.expiresAt} empty="" />
+                </>
+              )
+            ) : (
+              <>
+                <When ms={t.expiresAt} empty="never" />
+                {t.expiresAt !== null && t.expiresAt - now < 7 * 86_400_000 && (
+                  <span className="sub">soon: in {plural(daysLeft(t.expiresAt, now), 'day')}</span>
                 )}
-              </td>
-              <td data-label="Last used">
-                <When ms={t.lastUsedAt} empty="never" />
-              </td>
-              {onRevoke && (
-                <td className="actions">
-                  <button
-                    type="button"
-                    className="btn btn-small btn-danger-outline"
-                    aria-label={`Revoke ${t.name}`}
-                    onClick={() => onRevoke(t)}
-                  >
-                    Revoke
-                  </button>
-                </td>
-              )}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+              </>
+            )}
+          </td>
+          <td data-label="Last used">
+            <When ms={t.lastUsedAt} empty="never" />
+          </td>
+          {onRevoke && (
+            <td className="actions">
+              <RowButton danger label={`Revoke ${t.name}`} onClick={() => onRevoke(t)}>
+                Revoke
+              </RowButton>
+            </td>
+          )}
+        </tr>
+      ))}
+    </DataTable>
   );
 }
 
@@ -379,9 +350,7 @@ function NewTokenForm({ onCreated }: { onCreated(token: string, info: TokenView)
         setErrors(errs2);
         focusFirst(errs2);
       } else {
-        setFormError(
-          `The token was not created: ${sentence(err instanceof Error ? err.message : String(err))}`,
-        );
+        setFormError(`The token was not created: ${errorText(err)}`);
       }
     } finally {
       setBusy(false);
@@ -405,43 +374,31 @@ function NewTokenForm({ onCreated }: { onCreated(token: string, info: TokenView)
         </p>
       )}
       <div className="form-grid">
-        <Field
+        <InputField
           name="token-name"
           label="Name"
           error={errors.name}
           hint="What uses it, e.g. “laptop scripts”."
           className="span-2"
-        >
-          {(p) => (
-            <input
-              {...p}
-              type="text"
-              maxLength={64}
-              autoComplete="off"
-              value={values.name}
-              onChange={(e) => change({ ...values, name: e.target.value })}
-            />
-          )}
-        </Field>
-        <Field
+          type="text"
+          maxLength={64}
+          autoComplete="off"
+          value={values.name}
+          onChange={(e) => change({ ...values, name: e.target.value })}
+        />
+        <InputField
           name="token-days"
           label="Expires in (days)"
           error={errors.expiresInDays}
           hint={`Default ${DEFAULT_DAYS}; the site sets a maximum.`}
           className="span-2"
-        >
-          {(p) => (
-            <input
-              {...p}
-              type="number"
-              inputMode="numeric"
-              min={1}
-              step={1}
-              value={values.days}
-              onChange={(e) => change({ ...values, days: e.target.value })}
-            />
-          )}
-        </Field>
+          type="number"
+          inputMode="numeric"
+          min={1}
+          step={1}
+          value={values.days}
+          onChange={(e) => change({ ...values, days: e.target.value })}
+        />
         <fieldset
           className="field checks span-4"
           aria-invalid={errors.scopes ? true : undefined}

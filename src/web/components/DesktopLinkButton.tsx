@@ -5,7 +5,7 @@ import { useEffect, useId, useRef, useState } from 'react';
 import type { DesktopLinksReply, DesktopLinkView, NewDesktopLinkReply } from '../../api/desktop-links.ts';
 import { ApiError, del, get, post, sentence } from '../api.ts';
 import type { SessionView } from '../types.ts';
-import { ConfirmDialog } from './ConfirmDialog.tsx';
+import { ConfirmDialog, DialogButton } from './ConfirmDialog.tsx';
 
 /** Which apps may be shared, and the site's longest link: read once per page load. */
 let settings: Promise<DesktopLinksReply> | null = null;
@@ -31,27 +31,15 @@ function useShareable(app: string): { maxMinutes: number } | null {
 
 export function DesktopLinkButton({ session, title }: { session: SessionView; title: string }) {
   const shareable = useShareable(session.app);
-  const [open, setOpen] = useState(false);
   if (!shareable || session.state !== 'running') return null;
   return (
-    <>
-      <button
-        type="button"
-        className="btn btn-small"
-        onClick={() => setOpen(true)}
-        aria-label={`Share link to ${title}`}
-      >
-        Share link
-      </button>
-      {open && (
-        <ShareDialog
-          session={session}
-          title={title}
-          maxMinutes={shareable.maxMinutes}
-          onClose={() => setOpen(false)}
-        />
+    <DialogButton
+      label="Share link"
+      ariaLabel={`Share link to ${title}`}
+      dialog={(close) => (
+        <ShareDialog session={session} title={title} maxMinutes={shareable.maxMinutes} onClose={close} />
       )}
-    </>
+    />
   );
 }
 

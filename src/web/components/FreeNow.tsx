@@ -1,7 +1,9 @@
 // What is free on a cluster right now, grouped by free GPUs per node (the scheduler's latest poll).
 import { formatClock, formatGb } from '../format.ts';
 import type { FreeTable } from '../types.ts';
-import { num, TableHead } from './TableHead.tsx';
+import { Card } from './Card.tsx';
+import { DataTable } from './DataTable.tsx';
+import { num } from './TableHead.tsx';
 
 interface Props {
   title: string;
@@ -11,11 +13,12 @@ interface Props {
 export function FreeNow({ title, table }: Props) {
   const rows = table?.rows ?? [];
   return (
-    <section className="card free" aria-labelledby="free-title">
-      <div className="card-head">
-        <h2 id="free-title">Free now</h2>
-        <span className="muted">{title}</span>
-      </div>
+    <Card
+      titleId="free-title"
+      title="Free now"
+      aside={<span className="muted">{title}</span>}
+      className="free"
+    >
       {table && !table.fresh && table.at > 0 && (
         <p className="alert alert-warn stale">scheduler unreachable, figures from {formatClock(table.at)}</p>
       )}
@@ -24,26 +27,24 @@ export function FreeNow({ title, table }: Props) {
       )}
       {table && table.at > 0 && rows.length === 0 && <p className="muted">No usable nodes are reported.</p>}
       {rows.length > 0 && (
-        <div className="table-wrap">
-          <table className="table table-compact">
-            <caption className="visually-hidden">Free resources on {title}</caption>
-            <TableHead columns={['GPUs', num('Nodes'), num('Free cores'), num('Free memory (GB)')]} />
-            <tbody>
-              {rows.map((r) => (
-                <tr key={r.freeGpus}>
-                  <th scope="row">{r.label}</th>
-                  <td className="num">{r.nodes}</td>
-                  <td className="num">{r.freeCores}</td>
-                  <td className="num">{formatGb(r.freeMemoryMb)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          className="table-compact"
+          caption={`Free resources on ${title}`}
+          columns={['GPUs', num('Nodes'), num('Free cores'), num('Free memory (GB)')]}
+        >
+          {rows.map((r) => (
+            <tr key={r.freeGpus}>
+              <th scope="row">{r.label}</th>
+              <td className="num">{r.nodes}</td>
+              <td className="num">{r.freeCores}</td>
+              <td className="num">{formatGb(r.freeMemoryMb)}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       {table && table.fresh && table.at > 0 && (
         <p className="muted small">Updated {formatClock(table.at)}, live.</p>
       )}
-    </section>
+    </Card>
   );
 }

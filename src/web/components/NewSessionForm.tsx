@@ -3,8 +3,9 @@
 // server's answer, if it still refuses, is shown on the same fields. It opens with the user's default
 // preset or last-used values for the cluster; presets and "launch again" fill it too, and a filled value
 // that no longer fits the cluster stays on the form with its field named, never replaced silently.
-import { type FormEvent, useEffect, useRef, useState } from 'react';
-import { ApiError, post, sentence } from '../api.ts';
+import { type FormEvent, type ReactNode, useEffect, useRef, useState } from 'react';
+import type { RightSizeReply } from '../../api/history.ts';
+import { ApiError, get, post, sentence } from '../api.ts';
 import {
   byField,
   defaultsFor,
@@ -22,8 +23,9 @@ import {
 import { formatHours } from '../format.ts';
 import { type Fill, presetFill, presetValuesOf } from '../presets.ts';
 import type { ClusterView, PresetsReply, PresetValues, PresetView, SessionView } from '../types.ts';
-import { Field, Options } from './Field.tsx';
+import { ClusterOptions, Field, InputField, Options } from './Field.tsx';
 import { PresetBar } from './PresetBar.tsx';
+import { useAccountUsage } from './Usage.tsx';
 
 interface Props {
   clusters: ClusterView[];
@@ -245,8 +247,32 @@ export function NewSessionForm(props: Props) {
     onChange: (e: { target: { value: string } }) => set(name, e.target.value),
     onBlur: () => checkOne(values, name),
   });
+  // A number of the request, within the cluster's limit: whole (cores, GPUs) or not (memory, hours).
+  const numberField = (
+    name: TextField,
+    label: string,
+    hint: ReactNode,
+    min: number,
+    max: number,
+    whole: boolean,
+  ) => (
+    <InputField
+      name={name}
+      label={label}
+      error={errors[name]}
+      hint={hint}
+      {...inputProps(name)}
+      type="number"
+      inputMode={whole ? 'numeric' : 'decimal'}
+      min={min}
+      max={max}
+      step={whole ? 1 : 'any'}
+    />
+  );
 
   const selectedApp = cluster.apps.find((a) => a.id === values.app);
+  const accountUsage = useAccountUsage(cluster.name, values.account);
+  const rightSize = useRightSize(cluster.name, values.app);
   const selectedEnv = cluster.environments.find((x) => x.id === values.environment);
 
   return (
@@ -257,6 +283,11 @@ export function NewSessionForm(props: Props) {
       </div>
       {cluster.drained && (
         <p className="alert alert-warn">{cluster.title} is closed for new sessions at the moment.</p>
+      )}
+      {cluster.accessRefused && (
+        <p className="alert alert-warn" data-testid="access-refused">
+          {cluster.accessRefused}
+        </p>
       )}
       {!cluster.reachable && !cluster.drained && (
         <p className="alert alert-warn">
@@ -283,12 +314,7 @@ export function NewSessionForm(props: Props) {
             <Field name="cluster" label="Cluster" error={errors.cluster} className="span-2">
               {(p) => (
                 <select {...p} {...inputProps('cluster')}>
-                  {clusters.map((c) => (
-                    <option key={c.name} value={c.name}>
-                      {c.title}
-                      {c.drained ? ' (closed)' : ''}
-                    </option>
-                  ))}
+                  <ClusterOptions clusters={clusters} note={(c) => (c.drained ? ' (closed)' : '')} />
                 </select>
               )}
             </Field>
@@ -369,70 +395,28 @@ export function NewSessionForm(props: Props) {
               )}
             </fieldset>
           )}
-          <Field name="cores" label="Cores" error={errors.cores} hint={`at most ${eff.maxCores} per node`}>
-            {(p) => (
-              <input
-                {...p}
-                {...inputProps('cores')}
-                type="number"
-                inputMode="numeric"
-                min={1}
-                max={eff.maxCores}
-                step={1}
-              />
-            )}
-          </Field>
-          <Field
-            name="memoryGb"
-            label="Memory (GB)"
-            error={errors.memoryGb}
-            hint={`at most ${eff.maxMemoryGb} GB per node`}
-          >
-            {(p) => (
-              <input
-                {...p}
-                {...inputProps('memoryGb')}
-                type="number"
-                inputMode="decimal"
-                min={1}
-                max={eff.maxMemoryGb}
-                step="any"
-              />
-            )}
-          </Field>
-          {visible.gpus && (
-            <Field name="gpus" label="GPUs" error={errors.gpus} hint={`at most ${eff.maxGpus} per node`}>
-              {(p) => (
-                <input
-                  {...p}
-                  {...inputProps('gpus')}
-                  type="number"
-                  inputMode="numeric"
-                  min={0}
-                  max={eff.maxGpus}
-                  step={1}
-                />
+          {numberField('cores', 'Cores', `at most ${eff.maxCores} per node`, 1, eff.maxCores, true)}
+          {numberField(
+            'memoryGb',
+            'Memory (GB)',
+            <>
+              at most {eff.maxMemoryGb} GB per node
+              {rightSize && (
+                <>
+                  <br />
+                  <span className="right-size" data-testid="right-size">
+                    {rightSize}
+                  </span>
+                </>
               )}
-            </Field>
+            </>,
+            1,
+            eff.maxMemoryGb,
+            false,
           )}
-          <Field
-            name="hours"
-            label="Hours"
-            error={errors.hours}
-            hint={`at most ${formatHours(eff.maxHours)}`}
-          >
-            {(p) => (
-              <input
-                {...p}
-                {...inputProps('hours')}
-                type="number"
-                inputMode="decimal"
-                min={0.25}
-                max={eff.maxHours}
-                step="any"
-              />
-            )}
-          </Field>
+          {visible.gpus &&
+            numberField('gpus', 'GPUs', `at most ${eff.maxGpus} per node`, 0, eff.maxGpus, true)}
+          {numberField('hours', 'Hours', `at most ${formatHours(eff.maxHours)}`, 0.25, eff.maxHours, false)}
           {visible.partition && (
             <Field name="partition" label="Partition" error={errors.partition}>
               {(p) => (
@@ -447,7 +431,7 @@ export function NewSessionForm(props: Props) {
             </Field>
           )}
           {visible.account && (
-            <Field name="account" label="Account" error={errors.account}>
+            <Field name="account" label="Account" error={errors.account} hint={accountUsage}>
               {(p) => (
                 <select {...p} {...inputProps('account')}>
                   <Options empty="default" values={l.accounts ?? []} current={values.account} />
@@ -464,31 +448,47 @@ export function NewSessionForm(props: Props) {
               )}
             </Field>
           )}
-          <Field
+          <InputField
             name="label"
             label="Name (optional)"
             error={errors.label}
             className="span-2"
             hint="Shown in your list of sessions."
-          >
-            {(p) => (
-              <input
-                {...p}
-                {...inputProps('label')}
-                type="text"
-                maxLength={80}
-                autoComplete="off"
-                placeholder="e.g. thesis analysis"
-              />
-            )}
-          </Field>
+            {...inputProps('label')}
+            type="text"
+            maxLength={80}
+            autoComplete="off"
+            placeholder="e.g. thesis analysis"
+          />
         </div>
         <div className="form-actions">
-          <button type="submit" className="btn btn-primary" disabled={busy || cluster.drained}>
+          <button
+            type="submit"
+            className="btn btn-primary"
+            disabled={busy || cluster.drained || !!cluster.accessRefused}
+          >
             {busy ? 'Starting…' : 'Start session'}
           </button>
         </div>
       </form>
     </section>
   );
+}
+
+/** The right-size hint of the user's own recent sessions of the app (computed by the gateway), or null. */
+function useRightSize(cluster: string, app: string): string | null {
+  const [hint, setHint] = useState<{ key: string; message: string | null } | null>(null);
+  const key = `${cluster}\n${app}`;
+  useEffect(() => {
+    if (!app) return;
+    let live = true;
+    const qs = new URLSearchParams({ cluster, app });
+    get<RightSizeReply>(`/api/history/right-size?${qs}`)
+      .then((r) => live && setHint({ key, message: r.hint?.message ?? null }))
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, [cluster, app, key]);
+  return hint?.key === key ? hint.message : null;
 }

@@ -1,9 +1,10 @@
 // Notification preferences: which changes of jobs and sessions to hear about, browser (desktop)
 // notifications (the browser asks the user as well), e-mail through Slurm, and the latest messages.
-import { useCallback, useEffect, useState } from 'react';
+import { type ReactNode, useCallback, useState } from 'react';
 import type { Notification as Note, NotificationPrefs as Prefs } from '../../api/notifications.ts';
-import { api, get, post, sentence } from '../api.ts';
+import { api, errorText, get, post } from '../api.ts';
 import { formatWhen } from '../format.ts';
+import { useLoader } from '../hooks.ts';
 import { Link } from '../router.tsx';
 import { browserPermission, requestBrowserPermission } from './BrowserNotifications.tsx';
 import { useToasts } from './Toasts.tsx';
@@ -25,23 +26,16 @@ const KINDS: [string, string][] = [
 export function NotificationSettings() {
   const [prefs, setPrefs] = useState<Prefs | null>(null);
   const [notes, setNotes] = useState<Note[]>([]);
-  const [error, setError] = useState<string | null>(null);
   const [permission, setPermission] = useState(browserPermission());
   const { notify } = useToasts();
 
-  const load = useCallback(async () => {
-    try {
+  const { error, reload: load } = useLoader(
+    useCallback(async () => {
       const r = await get<{ notifications: Note[]; prefs: Prefs }>('/api/notifications');
       setPrefs(r.prefs);
       setNotes(r.notifications);
-      setError(null);
-    } catch (e) {
-      setError(sentence(e instanceof Error ? e.message : String(e)));
-    }
-  }, []);
-  useEffect(() => {
-    void load();
-  }, [load]);
+    }, []),
+  );
 
   const save = async (patch: Partial<Prefs>) => {
     const before = prefs;
@@ -54,7 +48,7 @@ export function NotificationSettings() {
       notify({
         tone: 'bad',
         title: 'The setting was not saved',
-        message: sentence(e instanceof Error ? e.message : String(e)),
+        message: errorText(e),
       });
     }
   };
@@ -88,29 +82,22 @@ export function NotificationSettings() {
         <legend>Tell me when</legend>
         <div className="checks-list checks-column">
           {KINDS.map(([k, label]) => (
-            <label key={k} className="check">
-              <input
-                type="checkbox"
-                name={`kind-${k}`}
-                checked={prefs.kinds[k] !== false}
-                onChange={(e) => void save({ kinds: { [k]: e.target.checked } })}
-              />
+            <Check
+              key={k}
+              name={`kind-${k}`}
+              checked={prefs.kinds[k] !== false}
+              onChange={(on) => void save({ kinds: { [k]: on } })}
+            >
               {label}
-            </label>
+            </Check>
           ))}
         </div>
       </fieldset>
       <fieldset className="field checks">
         <legend>Browser notifications</legend>
-        <label className="check">
-          <input
-            type="checkbox"
-            name="browser"
-            checked={prefs.browser}
-            onChange={(e) => void save({ browser: e.target.checked })}
-          />
+        <Check name="browser" checked={prefs.browser} onChange={(on) => void save({ browser: on })}>
           Show them as browser notifications
-        </label>
+        </Check>
         <p className="field-hint">
           {permission === 'unsupported'
             ? 'This browser does not support notifications.'
@@ -128,15 +115,9 @@ export function NotificationSettings() {
       </fieldset>
       <fieldset className="field checks">
         <legend>E-mail</legend>
-        <label className="check">
-          <input
-            type="checkbox"
-            name="email"
-            checked={prefs.email}
-            onChange={(e) => void save({ email: e.target.checked })}
-          />
+        <Check name="email" checked={prefs.email} onChange={(on) => void save({ email: on })}>
           E-mail me about my batch jobs
-        </label>
+        </Check>
         <p className="field-hint">
           Sent by the cluster (Slurm) for jobs you submit from now on, where the site delivers mail and your
           account has an address.
@@ -168,5 +149,25 @@ export function NotificationSettings() {
         </details>
       )}
     </div>
+  );
+}
+
+/** One labelled checkbox of the settings; each saves as soon as it is ticked. */
+function Check({
+  name,
+  checked,
+  onChange,
+  children,
+}: {
+  name: string;
+  checked: boolean;
+  onChange(on: boolean): void;
+  children: ReactNode;
+}) {
+  return (
+    <label className="check">
+      <input type="checkbox" name={name} checked={checked} onChange={(e) => onChange(e.target.checked)} />
+      {children}
+    </label>
   );
 }

@@ -1,6 +1,6 @@
 // "My sessions": the active ones with their state, what they wait for, the time they have left and
 // Connect/Stop; ended ones in a collapsed "Recent" list with why they ended.
-import { useState } from 'react';
+import { type ReactNode, useState } from 'react';
 import { ApiError, del, sentence } from '../api.ts';
 import {
   formatResources,
@@ -17,9 +17,14 @@ import {
 import { useNow } from '../hooks.ts';
 import { type IdleStatus, idleWarning, useIdle } from '../idle.ts';
 import type { SessionView } from '../types.ts';
+import { AddTimeButton } from './AddTimeButton.tsx';
+import { Card } from './Card.tsx';
 import { ConfirmDialog } from './ConfirmDialog.tsx';
+import { DataTable } from './DataTable.tsx';
 import { DesktopLinkButton } from './DesktopLinkButton.tsx';
-import { ACTIONS, TableHead } from './TableHead.tsx';
+import { ListState } from './LoadState.tsx';
+import { RowButton } from './RowButton.tsx';
+import { ACTIONS } from './TableHead.tsx';
 import { useToasts } from './Toasts.tsx';
 
 interface Props {
@@ -60,106 +65,115 @@ export function SessionList({ sessions, error, clusterTitle, onChanged, onLaunch
   };
 
   return (
-    <section className="card" aria-labelledby="my-sessions-title">
-      <div className="card-head">
-        <h2 id="my-sessions-title">My sessions</h2>
-        {active.length > 0 && <span className="muted">{active.length} active</span>}
-      </div>
-      {error && (
-        <p className="alert alert-bad" role="alert">
-          Your sessions could not be loaded: {error}
-        </p>
-      )}
-      {sessions === null && !error && <p className="muted">Loading…</p>}
-      {sessions !== null && active.length === 0 && (
-        <p className="empty">No active sessions. Start one with the form below.</p>
-      )}
+    <Card
+      titleId="my-sessions-title"
+      title="My sessions"
+      aside={active.length > 0 && <span className="muted">{active.length} active</span>}
+    >
+      <ListState what="Your sessions" error={error} items={sessions && active}>
+        No active sessions. Start one with the form below.
+      </ListState>
       {active.length > 0 && (
-        <div className="table-wrap">
-          <table className="table sessions stack" aria-labelledby="my-sessions-title">
-            <TableHead columns={['Session', 'Cluster', 'State', 'Resources', 'Time left', ACTIONS]} />
-            <tbody>
-              {active.map((s) => (
-                <SessionRow
-                  key={s.id}
-                  s={s}
-                  now={now}
-                  clusterTitle={clusterTitle(s.cluster)}
-                  idle={idle.get(s.id)}
-                  onStop={() => setStopping(s)}
-                />
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          className="sessions stack"
+          labelledBy="my-sessions-title"
+          columns={['Session', 'Cluster', 'State', 'Resources', 'Time left', ACTIONS]}
+        >
+          {active.map((s) => (
+            <SessionRow
+              key={s.id}
+              s={s}
+              now={now}
+              clusterTitle={clusterTitle(s.cluster)}
+              idle={idle.get(s.id)}
+              onStop={() => setStopping(s)}
+              onChanged={onChanged}
+            />
+          ))}
+        </DataTable>
       )}
       {recent.length > 0 && (
         <details className="recent">
           <summary>Recent ({recent.length})</summary>
-          <div className="table-wrap">
-            <table className="table table-compact stack">
-              <caption className="visually-hidden">Recently ended sessions</caption>
-              <TableHead columns={['Session', 'Cluster', 'State', 'Ended', 'Reason', ACTIONS]} />
-              <tbody>
-                {recent.map((s) => {
-                  const badge = stateBadge(s.displayState);
-                  return (
-                    <tr key={s.id} data-session={s.id}>
-                      <td>
-                        <span className="strong">{sessionTitle(s)}</span>
-                        {s.label && <span className="muted"> · {s.appName}</span>}
-                      </td>
-                      <td data-label="Cluster">{clusterTitle(s.cluster)}</td>
-                      <td data-label="State">
-                        <span className={`badge badge-${badge.tone}`}>{badge.label}</span>
-                      </td>
-                      <td data-label="Ended">{s.endedAt ? formatWhen(s.endedAt, now) : '—'}</td>
-                      <td data-label="Reason">
-                        {s.reason ?? ''}{' '}
-                        <a
-                          className="session-log"
-                          href={`/api/sessions/${s.id}/log`}
-                          target="_blank"
-                          rel="noopener"
-                          aria-label={`Log of ${sessionTitle(s)}`}
-                        >
-                          log
-                        </a>
-                      </td>
-                      <td className="actions">
-                        <button
-                          type="button"
-                          className="btn btn-small"
-                          onClick={() => onLaunchAgain(s)}
-                          aria-label={`Launch ${sessionTitle(s)} again`}
-                        >
-                          Launch again
-                        </button>
-                      </td>
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            className="table-compact stack"
+            caption="Recently ended sessions"
+            columns={['Session', 'Cluster', 'State', 'Ended', 'Reason', ACTIONS]}
+          >
+            {recent.map((s) => {
+              const badge = stateBadge(s.displayState);
+              return (
+                <tr key={s.id} data-session={s.id}>
+                  <td>
+                    <span className="strong">{sessionTitle(s)}</span>
+                    {s.label && <span className="muted"> · {s.appName}</span>}
+                  </td>
+                  <td data-label="Cluster">{clusterTitle(s.cluster)}</td>
+                  <td data-label="State">
+                    <span className={`badge badge-${badge.tone}`}>{badge.label}</span>
+                  </td>
+                  <td data-label="Ended">{s.endedAt ? formatWhen(s.endedAt, now) : '—'}</td>
+                  <td data-label="Reason">
+                    {s.reason ?? ''}{' '}
+                    <a
+                      className="session-log"
+                      href={`/api/sessions/${s.id}/log`}
+                      target="_blank"
+                      rel="noopener"
+                      aria-label={`Log of ${sessionTitle(s)}`}
+                    >
+                      log
+                    </a>
+                  </td>
+                  <td className="actions">
+                    <RowButton label={`Launch ${sessionTitle(s)} again`} onClick={() => onLaunchAgain(s)}>
+                      Launch again
+                    </RowButton>
+                  </td>
+                </tr>
+              );
+            })}
+          </DataTable>
         </details>
       )}
       {stopping && (
-        <ConfirmDialog
+        <StopSessionDialog
           title={`Stop ${sessionTitle(stopping)}?`}
-          confirmLabel="Stop session"
-          cancelLabel="Keep it running"
-          danger
-          onConfirm={() => void stop(stopping)}
-          onCancel={() => setStopping(null)}
+          onStop={() => void stop(stopping)}
+          onKeep={() => setStopping(null)}
         >
-          <p>
-            The job is cancelled and {stopping.appName} ends. Anything not saved in it is lost; files you
-            saved stay in your home directory.
-          </p>
-        </ConfirmDialog>
+          The job is cancelled and {stopping.appName} ends. Anything not saved in it is lost; files you saved
+          stay in your home directory.
+        </StopSessionDialog>
       )}
-    </section>
+    </Card>
+  );
+}
+
+/** The question before a session is stopped, worded the same for its owner and for an administrator. */
+export function StopSessionDialog({
+  title,
+  onStop,
+  onKeep,
+  children,
+}: {
+  title: string;
+  onStop(): void;
+  onKeep(): void;
+  /** What stopping it loses. */
+  children: ReactNode;
+}) {
+  return (
+    <ConfirmDialog
+      title={title}
+      confirmLabel="Stop session"
+      cancelLabel="Keep it running"
+      danger
+      onConfirm={onStop}
+      onCancel={onKeep}
+    >
+      <p>{children}</p>
+    </ConfirmDialog>
   );
 }
 
@@ -169,9 +183,10 @@ interface RowProps {
   clusterTitle: string;
   idle?: IdleStatus;
   onStop(): void;
+  onChanged(s: SessionView): void;
 }
 
-function SessionRow({ s, now, clusterTitle, idle, onStop }: RowProps) {
+function SessionRow({ s, now, clusterTitle, idle, onStop, onChanged }: RowProps) {
   const silent = notRespondingText(s);
   // Still running (its app may answer), but the user should know before connecting.
   const badge = silent ? { label: 'not responding', tone: 'warn' as const } : stateBadge(s.displayState);
@@ -268,15 +283,15 @@ function SessionRow({ s, now, clusterTitle, idle, onStop }: RowProps) {
           </button>
         )}
         <DesktopLinkButton session={s} title={title} />
-        <button
-          type="button"
-          className="btn btn-small btn-danger-outline"
-          onClick={onStop}
-          disabled={s.state === 'ending'}
-          aria-label={`Stop ${title}`}
-        >
+        <AddTimeButton<{ session: SessionView }>
+          most={s.addTimeMinutes ?? null}
+          title={title}
+          url={`/api/sessions/${encodeURIComponent(s.id)}/extend`}
+          onDone={(r) => onChanged(r.session)}
+        />
+        <RowButton danger label={`Stop ${title}`} disabled={s.state === 'ending'} onClick={onStop}>
           {s.state === 'ending' ? 'Stopping…' : 'Stop'}
-        </button>
+        </RowButton>
       </td>
     </tr>
   );

@@ -1,20 +1,23 @@
 // The admin page: every session (with Stop), batch jobs, clusters (drain switch, free table, queue),
 // announcements (post, take down) and the audit log. Administrators only (the API says 403 otherwise).
-import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
+import { type FormEvent, useEffect, useRef, useState } from 'react';
 import type {
   AdminClusterView as AdminCluster,
   AdminJob,
   AdminSession,
   AuditEntry,
 } from '../../api/admin.ts';
-import { ApiError, get, post, sentence } from '../api.ts';
+import { errorText, post } from '../api.ts';
 import type { AnnouncementView } from '../components/Announcements.tsx';
-import { ConfirmDialog } from '../components/ConfirmDialog.tsx';
+import { Card } from '../components/Card.tsx';
+import { DataTable } from '../components/DataTable.tsx';
 import { FreeNow } from '../components/FreeNow.tsx';
+import { RowButton } from '../components/RowButton.tsx';
+import { StopSessionDialog } from '../components/SessionList.tsx';
 import { ACTIONS, num, TableHead } from '../components/TableHead.tsx';
-import { useToasts } from '../components/Toasts.tsx';
+import { type ToastInput, useToasts } from '../components/Toasts.tsx';
 import { formatResources, formatWhen, plural, sessionTitle, stateBadge } from '../format.ts';
-import { useNow } from '../hooks.ts';
+import { useGet, useNow } from '../hooks.ts';
 import { type IdleStatus, idleText } from '../idle.ts';
 import { useLiveEvent } from '../live.ts';
 import type { PageProps } from '../types.ts';
@@ -28,10 +31,6 @@ const TABS = [
   ['audit', 'Audit log'],
 ] as const;
 type Tab = (typeof TABS)[number][0];
-
-function message(e: unknown): string {
-  return sentence(e instanceof ApiError || e instanceof Error ? e.message : String(e));
-}
 
 export function AdminPage(_props: PageProps) {
   const [tab, setTab] = useState<Tab>(() => {
@@ -72,23 +71,6 @@ export function AdminPage(_props: PageProps) {
   );
 }
 
-function useLoad<T>(path: string): { data: T | null; error: string | null; reload(): Promise<void> } {
-  const [data, setData] = useState<T | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const reload = useCallback(async () => {
-    try {
-      setData(await get<T>(path));
-      setError(null);
-    } catch (e) {
-      setError(message(e));
-    }
-  }, [path]);
-  useEffect(() => {
-    void reload();
-  }, [reload]);
-  return { data, error, reload };
-}
-
 function LoadError({ error }: { error: string | null }) {
   return error ? (
     <p className="alert alert-bad" role="alert">
@@ -97,12 +79,29 @@ function LoadError({ error }: { error: string | null }) {
   ) : null;
 }
 
+/**
+ * An administrator's action on the tab: POST to `path`, tell `done` (if any) and re-read the tab; a failure
+ * is a toast titled `failed`.
+ */
+function useAction(reload: () => Promise<void>) {
+  const { notify } = useToasts();
+  return async (path: string, failed: string, done?: Omit<ToastInput, 'tone'>) => {
+    try {
+      await post(path);
+      if (done) notify({ tone: 'ok', ...done });
+      await reload();
+    } catch (e) {
+      notify({ tone: 'bad', title: failed, message: errorText(e) });
+    }
+  };
+}
+
 function SessionsTab() {
   const [all, setAll] = useState(false);
-  const { data, error, reload } = useLoad<{ sessions: AdminSession[] }>(
+  const { data, error, reload } = useGet<{ sessions: AdminSession[] }>(
     `/api/admin/sessions${all ? '' : '?state=active'}`,
   );
-  const idle = useLoad<{ enabled: boolean; sessions: IdleStatus[] }>('/api/admin/idle');
+  const idle = useGet<{ enabled: boolean; sessions: IdleStatus[] }>('/api/admin/idle');
   const idleById = new Map((idle.data?.sessions ?? []).map((x) => [x.id, x]));
   // Activity is not an event: the idle times are read again now and then.
   const reloadIdle = idle.reload;
@@ -111,7 +110,7 @@ function SessionsTab() {
     return () => clearInterval(t);
   }, [reloadIdle]);
   const [stopping, setStopping] = useState<AdminSession | null>(null);
-  const { notify } = useToasts();
+  const act = useAction(reload);
   const now = useNow(10_000);
   // Any session change anywhere: re-read the list (admins get these events), at most once a second.
   const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
@@ -126,17 +125,10 @@ function SessionsTab() {
 
   const stop = async (s: AdminSession) => {
     setStopping(null);
-    try {
-      await post(`/api/admin/sessions/${encodeURIComponent(s.id)}/stop`);
-      notify({
-        tone: 'ok',
-        title: `Stopping ${s.user}'s ${sessionTitle(s)}`,
-        message: 'The user is told an administrator stopped it.',
-      });
-      await reload();
-    } catch (e) {
-      notify({ tone: 'bad', title: 'The session could not be stopped', message: message(e) });
-    }
+    await act(`/api/admin/sessions/${encodeURIComponent(s.id)}/stop`, 'The session could not be stopped', {
+      title: `Stopping ${s.user}'s ${sessionTitle(s)}`,
+      message: 'The user is told an administrator stopped it.',
+    });
   };
 
   const sessions = data?.sessions ?? [];
@@ -151,133 +143,119 @@ function SessionsTab() {
       <LoadError error={error} />
       {data && sessions.length === 0 && <p className="empty">No sessions.</p>}
       {sessions.length > 0 && (
-        <div className="table-wrap">
-          <table className="table stack" aria-labelledby="admin-sessions-title">
-            <TableHead
-              columns={['User', 'Session', 'Cluster', 'State', 'Resources', 'Started', 'Idle', ACTIONS]}
-            />
-            <tbody>
-              {sessions.map((s) => {
-                const badge = stateBadge(s.displayState);
-                const active = !['ended', 'failed'].includes(s.state);
-                return (
-                  <tr key={s.id} data-session={s.id} data-state={s.state}>
-                    <td className="strong">{s.user}</td>
-                    <td data-label="Session">
-                      {sessionTitle(s)}
-                      <span className="sub">
-                        {s.id}
-                        {s.jobId ? ` · job ${s.jobId}` : ''}
-                      </span>
-                    </td>
-                    <td data-label="Cluster">{s.cluster}</td>
-                    <td data-label="State">
-                      <span className={`badge badge-${badge.tone}`}>{badge.label}</span>
-                      {s.reason && <span className="sub">{s.reason}</span>}
-                    </td>
-                    <td data-label="Resources">{formatResources(s)}</td>
-                    <td className="nowrap" data-label="Started">
-                      {formatWhen(s.startedAt ?? s.createdAt, now)}
-                    </td>
-                    <td className="nowrap" data-label="Idle">
-                      {s.state === 'running' ? idleText(idleById.get(s.id), now) : '—'}
-                    </td>
-                    <td className="actions">
-                      {active && (
-                        <button
-                          type="button"
-                          className="btn btn-small btn-danger-outline"
-                          disabled={s.state === 'ending'}
-                          onClick={() => setStopping(s)}
-                          aria-label={`Stop ${s.user}'s session ${s.id}`}
-                        >
-                          {s.state === 'ending' ? 'Stopping…' : 'Stop'}
-                        </button>
-                      )}
-                    </td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          className="stack"
+          labelledBy="admin-sessions-title"
+          columns={['User', 'Session', 'Cluster', 'State', 'Resources', 'Started', 'Idle', ACTIONS]}
+        >
+          {sessions.map((s) => {
+            const badge = stateBadge(s.displayState);
+            const active = !['ended', 'failed'].includes(s.state);
+            return (
+              <tr key={s.id} data-session={s.id} data-state={s.state}>
+                <td className="strong">{s.user}</td>
+                <td data-label="Session">
+                  {sessionTitle(s)}
+                  <span className="sub">
+                    {s.id}
+                    {s.jobId ? ` · job ${s.jobId}` : ''}
+                  </span>
+                </td>
+                <td data-label="Cluster">{s.cluster}</td>
+                <td data-label="State">
+                  <span className={`badge badge-${badge.tone}`}>{badge.label}</span>
+                  {s.reason && <span className="sub">{s.reason}</span>}
+                </td>
+                <td data-label="Resources">{formatResources(s)}</td>
+                <td className="nowrap" data-label="Started">
+                  {formatWhen(s.startedAt ?? s.createdAt, now)}
+                </td>
+                <td className="nowrap" data-label="Idle">
+                  {s.state === 'running' ? idleText(idleById.get(s.id), now) : '—'}
+                </td>
+                <td className="actions">
+                  {active && (
+                    <RowButton
+                      danger
+                      label={`Stop ${s.user}'s session ${s.id}`}
+                      disabled={s.state === 'ending'}
+                      onClick={() => setStopping(s)}
+                    >
+                      {s.state === 'ending' ? 'Stopping…' : 'Stop'}
+                    </RowButton>
+                  )}
+                </td>
+              </tr>
+            );
+          })}
+        </DataTable>
       )}
       {stopping && (
-        <ConfirmDialog
+        <StopSessionDialog
           title={`Stop ${stopping.user}'s ${sessionTitle(stopping)}?`}
-          confirmLabel="Stop session"
-          cancelLabel="Keep it running"
-          danger
-          onConfirm={() => void stop(stopping)}
-          onCancel={() => setStopping(null)}
+          onStop={() => void stop(stopping)}
+          onKeep={() => setStopping(null)}
         >
-          <p>
-            The job is cancelled. {stopping.user} sees that an administrator stopped it; anything unsaved in
-            the session is lost.
-          </p>
-        </ConfirmDialog>
+          The job is cancelled. {stopping.user} sees that an administrator stopped it; anything unsaved in the
+          session is lost.
+        </StopSessionDialog>
       )}
     </section>
   );
 }
 
 function JobsTab() {
-  const { data, error } = useLoad<{ jobs: AdminJob[] }>('/api/admin/jobs');
+  const { data, error } = useGet<{ jobs: AdminJob[] }>('/api/admin/jobs');
   const now = useNow(30_000);
   const jobs = data?.jobs ?? [];
   return (
-    <section className="card" aria-labelledby="admin-jobs-title">
-      <div className="card-head">
-        <h2 id="admin-jobs-title">Batch jobs</h2>
-        <span className="muted">submitted through the gateway; the clusters tab shows each queue</span>
-      </div>
+    <Card
+      titleId="admin-jobs-title"
+      title="Batch jobs"
+      aside={<span className="muted">submitted through the gateway; the clusters tab shows each queue</span>}
+    >
       <LoadError error={error} />
       {data && jobs.length === 0 && <p className="empty">No batch jobs.</p>}
       {jobs.length > 0 && (
-        <div className="table-wrap">
-          <table className="table table-compact" aria-labelledby="admin-jobs-title">
-            <TableHead columns={['User', 'Cluster', 'Job', 'Name', 'State', 'Submitted', num('Exit')]} />
-            <tbody>
-              {jobs.map((j) => (
-                <tr key={j.id}>
-                  <td>{j.user}</td>
-                  <td>{j.cluster}</td>
-                  <td>{j.jobId}</td>
-                  <td>{j.name}</td>
-                  <td>
-                    {j.state}
-                    {j.reason && <span className="sub">{j.reason}</span>}
-                  </td>
-                  <td className="nowrap">{formatWhen(j.submittedAt, now)}</td>
-                  <td className="num">{j.exitCode ?? '—'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          className="table-compact"
+          labelledBy="admin-jobs-title"
+          columns={['User', 'Cluster', 'Job', 'Name', 'State', 'Submitted', num('Exit')]}
+        >
+          {jobs.map((j) => (
+            <tr key={j.id}>
+              <td>{j.user}</td>
+              <td>{j.cluster}</td>
+              <td>{j.jobId}</td>
+              <td>{j.name}</td>
+              <td>
+                {j.state}
+                {j.reason && <span className="sub">{j.reason}</span>}
+              </td>
+              <td className="nowrap">{formatWhen(j.submittedAt, now)}</td>
+              <td className="num">{j.exitCode ?? '—'}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
-    </section>
+    </Card>
   );
 }
 
 function ClustersTab() {
-  const { data, error, reload } = useLoad<{ clusters: AdminCluster[] }>('/api/admin/clusters');
-  const { notify } = useToasts();
+  const { data, error, reload } = useGet<{ clusters: AdminCluster[] }>('/api/admin/clusters');
+  const act = useAction(reload);
   useLiveEvent('resources', () => void reload());
   useLiveEvent('cluster', () => void reload());
-  const toggle = async (c: AdminCluster) => {
-    try {
-      await post(`/api/admin/clusters/${encodeURIComponent(c.name)}/${c.drained ? 'undrain' : 'drain'}`);
-      notify({
-        tone: 'ok',
+  const toggle = (c: AdminCluster) =>
+    act(
+      `/api/admin/clusters/${encodeURIComponent(c.name)}/${c.drained ? 'undrain' : 'drain'}`,
+      'The cluster could not be changed',
+      {
         title: c.drained ? `${c.title} is open again` : `${c.title} is drained`,
         message: c.drained ? 'Users may start sessions there.' : 'No new sessions; running ones continue.',
-      });
-      await reload();
-    } catch (e) {
-      notify({ tone: 'bad', title: 'The cluster could not be changed', message: message(e) });
-    }
-  };
+      },
+    );
   return (
     <div className="admin-clusters">
       <LoadError error={error} />
@@ -350,7 +328,7 @@ function ClustersTab() {
 }
 
 function AnnouncementsTab() {
-  const { data, error, reload } = useLoad<{
+  const { data, error, reload } = useGet<{
     announcements: (AnnouncementView & { active: boolean; author: string | null })[];
   }>('/api/admin/announcements');
   const { notify } = useToasts();
@@ -369,17 +347,11 @@ function AnnouncementsTab() {
       notify({ tone: 'ok', title: 'Announcement posted', message: 'Every signed-in user sees it now.' });
       await reload();
     } catch (err) {
-      setFormError(message(err));
+      setFormError(errorText(err));
     }
   };
-  const expire = async (id: number) => {
-    try {
-      await post(`/api/admin/announcements/${id}/expire`);
-      await reload();
-    } catch (err) {
-      notify({ tone: 'bad', title: 'Could not take it down', message: message(err) });
-    }
-  };
+  const act = useAction(reload);
+  const expire = (id: number) => act(`/api/admin/announcements/${id}/expire`, 'Could not take it down');
   const list = data?.announcements ?? [];
   return (
     <>
@@ -470,30 +442,29 @@ function AnnouncementsTab() {
 }
 
 function AuditTab() {
-  const { data, error } = useLoad<{ entries: AuditEntry[] }>('/api/admin/audit?limit=200');
+  const { data, error } = useGet<{ entries: AuditEntry[] }>('/api/admin/audit?limit=200');
   const now = useNow(30_000);
   return (
     <section className="card" aria-labelledby="admin-audit-title">
       <h2 id="admin-audit-title">Audit log</h2>
       <LoadError error={error} />
       {(data?.entries ?? []).length > 0 && (
-        <div className="table-wrap">
-          <table className="table table-compact" aria-labelledby="admin-audit-title">
-            <TableHead columns={['When', 'Who', 'Action', 'Target', 'Address', 'Result']} />
-            <tbody>
-              {data!.entries.map((e) => (
-                <tr key={e.id}>
-                  <td className="nowrap">{formatWhen(e.at, now)}</td>
-                  <td>{e.actor ?? '—'}</td>
-                  <td>{e.action}</td>
-                  <td>{e.target ?? ''}</td>
-                  <td>{e.ip ?? ''}</td>
-                  <td>{e.ok ? 'ok' : 'refused'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          className="table-compact"
+          labelledBy="admin-audit-title"
+          columns={['When', 'Who', 'Action', 'Target', 'Address', 'Result']}
+        >
+          {data!.entries.map((e) => (
+            <tr key={e.id}>
+              <td className="nowrap">{formatWhen(e.at, now)}</td>
+              <td>{e.actor ?? '—'}</td>
+              <td>{e.action}</td>
+              <td>{e.target ?? ''}</td>
+              <td>{e.ip ?? ''}</td>
+              <td>{e.ok ? 'ok' : 'refused'}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </section>
   );

@@ -15,8 +15,11 @@ import {
   useRef,
   useState,
 } from 'react';
-import { ApiError, csrfHeaders, del, get, post, sentence } from '../api.ts';
-import { ConfirmDialog } from '../components/ConfirmDialog.tsx';
+import { ApiError, csrfHeaders, del, errorText, get, post, sentence } from '../api.ts';
+import { ConfirmDialog, Modal } from '../components/ConfirmDialog.tsx';
+import { DataTable } from '../components/DataTable.tsx';
+import { ClusterOptions } from '../components/Field.tsx';
+import { RowButton } from '../components/RowButton.tsx';
 import { useToasts } from '../components/Toasts.tsx';
 import {
   baseName,
@@ -36,13 +39,12 @@ import {
   terminalHere,
 } from '../files/model.ts';
 import { formatWhen } from '../format.ts';
+import { useLoader } from '../hooks.ts';
 import { type BatchClusterView, formatBytes } from '../jobs-format.ts';
 import { Link, navigate, useSearch } from '../router.tsx';
 import { useSessions } from '../sessions-store.tsx';
 import type { PageProps, SessionView } from '../types.ts';
 import './files.css';
-
-const errorText = (e: unknown) => sentence(e instanceof Error ? e.message : String(e));
 
 interface RootsAnswer {
   available: boolean;
@@ -365,8 +367,10 @@ function Browser({ info, path }: { info: RootsAnswer; path: string }) {
         {listing && entries.length === 0 && <p className="empty">This folder is empty.</p>}
         {listing?.truncated && <p className="alert alert-warn">Only the first 20,000 entries are listed.</p>}
         {entries.length > 0 && (
-          <div className="table-wrap">
-            <table className="table stack files-table" aria-labelledby="files-title">
+          <DataTable
+            className="stack files-table"
+            labelledBy="files-title"
+            head={
               <thead>
                 <tr>
                   <SortHead label="Name" k="name" order={order} onSort={sortBy} />
@@ -377,21 +381,20 @@ function Browser({ info, path }: { info: RootsAnswer; path: string }) {
                   </th>
                 </tr>
               </thead>
-              <tbody>
-                {entries.map((e) => (
-                  <EntryRow
-                    key={e.name}
-                    dir={path}
-                    entry={e}
-                    info={info}
-                    jupyter={jupyter}
-                    onDialog={setDialog}
-                    onSubmit={() => void submitScript(e)}
-                  />
-                ))}
-              </tbody>
-            </table>
-          </div>
+            }
+          >
+            {entries.map((e) => (
+              <EntryRow
+                key={e.name}
+                dir={path}
+                entry={e}
+                info={info}
+                jupyter={jupyter}
+                onDialog={setDialog}
+                onSubmit={() => void submitScript(e)}
+              />
+            ))}
+          </DataTable>
         )}
         <p className="muted files-foot">
           Drop files here or use Upload (up to {info.limits ? formatBytes(info.limits.maxUploadBytes) : '—'}{' '}
@@ -587,14 +590,9 @@ function EntryRow({
           </Link>
         )}
         {e.type === 'file' && isBatchScript(e.name) && (
-          <button
-            type="button"
-            className="btn btn-small"
-            onClick={onSubmit}
-            aria-label={`Submit ${e.name} as a batch job`}
-          >
+          <RowButton label={`Submit ${e.name} as a batch job`} onClick={onSubmit}>
             Submit as a job
-          </button>
+          </RowButton>
         )}
         {inJupyter && (
           <a
@@ -607,30 +605,15 @@ function EntryRow({
             Jupyter
           </a>
         )}
-        <button
-          type="button"
-          className="btn btn-small"
-          onClick={() => onDialog({ kind: 'rename', entry: e })}
-          aria-label={`Rename ${e.name}`}
-        >
+        <RowButton label={`Rename ${e.name}`} onClick={() => onDialog({ kind: 'rename', entry: e })}>
           Rename
-        </button>
-        <button
-          type="button"
-          className="btn btn-small"
-          onClick={() => onDialog({ kind: 'move', entry: e })}
-          aria-label={`Move ${e.name}`}
-        >
+        </RowButton>
+        <RowButton label={`Move ${e.name}`} onClick={() => onDialog({ kind: 'move', entry: e })}>
           Move
-        </button>
-        <button
-          type="button"
-          className="btn btn-small btn-danger-outline"
-          onClick={() => onDialog({ kind: 'delete', entry: e })}
-          aria-label={`Delete ${e.name}`}
-        >
+        </RowButton>
+        <RowButton danger label={`Delete ${e.name}`} onClick={() => onDialog({ kind: 'delete', entry: e })}>
           Delete
-        </button>
+        </RowButton>
       </td>
     </tr>
   );
@@ -668,15 +651,9 @@ function NameDialog({
   onSubmit(value: string): Promise<void>;
   onCancel(): void;
 }) {
-  const ref = useRef<HTMLDialogElement>(null);
   const id = useId();
   const [value, setValue] = useState(initial);
   const [busy, setBusy] = useState(false);
-  useEffect(() => {
-    const d = ref.current;
-    if (d && !d.open) d.showModal();
-    return () => d?.close();
-  }, []);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setBusy(true);
@@ -687,19 +664,12 @@ function NameDialog({
     }
   };
   return (
-    <dialog
-      ref={ref}
-      className="dialog"
-      aria-labelledby={`${id}-t`}
-      onCancel={(e) => {
-        e.preventDefault();
-        onCancel();
-      }}
-    >
+    <Modal labelledBy={`${id}-t`} onCancel={onCancel}>
       <form onSubmit={(e) => void submit(e)}>
         <h2 id={`${id}-t`}>{title}</h2>
         <div className="field">
           <label htmlFor={`${id}-v`}>{label}</label>
+          {/* biome-ignore lint/a11y/noAutofocus: the dialog's one field; it opened to ask for this name */}
           <input id={`${id}-v`} value={value} onChange={(e) => setValue(e.target.value)} autoFocus required />
         </div>
         <div className="dialog-actions">
@@ -711,7 +681,7 @@ function NameDialog({
           </button>
         </div>
       </form>
-    </dialog>
+    </Modal>
   );
 }
 
@@ -755,11 +725,7 @@ function SubmitDialog({
         <div className="field">
           <label htmlFor="submit-cluster">Cluster</label>
           <select id="submit-cluster" value={cluster} onChange={(e) => setCluster(e.target.value)}>
-            {clusters.map((c) => (
-              <option key={c.name} value={c.name}>
-                {c.title}
-              </option>
-            ))}
+            <ClusterOptions clusters={clusters} />
           </select>
         </div>
       )}
@@ -783,7 +749,6 @@ function EditorPanel({ info, path }: { info: RootsAnswer; path: string }) {
   const editor = useRef<ReturnType<EditorModule['createEditor']> | null>(null);
   const etag = useRef<string | null>(null);
   const [loaded, setLoaded] = useState<TextAnswer | null>(null);
-  const [error, setError] = useState<string | null>(null);
   const [dirty, setDirty] = useState(false);
   const [conflict, setConflict] = useState<string | null>(null);
   const [saving, setSaving] = useState(false);
@@ -791,24 +756,17 @@ function EditorPanel({ info, path }: { info: RootsAnswer; path: string }) {
   const [submitting, setSubmitting] = useState<BatchClusterView[] | null>(null);
   const dir = parentOf(path);
 
-  const load = useCallback(async () => {
-    try {
+  const { error, reload: load } = useLoader(
+    useCallback(async () => {
       const t = await get<TextAnswer>(`/api/files/text?path=${encodeURIComponent(path)}`);
       etag.current = t.entry.etag;
       setLoaded(t);
-      setError(null);
       setConflict(null);
       setDirty(false);
       if (editor.current) editor.current.setText(t.content);
       setDirty(false);
-    } catch (e) {
-      setError(errorText(e));
-    }
-  }, [path]);
-
-  useEffect(() => {
-    void load();
-  }, [load]);
+    }, [path]),
+  );
 
   // The editor is made once the text is here; CodeMirror comes in its own chunk.
   useEffect(() => {

@@ -4,13 +4,16 @@
 import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
 import { type BatchRequest, validateBatchRequest } from '../../api/forms.ts';
 import type { JobOutputPage } from '../../api/jobs.ts';
-import { ApiError, del, get, post, sentence } from '../api.ts';
+import { ApiError, del, errorText, get, post, sentence } from '../api.ts';
+import { AddTimeButton } from '../components/AddTimeButton.tsx';
+import { Card } from '../components/Card.tsx';
 import { ConfirmDialog } from '../components/ConfirmDialog.tsx';
-import { Field, Options } from '../components/Field.tsx';
-import { TableHead } from '../components/TableHead.tsx';
+import { DataTable } from '../components/DataTable.tsx';
+import { ClusterOptions, Field, InputField, Options } from '../components/Field.tsx';
+import { ListState, NoCluster } from '../components/LoadState.tsx';
 import { useToasts } from '../components/Toasts.tsx';
 import { formatWhen, plural } from '../format.ts';
-import { useNow } from '../hooks.ts';
+import { useLoader, useNow } from '../hooks.ts';
 import {
   type BatchClusterView,
   formatBytes,
@@ -31,8 +34,6 @@ import { useLiveEvent, useLiveReconnect } from '../live.ts';
 import { Link, usePath } from '../router.tsx';
 import type { PageProps } from '../types.ts';
 import './jobs.css';
-
-const errorText = (e: unknown) => sentence(e instanceof Error ? e.message : String(e));
 
 /** Elapsed time as of `now` for jobs still running (the server's value is from when it answered). */
 function withNow<T extends JobView>(j: T, now: number): T {
@@ -85,17 +86,9 @@ function JobsDashboard() {
     <div className="dashboard jobs">
       <h1 className="visually-hidden">Jobs</h1>
       <JobList jobs={jobs} error={error} />
-      {clustersError && (
-        <p className="alert alert-bad" role="alert">
-          The clusters could not be loaded: {clustersError}
-        </p>
-      )}
-      {clusters !== null && clusters.length === 0 && (
-        <section className="card">
-          <h2>Submit a job</h2>
-          <p className="empty">No cluster open to your account runs batch jobs.</p>
-        </section>
-      )}
+      <NoCluster error={clustersError} clusters={clusters} title="Submit a job">
+        <p className="empty">No cluster open to your account runs batch jobs.</p>
+      </NoCluster>
       {clusters !== null && clusters.length > 0 && (
         <SubmitJobForm clusters={clusters} onSubmitted={(j) => setJobs((list) => mergeJob(list ?? [], j))} />
       )}
@@ -108,20 +101,14 @@ function JobList({ jobs, error }: { jobs: JobView[] | null; error: string | null
   const active = (jobs ?? []).filter(isActiveJob);
   const finished = (jobs ?? []).filter((j) => !isActiveJob(j));
   return (
-    <section className="card" aria-labelledby="my-jobs-title">
-      <div className="card-head">
-        <h2 id="my-jobs-title">My jobs</h2>
-        {jobs !== null && <span className="muted">{active.length} active</span>}
-      </div>
-      {error && (
-        <p className="alert alert-bad" role="alert">
-          Your jobs could not be loaded: {error}
-        </p>
-      )}
-      {jobs === null && !error && <p className="muted">Loading…</p>}
-      {jobs !== null && jobs.length === 0 && (
-        <p className="empty">No jobs yet. Submit one with the form below.</p>
-      )}
+    <Card
+      titleId="my-jobs-title"
+      title="My jobs"
+      aside={jobs !== null && <span className="muted">{active.length} active</span>}
+    >
+      <ListState what="Your jobs" error={error} items={jobs}>
+        No jobs yet. Submit one with the form below.
+      </ListState>
       {active.length > 0 && <JobTable jobs={active} now={now} label="Active jobs" />}
       {finished.length > 0 && (
         <details className="recent" open={active.length === 0}>
@@ -129,64 +116,62 @@ function JobList({ jobs, error }: { jobs: JobView[] | null; error: string | null
           <JobTable jobs={finished} now={now} label="Finished jobs" />
         </details>
       )}
-    </section>
+    </Card>
   );
 }
 
 function JobTable({ jobs, now, label }: { jobs: JobView[]; now: number; label: string }) {
   return (
-    <div className="table-wrap">
-      <table className="table jobs-table stack">
-        <caption className="visually-hidden">{label}</caption>
-        <TableHead columns={['Job', 'State', 'Time', 'Nodes', 'Submitted']} />
-        <tbody>
-          {jobs.map((j0) => {
-            const j = withNow(j0, now);
-            const badge = jobBadge(j.displayState);
-            const details = pendingDetails(j, now);
-            return (
-              <tr key={jobKey(j)} data-job={j.jobId} data-state={j.state}>
-                <td className="col-session">
-                  <Link
-                    href={`/jobs/${encodeURIComponent(j.cluster)}/${encodeURIComponent(j.jobId)}`}
-                    className="strong"
-                  >
-                    {j.name || `job ${j.jobId}`}
-                  </Link>
-                  <span className="sub">
-                    job {j.jobId} · {j.cluster}
-                    {j.partition ? ` · ${j.partition}` : ''}
-                  </span>
-                </td>
-                <td data-label="State">
-                  <span className={`badge badge-${badge.tone}${j.state === 'pending' ? ' badge-busy' : ''}`}>
-                    {badge.label}
-                  </span>
-                  {details.length > 0 && <span className="sub">{details.join(' · ')}</span>}
-                  {restartText(j) && (
-                    <span className="sub" data-restarts={j.restarts}>
-                      {restartText(j)}
-                    </span>
-                  )}
-                  {j.finished && j.exitCode !== null && j.state !== 'cancelled' && (
-                    <span className="sub" data-exit={j.exitCode}>
-                      exit code {j.exitCode}
-                    </span>
-                  )}
-                </td>
-                <td className="nowrap" data-label="Time">
-                  {formatElapsed(j)}
-                </td>
-                <td data-label="Nodes">{j.nodes ?? <span className="muted">—</span>}</td>
-                <td className="nowrap" data-label="Submitted">
-                  {formatWhen(j.submittedAt, now)}
-                </td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
-    </div>
+    <DataTable
+      className="jobs-table stack"
+      caption={label}
+      columns={['Job', 'State', 'Time', 'Nodes', 'Submitted']}
+    >
+      {jobs.map((j0) => {
+        const j = withNow(j0, now);
+        const badge = jobBadge(j.displayState);
+        const details = pendingDetails(j, now);
+        return (
+          <tr key={jobKey(j)} data-job={j.jobId} data-state={j.state}>
+            <td className="col-session">
+              <Link
+                href={`/jobs/${encodeURIComponent(j.cluster)}/${encodeURIComponent(j.jobId)}`}
+                className="strong"
+              >
+                {j.name || `job ${j.jobId}`}
+              </Link>
+              <span className="sub">
+                job {j.jobId} · {j.cluster}
+                {j.partition ? ` · ${j.partition}` : ''}
+              </span>
+            </td>
+            <td data-label="State">
+              <span className={`badge badge-${badge.tone}${j.state === 'pending' ? ' badge-busy' : ''}`}>
+                {badge.label}
+              </span>
+              {details.length > 0 && <span className="sub">{details.join(' · ')}</span>}
+              {restartText(j) && (
+                <span className="sub" data-restarts={j.restarts}>
+                  {restartText(j)}
+                </span>
+              )}
+              {j.finished && j.exitCode !== null && j.state !== 'cancelled' && (
+                <span className="sub" data-exit={j.exitCode}>
+                  exit code {j.exitCode}
+                </span>
+              )}
+            </td>
+            <td className="nowrap" data-label="Time">
+              {formatElapsed(j)}
+            </td>
+            <td data-label="Nodes">{j.nodes ?? <span className="muted">—</span>}</td>
+            <td className="nowrap" data-label="Submitted">
+              {formatWhen(j.submittedAt, now)}
+            </td>
+          </tr>
+        );
+      })}
+    </DataTable>
   );
 }
 
@@ -242,6 +227,12 @@ function toRequest(v: FormValues): BatchRequest {
 }
 
 type Errors = Partial<Record<keyof FormValues, string>>;
+
+/** Where the script comes from, as the form offers it. */
+const SOURCES: [FormValues['source'], string][] = [
+  ['path', 'A file on the cluster'],
+  ['text', 'Paste a script'],
+];
 
 function byField(list: { field: string; message: string }[]): { fields: Errors; other: string[] } {
   const fields: Errors = {};
@@ -311,20 +302,23 @@ function SubmitJobForm({
   };
 
   /** A field for a whole number from `wholeFrom` (cores, GPUs), or without it for any amount from 0. */
+  // What an InputField of the form takes from the form's state: its name, error, value and onChange.
+  const bound = (k: Exclude<keyof FormValues, 'source'>) => ({
+    name: k,
+    error: errors[k],
+    value: v[k],
+    onChange: (e: { target: { value: string } }) => set(k, e.target.value),
+  });
+
   const numberField = (k: 'cores' | 'memoryGb' | 'gpus' | 'hours', label: string, wholeFrom?: number) => (
-    <Field name={k} label={label} error={errors[k]}>
-      {(p) => (
-        <input
-          {...p}
-          type="number"
-          min={wholeFrom ?? 0}
-          step={wholeFrom === undefined ? 'any' : undefined}
-          inputMode={wholeFrom === undefined ? undefined : 'numeric'}
-          value={v[k]}
-          onChange={(e) => set(k, e.target.value)}
-        />
-      )}
-    </Field>
+    <InputField
+      {...bound(k)}
+      label={label}
+      type="number"
+      min={wholeFrom ?? 0}
+      step={wholeFrom === undefined ? 'any' : undefined}
+      inputMode={wholeFrom === undefined ? undefined : 'numeric'}
+    />
   );
 
   const partitions = l.partitions ?? [];
@@ -334,6 +328,11 @@ function SubmitJobForm({
         <h2 id="submit-job-title">Submit a job</h2>
         {clusters.length === 1 && <span className="muted">{cluster.title}</span>}
       </div>
+      {cluster.accessRefused && (
+        <p className="alert alert-warn" data-testid="access-refused">
+          {cluster.accessRefused}
+        </p>
+      )}
       {formError && (
         <p className="alert alert-bad" role="alert">
           {formError}
@@ -345,11 +344,7 @@ function SubmitJobForm({
             <Field name="cluster" label="Cluster" error={errors.cluster} className="span-4">
               {(p) => (
                 <select {...p} value={v.cluster} onChange={(e) => set('cluster', e.target.value)}>
-                  {clusters.map((c) => (
-                    <option key={c.name} value={c.name}>
-                      {c.title}
-                    </option>
-                  ))}
+                  <ClusterOptions clusters={clusters} />
                 </select>
               )}
             </Field>
@@ -357,47 +352,30 @@ function SubmitJobForm({
           <fieldset className="choice span-4">
             <legend>Script</legend>
             <div className="segmented">
-              <label className={v.source === 'path' ? 'on' : ''}>
-                <input
-                  type="radio"
-                  name="source"
-                  value="path"
-                  checked={v.source === 'path'}
-                  onChange={() => set('source', 'path')}
-                />
-                A file on the cluster
-              </label>
-              <label className={v.source === 'text' ? 'on' : ''}>
-                <input
-                  type="radio"
-                  name="source"
-                  value="text"
-                  checked={v.source === 'text'}
-                  onChange={() => set('source', 'text')}
-                />
-                Paste a script
-              </label>
+              {SOURCES.map(([source, text]) => (
+                <label key={source} className={v.source === source ? 'on' : ''}>
+                  <input
+                    type="radio"
+                    name="source"
+                    value={source}
+                    checked={v.source === source}
+                    onChange={() => set('source', source)}
+                  />
+                  {text}
+                </label>
+              ))}
             </div>
           </fieldset>
           {v.source === 'path' ? (
-            <Field
-              name="scriptPath"
+            <InputField
+              {...bound('scriptPath')}
               label="Script path"
-              error={errors.scriptPath}
               className="span-4"
               hint="The full path on the cluster. It is opened with your own permissions."
-            >
-              {(p) => (
-                <input
-                  {...p}
-                  type="text"
-                  spellCheck={false}
-                  placeholder="/home/you/project/job.sh"
-                  value={v.scriptPath}
-                  onChange={(e) => set('scriptPath', e.target.value)}
-                />
-              )}
-            </Field>
+              type="text"
+              spellCheck={false}
+              placeholder="/home/you/project/job.sh"
+            />
           ) : (
             <Field
               name="script"
@@ -422,28 +400,15 @@ function SubmitJobForm({
             Leave an option empty and the script's <code>#SBATCH</code> lines (or the cluster's defaults)
             decide; a value here overrides them.
           </p>
-          <Field name="jobName" label="Job name" error={errors.jobName} className="span-2">
-            {(p) => (
-              <input {...p} type="text" value={v.jobName} onChange={(e) => set('jobName', e.target.value)} />
-            )}
-          </Field>
-          <Field
-            name="workDir"
+          <InputField {...bound('jobName')} label="Job name" className="span-2" type="text" />
+          <InputField
+            {...bound('workDir')}
             label="Working directory"
-            error={errors.workDir}
             className="span-2"
             hint={v.source === 'path' ? "Default: the script's directory" : 'Default: your home directory'}
-          >
-            {(p) => (
-              <input
-                {...p}
-                type="text"
-                spellCheck={false}
-                value={v.workDir}
-                onChange={(e) => set('workDir', e.target.value)}
-              />
-            )}
-          </Field>
+            type="text"
+            spellCheck={false}
+          />
           {partitions.length > 0 && (
             <Field name="partition" label="Partition" error={errors.partition}>
               {(p) => (
@@ -471,7 +436,7 @@ function SubmitJobForm({
           {numberField('hours', 'Time limit (hours)')}
         </div>
         <div className="form-actions">
-          <button type="submit" className="btn btn-primary" disabled={busy}>
+          <button type="submit" className="btn btn-primary" disabled={busy || !!cluster.accessRefused}>
             {busy ? 'Submitting…' : 'Submit job'}
           </button>
           {cluster.mail && <span className="muted small">E-mail follows your notification settings.</span>}
@@ -550,6 +515,12 @@ function JobDetailPage({ cluster, jobId }: { cluster: string; jobId: string }) {
             {j.name || `Job ${j.jobId}`} <span className="muted">job {j.jobId}</span>
           </h1>
           <div className="actions">
+            <AddTimeButton<{ job: JobView }>
+              most={j.addTimeMinutes ?? null}
+              title={`job ${j.jobId}`}
+              url={`${url}/extend`}
+              onDone={(r) => setJob((old) => (old ? { ...old, ...r.job } : old))}
+            />
             {isActiveJob(j) && (
               <button
                 type="button"
@@ -763,7 +734,6 @@ function OutputStream({ job, stream }: { job: JobView; stream: 'stdout' | 'stder
     message?: string;
     exists: boolean;
   } | null>(null);
-  const [error, setError] = useState<string | null>(null);
   const [follow, setFollow] = useState(true);
   const pre = useRef<HTMLPreElement>(null);
   const nextRef = useRef<number | null>(null);
@@ -771,22 +741,20 @@ function OutputStream({ job, stream }: { job: JobView; stream: 'stdout' | 'stder
   const active = isActiveJob(job);
 
   // First look: the end of the file.
-  const loadEnd = useCallback(async () => {
-    try {
+  const {
+    error,
+    setError,
+    reload: loadEnd,
+  } = useLoader(
+    useCallback(async () => {
       const p = await get<OutPage>(`${base}&from=end&limit=${PAGE}`);
       setBuf({ text: p.data, start: p.offset });
       setNext(p.nextOffset);
       nextRef.current = p.nextOffset;
       setInfo({ size: p.size, path: p.path, message: p.message, exists: p.exists });
-      setError(null);
       scrollDown(pre.current);
-    } catch (e) {
-      setError(errorText(e));
-    }
-  }, [base]);
-  useEffect(() => {
-    void loadEnd();
-  }, [loadEnd]);
+    }, [base]),
+  );
 
   // Following: ask for what was written since, every 2 s while the job runs (and once after it ends).
   const poll = useCallback(async () => {
@@ -819,7 +787,7 @@ function OutputStream({ job, stream }: { job: JobView; stream: 'stdout' | 'stder
     } catch (e) {
       setError(errorText(e));
     }
-  }, [base, loadEnd]);
+  }, [base, loadEnd, setError]);
   useEffect(() => {
     if (!follow || !active) return;
     const t = setInterval(() => void poll(), 2_000);

@@ -3,7 +3,9 @@
 // GPUs in use. Everything comes from the gateway's one shared poll; the page refreshes after each poll.
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { get, sentence } from '../api.ts';
-import { num, TableHead } from '../components/TableHead.tsx';
+import { DataTable } from '../components/DataTable.tsx';
+import { ClusterOptions, FilterSelect } from '../components/Field.tsx';
+import { num } from '../components/TableHead.tsx';
 import { formatWhen } from '../format.ts';
 import { useNow } from '../hooks.ts';
 import { type ClusterStatus, formatLimit, formatMemory, jobBadge, type QueueView } from '../jobs-format.ts';
@@ -98,35 +100,18 @@ export function QueuePage({ me }: PageProps) {
             <label>
               Cluster
               <select value={cluster} onChange={(e) => setCluster(e.target.value)}>
-                {clusters.map((c) => (
-                  <option key={c.name} value={c.name}>
-                    {c.title}
-                  </option>
-                ))}
+                <ClusterOptions clusters={clusters} />
               </select>
             </label>
           )}
-          <label>
-            Partition
-            <select value={partition} onChange={(e) => setPartition(e.target.value)} name="partition">
-              <option value="">All</option>
-              {partitions.map((p) => (
-                <option key={p} value={p}>
-                  {p}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            State
-            <select value={state} onChange={(e) => setState(e.target.value)} name="state">
-              {STATES.map(([v, l]) => (
-                <option key={v} value={v}>
-                  {l}
-                </option>
-              ))}
-            </select>
-          </label>
+          <FilterSelect
+            label="Partition"
+            name="partition"
+            value={partition}
+            onChange={setPartition}
+            choices={[['', 'All'], ...partitions.map((p) => [p, p] as const)]}
+          />
+          <FilterSelect label="State" name="state" value={state} onChange={setState} choices={STATES} />
           {!queue?.privateJobs && (
             <label>
               User
@@ -163,74 +148,70 @@ export function QueuePage({ me }: PageProps) {
         )}
         {queue && queue.jobs.length === 0 && <p className="empty">No jobs match.</p>}
         {queue && queue.jobs.length > 0 && (
-          <div className="table-wrap">
-            <table className="table table-compact queue-table stack">
-              <caption className="visually-hidden">Jobs in the queue</caption>
-              <TableHead
-                columns={[
-                  'Job',
-                  'User',
-                  'State',
-                  'Partition',
-                  num('Cores'),
-                  'Memory',
-                  num('GPUs'),
-                  'Nodes / start',
-                  'Limit',
-                ]}
-              />
-              <tbody>
-                {queue.jobs.map((j) => {
-                  const b = jobBadge(j.state);
-                  return (
-                    <tr key={j.jobId} data-job={j.jobId} className={j.mine ? 'mine' : undefined}>
-                      <td>
-                        {j.mine ? (
-                          <Link
-                            href={`/jobs/${encodeURIComponent(queue.cluster)}/${encodeURIComponent(j.jobId)}`}
-                          >
-                            {j.jobId}
-                          </Link>
-                        ) : (
-                          j.jobId
-                        )}{' '}
-                        <span className="muted">{j.name}</span>
-                      </td>
-                      <td data-label="User">{j.user === me.unixUser ? <strong>{j.user}</strong> : j.user}</td>
-                      <td data-label="State">
-                        <span className={`badge badge-${b.tone}`}>{b.label}</span>
-                        {j.state === 'pending' && (
-                          <span className="sub">
-                            {[j.reason, j.position ? `${j.position} of ${j.pendingInPartition}` : null]
-                              .filter(Boolean)
-                              .join(' · ')}
-                          </span>
-                        )}
-                      </td>
-                      <td data-label="Partition">{j.partition ?? '—'}</td>
-                      <td className="num" data-label="Cores">
-                        {j.cpus ?? '—'}
-                      </td>
-                      <td data-label="Memory">{formatMemory(j.memoryMb)}</td>
-                      <td className="num" data-label="GPUs">
-                        {j.gpus ?? 0}
-                      </td>
-                      <td data-label="Nodes / start">
-                        {j.state === 'pending'
-                          ? j.startTime
-                            ? `expected ${formatWhen(j.startTime * 1000, now)}`
-                            : '—'
-                          : (j.nodes ?? '—')}
-                      </td>
-                      <td className="nowrap" data-label="Limit">
-                        {formatLimit(j.timeLimitMinutes)}
-                      </td>
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            className="table-compact queue-table stack"
+            caption="Jobs in the queue"
+            columns={[
+              'Job',
+              'User',
+              'State',
+              'Partition',
+              num('Cores'),
+              'Memory',
+              num('GPUs'),
+              'Nodes / start',
+              'Limit',
+            ]}
+          >
+            {queue.jobs.map((j) => {
+              const b = jobBadge(j.state);
+              return (
+                <tr key={j.jobId} data-job={j.jobId} className={j.mine ? 'mine' : undefined}>
+                  <td>
+                    {j.mine ? (
+                      <Link
+                        href={`/jobs/${encodeURIComponent(queue.cluster)}/${encodeURIComponent(j.jobId)}`}
+                      >
+                        {j.jobId}
+                      </Link>
+                    ) : (
+                      j.jobId
+                    )}{' '}
+                    <span className="muted">{j.name}</span>
+                  </td>
+                  <td data-label="User">{j.user === me.unixUser ? <strong>{j.user}</strong> : j.user}</td>
+                  <td data-label="State">
+                    <span className={`badge badge-${b.tone}`}>{b.label}</span>
+                    {j.state === 'pending' && (
+                      <span className="sub">
+                        {[j.reason, j.position ? `${j.position} of ${j.pendingInPartition}` : null]
+                          .filter(Boolean)
+                          .join(' · ')}
+                      </span>
+                    )}
+                  </td>
+                  <td data-label="Partition">{j.partition ?? '—'}</td>
+                  <td className="num" data-label="Cores">
+                    {j.cpus ?? '—'}
+                  </td>
+                  <td data-label="Memory">{formatMemory(j.memoryMb)}</td>
+                  <td className="num" data-label="GPUs">
+                    {j.gpus ?? 0}
+                  </td>
+                  <td data-label="Nodes / start">
+                    {j.state === 'pending'
+                      ? j.startTime
+                        ? `expected ${formatWhen(j.startTime * 1000, now)}`
+                        : '—'
+                      : (j.nodes ?? '—')}
+                  </td>
+                  <td className="nowrap" data-label="Limit">
+                    {formatLimit(j.timeLimitMinutes)}
+                  </td>
+                </tr>
+              );
+            })}
+          </DataTable>
         )}
         {queue?.truncated && (
           <p className="muted small">
@@ -263,91 +244,69 @@ function StatusCard({ status }: { status: ClusterStatus }) {
             </li>
           ))}
       </ul>
-      <div className="table-wrap">
-        <table className="table table-compact stack">
-          <caption className="visually-hidden">Load per partition</caption>
-          <TableHead
-            columns={[
-              'Partition',
-              'Cores in use',
-              'GPUs in use',
-              num('Running'),
-              num('Pending'),
-              'Longest job',
-            ]}
-          />
-          <tbody>
-            {status.partitions.map((p) => (
-              <tr key={p.name} data-partition={p.name}>
-                <th scope="row">
-                  {p.name}
-                  {p.isDefault ? <span className="muted"> (default)</span> : null}
-                </th>
-                <td data-label="Cores in use">
-                  <meter
-                    min={0}
-                    max={Math.max(1, p.cpus)}
-                    value={p.allocCpus}
-                    aria-label={`cores in use in ${p.name}`}
-                  />{' '}
-                  {p.allocCpus} / {p.cpus}
-                </td>
-                <td data-label="GPUs in use">
-                  {p.gpus > 0 ? (
-                    <>
-                      <meter
-                        min={0}
-                        max={p.gpus}
-                        value={p.allocGpus}
-                        aria-label={`GPUs in use in ${p.name}`}
-                      />{' '}
-                      {p.allocGpus} / {p.gpus}
-                    </>
-                  ) : (
-                    <span className="muted">none</span>
-                  )}
-                </td>
-                <td className="num" data-label="Running">
-                  {p.running}
-                </td>
-                <td className="num" data-label="Pending">
-                  {p.pending}
-                </td>
-                <td data-label="Longest job">{formatLimit(p.maxTimeMinutes)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable
+        className="table-compact stack"
+        caption="Load per partition"
+        columns={['Partition', 'Cores in use', 'GPUs in use', num('Running'), num('Pending'), 'Longest job']}
+      >
+        {status.partitions.map((p) => (
+          <tr key={p.name} data-partition={p.name}>
+            <th scope="row">
+              {p.name}
+              {p.isDefault ? <span className="muted"> (default)</span> : null}
+            </th>
+            <td data-label="Cores in use">
+              <meter
+                min={0}
+                max={Math.max(1, p.cpus)}
+                value={p.allocCpus}
+                aria-label={`cores in use in ${p.name}`}
+              />{' '}
+              {p.allocCpus} / {p.cpus}
+            </td>
+            <td data-label="GPUs in use">
+              {p.gpus > 0 ? (
+                <>
+                  <meter min={0} max={p.gpus} value={p.allocGpus} aria-label={`GPUs in use in ${p.name}`} />{' '}
+                  {p.allocGpus} / {p.gpus}
+                </>
+              ) : (
+                <span className="muted">none</span>
+              )}
+            </td>
+            <td className="num" data-label="Running">
+              {p.running}
+            </td>
+            <td className="num" data-label="Pending">
+              {p.pending}
+            </td>
+            <td data-label="Longest job">{formatLimit(p.maxTimeMinutes)}</td>
+          </tr>
+        ))}
+      </DataTable>
       {status.nodes && (
         <details className="recent">
           <summary>Nodes ({status.nodes.length})</summary>
-          <div className="table-wrap">
-            <table className="table table-compact">
-              <caption className="visually-hidden">Nodes</caption>
-              <TableHead
-                columns={['Node', 'State', 'Partitions', 'Cores in use', 'Memory in use', 'GPUs in use']}
-              />
-              <tbody>
-                {status.nodes.map((n) => (
-                  <tr key={n.name}>
-                    <th scope="row">{n.name}</th>
-                    <td>{n.state}</td>
-                    <td>{n.partitions.join(', ')}</td>
-                    <td>
-                      {n.allocCpus} / {n.cpus}
-                    </td>
-                    <td>
-                      {formatMemory(n.allocMemoryMb)} / {formatMemory(n.memoryMb)}
-                    </td>
-                    <td>
-                      {n.gpus > 0 ? `${n.allocGpus} / ${n.gpus}${n.gpuType ? ` ${n.gpuType}` : ''}` : '—'}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            className="table-compact"
+            caption="Nodes"
+            columns={['Node', 'State', 'Partitions', 'Cores in use', 'Memory in use', 'GPUs in use']}
+          >
+            {status.nodes.map((n) => (
+              <tr key={n.name}>
+                <th scope="row">{n.name}</th>
+                <td>{n.state}</td>
+                <td>{n.partitions.join(', ')}</td>
+                <td>
+                  {n.allocCpus} / {n.cpus}
+                </td>
+                <td>
+                  {formatMemory(n.allocMemoryMb)} / {formatMemory(n.memoryMb)}
+                </td>
+                <td>{n.gpus > 0 ? `${n.allocGpus} / ${n.gpus}${n.gpuType ? ` ${n.gpuType}` : ''}` : '—'}</td>
+              </tr>
+            ))}
+          </DataTable>
         </details>
       )}
     </section>

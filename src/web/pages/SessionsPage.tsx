@@ -3,9 +3,11 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { get } from '../api.ts';
 import { Announcements } from '../components/Announcements.tsx';
 import { FreeNow } from '../components/FreeNow.tsx';
+import { NoCluster } from '../components/LoadState.tsx';
 import { NewSessionForm } from '../components/NewSessionForm.tsx';
 import { SessionList } from '../components/SessionList.tsx';
 import { useToasts } from '../components/Toasts.tsx';
+import { UsagePanel } from '../components/Usage.tsx';
 import { useLiveEvent, useLiveReconnect } from '../live.ts';
 import { type Fill, nextSeq, recallFor, sessionFill } from '../presets.ts';
 import { useSearch } from '../router.tsx';
@@ -138,17 +140,9 @@ export function SessionsPage({ me }: PageProps) {
         onChanged={upsert}
         onLaunchAgain={launchAgain}
       />
-      {clustersError && (
-        <p className="alert alert-bad" role="alert">
-          The clusters could not be loaded: {clustersError}
-        </p>
-      )}
-      {clusters !== null && clusters.length === 0 && (
-        <section className="card">
-          <h2>New session</h2>
-          <p>No cluster is open to your account. Ask the administrators for access.</p>
-        </section>
-      )}
+      <NoCluster error={clustersError} clusters={clusters} title="New session">
+        <p>No cluster is open to your account. Ask the administrators for access.</p>
+      </NoCluster>
       {cluster && clusters && ready && (
         <div className="split" ref={formAt}>
           <NewSessionForm
@@ -165,6 +159,7 @@ export function SessionsPage({ me }: PageProps) {
           <FreeNow title={cluster.title} table={free[cluster.name]} />
         </div>
       )}
+      <UsagePanel />
     </div>
   );
 }

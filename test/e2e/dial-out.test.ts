@@ -1,0 +1,212 @@
+// A cluster whose nodes accept no inbound connection (`connection: dial-out`), on the real Slurm test
+// cluster: the session's agent dials the gateway's own port and the gateway carries Jupyter's HTTP and
+// kernel WebSocket through that tunnel. Nothing of the job listens on TCP, the gateway opens no
+// connection to the node, the agent dials again after a gateway restart and the same kernel answers,
+// and a forged tunnel carries nothing and is in the audit log.
+
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { TUNNEL_PATH, tunnelMac } from '../../src/apps/tunnel.ts';
+import { decodeFrame, encodeFrame, FRAME } from '../../src/core/tunnel-frames.ts';
+import { Client, type SessionView, waitForState } from '../helpers/client.ts';
+import { testCluster } from '../helpers/cluster.ts';
+import { createTestGateway, type TestGateway } from '../helpers/gateway.ts';
+import { createKernel, runInKernel } from '../helpers/jupyter.ts';
+
+const cluster = testCluster('dial-out');
+
+/** The processes of a session's job: the agent (its environment names the session) and what it started. */
+function pidsOfSession(id: string): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      const env = fs.readFileSync(`/proc/${d}/environ`, 'latin1').split('\0');
+      if (env.includes(`ATRIUM_SESSION=${id}`) || env.includes(`ATRIUM_SESSION_ID=${id}`))
+        out.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** The TCP connections of a process (`ss -tnpH`): local and peer address of each. */
+function tcpOf(pid: number): { local: string; peer: string }[] {
+  return execFileSync('ss', ['-tnpH'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.includes(`pid=${pid},`))
+    .map((l) => {
+      const f = l.trim().split(/\s+/);
+      return { local: f[3]!, peer: f[4]! };
+    });
+}
+
+/** Dials the tunnel endpoint as a forger: answers the gateway's nonce with a MAC under `secret`. */
+function forge(gwUrl: string, id: string, secret: string): Promise<{ welcomed: boolean; status?: number }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`${gwUrl.replace(/^http/, 'ws')}${TUNNEL_PATH}${id}`);
+    const nonceA = crypto.randomBytes(32);
+    ws.on('unexpected-response', (req, res) => {
+      req.destroy();
+      resolve({ welcomed: false, status: res.statusCode });
+    });
+    ws.on('message', (m: Buffer) => {
+      const d = decodeFrame(m);
+      if (d.ok && d.frame.type === FRAME.HELLO) {
+        ws.send(
+          encodeFrame(
+            FRAME.AUTH,
+            0,
+            Buffer.concat([nonceA, tunnelMac(secret, 'agent', id, d.frame.payload, nonceA)]),
+          ),
+        );
+        // Then asks for a stream, as only the gateway may: it must carry nothing.
+        ws.send(encodeFrame(FRAME.DATA, 1, Buffer.from('GET / HTTP/1.1\r\n\r\n')));
+      } else {
+        resolve({ welcomed: d.ok && d.frame.type === FRAME.WELCOME });
+        ws.terminate();
+      }
+    });
+    ws.on('close', () => resolve({ welcomed: false }));
+    ws.on('error', () => undefined);
+  });
+}
+
+describe.skipIf(!cluster)('dial-out tunnel (nodes that accept no inbound connection)', () => {
+  let gw: TestGateway;
+  let alice: Client;
+  let s: SessionView;
+  let desktop: SessionView;
+  let kernel = '';
+
+  beforeAll(async () => {
+    gw = await createTestGateway({
+      name: 'dial-out',
+      users: [{ name: 'alice' }],
+      yaml: [
+        'sessions:',
+        '  heartbeatSeconds: 5',
+        'clusters:',
+        '  - name: hpc',
+        '    backend: slurm',
+        '    connection: dial-out',
+        `    slurm: { conf: ${cluster!.slurmConf}, runAs: runuser, pollSeconds: 2, partition: interactive }`,
+        '',
+      ].join('\n'),
+    });
+    await gw.start();
+    alice = new Client(gw.url);
+    expect((await alice.login('alice', gw.passwords.alice!)).status).toBe(200);
+    // Both jobs start at once.
+    const start = async (app: string) => {
+      const r = await alice.post('/api/sessions', { cluster: 'hpc', app, cores: 1, memoryGb: 1, hours: 1 });
+      expect(r.status).toBe(201);
+      return waitForState(alice, (r.body as { session: SessionView }).session.id, ['running'], 90_000);
+    };
+    [s, desktop] = await Promise.all([start('jupyter'), start('desktop')]);
+  }, 120_000);
+
+  afterAll(async () => {
+    if (!gw) return;
+    for (const x of [s, desktop])
+      if (x) await alice.post(`/api/sessions/${x.id}/stop`, {}).catch(() => undefined);
+    await gw.stop();
+  });
+
+  it("Jupyter's kernel answers through the tunnel; nothing of the job listens on TCP; no connection to the node", async () => {
+    kernel = await createKernel(gw.url + s.url, alice.cookie);
+    expect((await runInKernel(gw.url + s.url, alice.cookie, kernel, 'print(6*7)')).trim()).toBe('42');
+    // The session's routing has no address to dial: the agent reported the node and no port or socket.
+    const [row] = await gw.query<{ host: string; port: number; socket_path: string | null }>(
+      'select host, port, socket_path from sessions where id = ?',
+      [s.id],
+    );
+    expect(row).toMatchObject({ port: 0, socket_path: null });
+    const pids = pidsOfSession(s.id);
+    expect(pids.length).toBeGreaterThanOrEqual(2);
+    const listening = execFileSync('ss', ['-ltnpH'], { encoding: 'utf8' });
+    const ours = listening.split('\n').filter((l) => pids.some((p) => l.includes(`pid=${p},`)));
+    // Jupyter, the agent and the kernels' channels (ipc) listen on no TCP port. ipykernel itself
+    // (6.x) still binds one loopback port in the kernel, hard-coded, for the output of forked
+    // subprocesses (its IOPub pipe): the one exception, on loopback only.
+    const kernelPid = pids.find((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'latin1').includes('ipykernel'));
+    const others = ours.filter((l) => !l.includes(`pid=${kernelPid},`));
+    expect(others).toEqual([]);
+    expect(ours.length - others.length).toBeLessThanOrEqual(1);
+    for (const l of ours) expect(l).toMatch(/ 127\.0\.0\.1:\d+ /);
+    // Every TCP connection of the gateway is one made to it (its own port): none to the node's apps.
+    const conns = tcpOf(gw.proc!.pid!);
+    expect(conns.length).toBeGreaterThan(0);
+    for (const c of conns) expect(c.local.endsWith(`:${gw.port}`)).toBe(true);
+  });
+
+  it("the desktop's RFB stream comes through the bridge and the tunnel; Xvnc listens on no TCP port", async () => {
+    const ws = new WebSocket(`${gw.url.replace(/^http/, 'ws')}${desktop.url}websockify`, 'binary', {
+      headers: { cookie: alice.cookie },
+    });
+    const greeting = await new Promise<string>((resolve, reject) => {
+      ws.once('message', (m: Buffer) => resolve(m.toString('latin1')));
+      ws.once('error', reject);
+    });
+    ws.close();
+    expect(greeting).toMatch(/^RFB 003\.00\d\n/);
+    const pids = pidsOfSession(desktop.id);
+    const listening = execFileSync('ss', ['-ltnpH'], { encoding: 'utf8' });
+    expect(listening.split('\n').filter((l) => pids.some((p) => l.includes(`pid=${p},`)))).toEqual([]);
+  });
+
+  it('a forged tunnel (wrong secret, another session id) carries nothing and is in the audit log', async () => {
+    expect(await forge(gw.url, s.id, 'not-the-secret')).toEqual({ welcomed: false });
+    expect(await forge(gw.url, 'nosuchsession1', 'not-the-secret')).toMatchObject({
+      welcomed: false,
+      status: 404,
+    });
+    const refusals = () =>
+      gw.query<{ target: string; details: string }>(
+        "select target, details from audit_log where action = 'tunnel.refused' order by id",
+      );
+    // Written as the refusal happens, which the forger may hear of first.
+    await expect.poll(async () => (await refusals()).map((a) => a.target)).toEqual([s.id, 'nosuchsession1']);
+    const audit = await refusals();
+    expect(audit[0]!.details).toContain('does not know the session secret');
+    expect(gw.log()).toContain('audit tunnel.refused');
+    // The real tunnel is untouched.
+    expect((await runInKernel(gw.url + s.url, alice.cookie, kernel, 'print(7*6)')).trim()).toBe('42');
+  });
+
+  it('after a gateway restart the agent dials again and the same kernel answers', async () => {
+    // The agent is held (SIGSTOP) across the restart, so the gateway is seen without its tunnel: the
+    // session shows "reconnecting" (not ended), and its address says so.
+    const agent = pidsOfSession(s.id).find((p) => {
+      const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'latin1');
+      return argv.includes('atrium-agent') && !argv.includes('--atrium-guard');
+    });
+    expect(agent).toBeDefined();
+    process.kill(agent!, 'SIGSTOP');
+    try {
+      await gw.restart();
+      const held = ((await alice.get(`/api/sessions/${s.id}`)).body as { session: SessionView }).session;
+      expect(held).toMatchObject({ state: 'running', displayState: 'reconnecting' });
+      const page = await alice.req('GET', s.url);
+      expect(page.status).toBe(502);
+      expect(await page.text()).toContain('The session is reconnecting');
+    } finally {
+      process.kill(agent!, 'SIGCONT');
+    }
+    await expect
+      .poll(
+        async () =>
+          ((await alice.get(`/api/sessions/${s.id}`)).body as { session: SessionView }).session.displayState,
+        { timeout: 20_000, interval: 250 },
+      )
+      .toBe('running');
+    expect((await runInKernel(gw.url + s.url, alice.cookie, kernel, 'print(6*7)')).trim()).toBe('42');
+    const log = fs.readFileSync(`/home/alice/.atrium/sessions/${s.id}/app.log`, 'utf8');
+    expect(log).toMatch(/tunnel: down/);
+    expect(log.match(/tunnel: up/g)?.length).toBeGreaterThanOrEqual(2);
+  });
+});
