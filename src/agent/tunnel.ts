@@ -161,7 +161,9 @@ function dial(hubUrl: string, sessionId: string): Promise<{ ws: WsClient; head: 
     req.on('error', reject);
     req.on('response', (res) => {
       res.resume();
-      reject(new Error(`the gateway answered HTTP ${res.statusCode}`));
+      reject(
+        Object.assign(new Error(`the gateway answered HTTP ${res.statusCode}`), { status: res.statusCode }),
+      );
     });
     req.on('upgrade', (res, socket, head) => {
       const accept = crypto
@@ -277,6 +279,11 @@ export function startTunnel(opts: TunnelOptions): AgentTunnel {
       try {
         if (await runOnce(opts, markUp, (ws) => (current = ws))) attempt = 0;
       } catch (e) {
+        // The gateway says the session is over: nothing to dial for (the heartbeat stops the agent).
+        if ((e as { status?: number }).status === 410) {
+          opts.log('tunnel: the gateway says the session has ended; not dialling again');
+          break;
+        }
         if (attempt % 10 === 0)
           opts.log(`tunnel: cannot reach the gateway (${(e as Error).message}); retrying`);
       }

@@ -1,14 +1,16 @@
 // A cluster whose nodes accept no inbound connection (`connection: dial-out`), on the real Slurm test
 // cluster: the session's agent dials the gateway's own port and the gateway carries Jupyter's HTTP and
-// kernel WebSocket through that tunnel. Nothing of the job listens on TCP, the gateway opens no
-// connection to the node, the agent dials again after a gateway restart and the same kernel answers,
-// and a forged tunnel carries nothing and is in the audit log.
+// kernel WebSocket, an extra app's (a terminal's) WebSocket and a desktop's RFB stream through that
+// tunnel. Nothing of the jobs listens on TCP, the gateway opens no connection to the node, the agent
+// dials again after a gateway restart (the session shows "reconnecting" meanwhile) and the same kernel
+// answers, and a forged tunnel carries nothing and is in the audit log.
 
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { tunnelSecretFor } from '../../src/apps/secrets.ts';
 import { TUNNEL_PATH, tunnelMac } from '../../src/apps/tunnel.ts';
 import { decodeFrame, encodeFrame, FRAME } from '../../src/core/tunnel-frames.ts';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
@@ -43,6 +45,25 @@ function tcpOf(pid: number): { local: string; peer: string }[] {
       const f = l.trim().split(/\s+/);
       return { local: f[3]!, peer: f[4]! };
     });
+}
+
+/** Types `echo $((6*7)) $SLURM_JOB_ID` in a terminal at `url` and resolves with what it printed. */
+function shellAnswer(url: string, cookie: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}pty?cols=80&rows=24`, { headers: { cookie } });
+    let text = '';
+    const t = setTimeout(() => reject(new Error(`no answer: ${JSON.stringify(text)}`)), 15_000);
+    ws.on('open', () => ws.send(JSON.stringify({ t: 'i', d: 'echo $((6*7)) $SLURM_JOB_ID\r' })));
+    ws.on('message', (d) => {
+      text += String(d);
+      if (/[\r\n]42 \d+\r?\n/.test(text)) {
+        clearTimeout(t);
+        ws.close();
+        resolve(text);
+      }
+    });
+    ws.on('error', reject);
+  });
 }
 
 /** Dials the tunnel endpoint as a forger: answers the gateway's nonce with a MAC under `secret`. */
@@ -102,12 +123,19 @@ describe.skipIf(!cluster)('dial-out tunnel (nodes that accept no inbound connect
     alice = new Client(gw.url);
     expect((await alice.login('alice', gw.passwords.alice!)).status).toBe(200);
     // Both jobs start at once.
-    const start = async (app: string) => {
-      const r = await alice.post('/api/sessions', { cluster: 'hpc', app, cores: 1, memoryGb: 1, hours: 1 });
+    const start = async (app: string, extraApps: string[] = []) => {
+      const r = await alice.post('/api/sessions', {
+        cluster: 'hpc',
+        app,
+        extraApps,
+        cores: 1,
+        memoryGb: 1,
+        hours: 1,
+      });
       expect(r.status).toBe(201);
       return waitForState(alice, (r.body as { session: SessionView }).session.id, ['running'], 90_000);
     };
-    [s, desktop] = await Promise.all([start('jupyter'), start('desktop')]);
+    [s, desktop] = await Promise.all([start('jupyter', ['terminal']), start('desktop')]);
   }, 120_000);
 
   afterAll(async () => {
@@ -120,6 +148,9 @@ describe.skipIf(!cluster)('dial-out tunnel (nodes that accept no inbound connect
   it("Jupyter's kernel answers through the tunnel; nothing of the job listens on TCP; no connection to the node", async () => {
     kernel = await createKernel(gw.url + s.url, alice.cookie);
     expect((await runInKernel(gw.url + s.url, alice.cookie, kernel, 'print(6*7)')).trim()).toBe('42');
+    // Its extra app (a terminal, its own stream of the same tunnel) answers over its WebSocket.
+    const terminal = (s as SessionView & { apps: { url: string }[] }).apps[0]!.url;
+    expect(await shellAnswer(gw.url + terminal, alice.cookie)).toContain(`42 ${s.jobId}`);
     // The session's routing has no address to dial: the agent reported the node and no port or socket.
     const [row] = await gw.query<{ host: string; port: number; socket_path: string | null }>(
       'select host, port, socket_path from sessions where id = ?',
@@ -165,14 +196,23 @@ describe.skipIf(!cluster)('dial-out tunnel (nodes that accept no inbound connect
       welcomed: false,
       status: 404,
     });
+    // The Jupyter session's own agent secret, offered for the desktop session's id.
+    const [{ app_token }] = (await gw.query<{ app_token: string }>(
+      'select app_token from sessions where id = ?',
+      [s.id],
+    )) as [{ app_token: string }];
+    expect(await forge(gw.url, desktop.id, tunnelSecretFor(app_token, s.id))).toEqual({ welcomed: false });
     const refusals = () =>
       gw.query<{ target: string; details: string }>(
         "select target, details from audit_log where action = 'tunnel.refused' order by id",
       );
     // Written as the refusal happens, which the forger may hear of first.
-    await expect.poll(async () => (await refusals()).map((a) => a.target)).toEqual([s.id, 'nosuchsession1']);
+    await expect
+      .poll(async () => (await refusals()).map((a) => a.target))
+      .toEqual([s.id, 'nosuchsession1', desktop.id]);
     const audit = await refusals();
     expect(audit[0]!.details).toContain('does not know the session secret');
+    expect(audit[2]!.details).toContain('does not know the session secret');
     expect(gw.log()).toContain('audit tunnel.refused');
     // The real tunnel is untouched.
     expect((await runInKernel(gw.url + s.url, alice.cookie, kernel, 'print(7*6)')).trim()).toBe('42');

@@ -195,6 +195,8 @@ function SessionRow({ s, now, clusterTitle, idle, onStop, onChanged }: RowProps)
   const details: string[] = [];
   if (silent) details.push(silent);
   else if (s.displayState === 'unknown') details.push('the session is probably still running');
+  else if (s.displayState === 'reconnecting')
+    details.push("the session's agent is reconnecting to the gateway; the session goes on");
   else if (s.state === 'queued' || s.state === 'requested') details.push(...queueDetails(s, now));
   else if (s.state === 'starting') details.push(`waiting for ${s.appName} to answer`);
   else if (s.state === 'ending' && s.reason) details.push(s.reason);
