@@ -89,8 +89,9 @@ add_counts() {
 # PostgreSQL (the first lane has them on SQLite), then a few files that wait long on the scheduler
 # (LANE2, left out of the first lane). Both lanes together keep the command near 25 minutes.
 LANE2=(test/e2e/node-failure.test.ts test/e2e/private-checkout.test.ts test/e2e/slurm-adapter.test.ts
-  test/e2e/database.test.ts test/e2e/history.test.ts test/e2e/usage-quotas.test.ts
-  test/e2e/walltime-extension.test.ts test/e2e/project-access.test.ts)
+  test/e2e/database.test.ts test/e2e/deploy.test.ts test/e2e/ha.test.ts test/e2e/idle.test.ts
+  test/e2e/history.test.ts test/e2e/usage-quotas.test.ts test/e2e/walltime-extension.test.ts
+  test/e2e/project-access.test.ts)
 lane2_log=$(mktemp /tmp/atrium-lane2-XXXX.log)
 pg_counts=$(mktemp /tmp/atrium-pg-counts-XXXX)
 lane2_counts=$(mktemp /tmp/atrium-lane2-counts-XXXX)
