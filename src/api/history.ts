@@ -63,7 +63,7 @@ export const HistoryEntry = Model('HistoryEntry', {
   }),
   accounting: Type.Enum(HISTORY_ACCOUNTING, {
     description:
-      "'sacct': the figures are accounting's; 'none': the cluster keeps no accounting data for it; 'pending': not read yet (within a poll of the end).",
+      "'sacct': the figures are accounting's; 'none': there are no accounting data for it (the cluster keeps none, accounting did not know it within an hour of its end, or it ended more than 7 days ago unread); 'pending': not read yet (within an hour of the end).",
   }),
   efficiency: Efficiency,
 });

@@ -351,7 +351,7 @@ const ExtensionSettings = Type.Object(
 const ProjectAccessSchema = Type.Object(
   {
     projects: doc(
-      'Only associations with these accounts (projects) count; absent: an active association with any account.',
+      "Only associations with these accounts (projects) count, and a session or job that names no account is charged to the user's first qualifying one (`--account`); absent: an active association with any account, and Slurm's default account.",
       Type.Optional(Type.Array(Name, { minItems: 1 })),
     ),
     message: doc(

@@ -65,6 +65,33 @@ export function efficiencyOf(
   };
 }
 
+/**
+ * Ends older than this are not looked up any more (accounting had its chance), and read as having no
+ * data when they have no figures; the reader's first look after start goes this far back.
+ */
+export const USAGE_LOOKBACK_MS = 7 * 24 * 3600_000;
+/** How long after its end a job may stay unknown to accounting before it is recorded as having none. */
+export const USAGE_GIVE_UP_MS = 3600_000;
+
+/** Whether accounting's silence on a job that ended at `endedAt` (ms) is final by `now`. */
+export function usageGivenUp(endedAt: number | null, now: number): boolean {
+  return (endedAt ?? 0) < now - USAGE_GIVE_UP_MS;
+}
+
+/**
+ * What the history says of an entry's figures: accounting's, none, or pending. With no stored read, an
+ * end older than USAGE_LOOKBACK_MS will never get one (the reader no longer looks: it did not run then).
+ */
+export function accountingOf(
+  source: string | null,
+  endedAt: number | null,
+  now: number,
+): 'sacct' | 'none' | 'pending' {
+  if (source === 'sacct') return 'sacct';
+  if (source === 'none' || (endedAt ?? 0) < now - USAGE_LOOKBACK_MS) return 'none';
+  return 'pending';
+}
+
 /** "3 GB", "1.5 GB", "512 MB": memory for sentences. */
 export function memoryWords(mb: number): string {
   if (mb < 1024) return `${Math.max(0, Math.round(mb))} MB`;

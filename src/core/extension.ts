@@ -93,10 +93,11 @@ function hours(minutes: number): string {
 }
 
 /**
- * A reservation that would cut the job if it ran until `newEnd`: one that starts after now and before
- * `newEnd` on one of the job's nodes, and is a maintenance window or one the job does not run in.
- * Reservations already under way are not: the job was placed beside them (a core reservation, or one
- * made to ignore running jobs), so they take nothing from it that they had not taken at its start.
+ * A reservation that would cut the job if it ran until `newEnd`: the one the job runs in when it ends
+ * before `newEnd` (Slurm ends the job with its reservation), or one that starts after now and before
+ * `newEnd` on one of the job's nodes and is a maintenance window or one the job does not run in.
+ * Other reservations already under way are not: the job was placed beside them (a core reservation, or
+ * one made to ignore running jobs), so they take nothing from it that they had not taken at its start.
  */
 export function cuttingReservation(
   job: Pick<ExtensionJob, 'nodes' | 'reservation'>,
@@ -104,6 +105,9 @@ export function cuttingReservation(
   now: number,
   newEnd: number,
 ): ExtensionReservation | undefined {
+  const own =
+    job.reservation !== undefined ? reservations.find((r) => r.name === job.reservation) : undefined;
+  if (own?.endTime !== undefined && own.endTime * 1000 < newEnd) return own;
   const mine = new Set(job.nodes);
   return reservations.find((r) => {
     if (r.startTime === undefined) return false;
@@ -153,6 +157,13 @@ export function decideExtension(input: {
   }
   const newEnd = job.startedAt + newLimitMinutes * 60_000;
   const cut = cuttingReservation(job, input.reservations, now, newEnd);
+  if (cut && cut.name === job.reservation && cut.endTime !== undefined && cut.endTime * 1000 < newEnd)
+    return {
+      ok: false,
+      kind: 'reservation',
+      field: 'minutes',
+      reason: `the reservation ${cut.name} this job runs in ends at ${hhmm(cut.endTime * 1000)}: the job cannot run past it`,
+    };
   if (cut) {
     const maint = (cut.flags ?? []).some((f) => f.toUpperCase() === 'MAINT');
     return {

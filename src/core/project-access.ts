@@ -82,6 +82,20 @@ export function projectAccess(
   return { ok: true, accounts: usable };
 }
 
+/**
+ * The account a submission names: the user's own choice, or under a rule with named `projects` their
+ * first qualifying one (Slurm's default account for the user may be none of the projects); undefined:
+ * none named, Slurm's default.
+ */
+export function accountUnderRule(
+  rule: ProjectRule | undefined,
+  decision: ProjectDecision | null,
+  given: string | undefined,
+): string | undefined {
+  if (given) return given;
+  return rule?.projects && decision?.ok ? decision.accounts[0] : undefined;
+}
+
 /** A form's `accessRefused` field: the refusal's words when the user may not start anything there. */
 export function accessRefusal(d: ProjectDecision | null): { accessRefused?: string } {
   return d && !d.ok ? { accessRefused: d.message } : {};

@@ -32,10 +32,13 @@ export function usageLevel(percent: number | null | undefined, t: Thresholds): U
   return 'ok';
 }
 
-/** used / limit in percent, one decimal; null without a (positive) limit. */
+/**
+ * used / limit in percent, one decimal; null without a limit. A limit of 0 (GrpTRESMins=cpu=0) is how
+ * an account is blocked: 100 %, whatever was used.
+ */
 export function percentOf(used: number | null | undefined, limit: number | null | undefined): number | null {
   if (used === null || used === undefined || limit === null || limit === undefined) return null;
-  if (limit <= 0) return used > 0 ? 100 : null;
+  if (limit <= 0) return 100;
   return Math.round((used / limit) * 1000) / 10;
 }
 
@@ -79,7 +82,8 @@ export function accountsOfUser(
       seen.add(a.account);
       add(a, a.account);
     }
-    const share = (c: Candidate) => (c.limit > 0 ? c.used / c.limit : c.used > 0 ? Infinity : 0);
+    // A limit of 0 blocks the account: it binds before any other.
+    const share = (c: Candidate) => (c.limit > 0 ? c.used / c.limit : Infinity);
     const binding = candidates.sort((a, b) => share(b) - share(a))[0];
     const used = binding?.used ?? own?.cpuUsedMinutes ?? mine.cpuUsedMinutes ?? null;
     const percent = binding ? percentOf(binding.used, binding.limit) : null;

@@ -8,7 +8,16 @@ import type { Logger } from 'pino';
 import type { HistoryEntry, HistoryQuery, RightSizeReply } from '../api/history.ts';
 import type { SessionRequest } from '../api/sessions.ts';
 import type { AppDefinition } from '../apps/types.ts';
-import { efficiencyOf, type JobUsage, rightSizeHint, toCsv } from '../core/efficiency.ts';
+import {
+  accountingOf,
+  efficiencyOf,
+  type JobUsage,
+  rightSizeHint,
+  toCsv,
+  USAGE_GIVE_UP_MS,
+  USAGE_LOOKBACK_MS,
+  usageGivenUp,
+} from '../core/efficiency.ts';
 import type { Db } from '../db/index.ts';
 import type { JobUsageTable } from '../db/schema.ts';
 import type { User } from '../db/users.ts';
@@ -18,12 +27,10 @@ import type { Cluster } from '../sessions/clusters.ts';
 const ENDED_SESSION_STATES = ['ended', 'failed'];
 const ACTIVE_JOB_STATES = ['pending', 'running', 'completing', 'suspended'];
 const JOB_ID_RE = /^\d+(?:_\d+)?$/;
-/** Ends older than this are not looked up any more (accounting had its chance). */
-const LOOKBACK_MS = 7 * 24 * 3600_000;
+/** How far back the reads after the first look: past the give-up, so each end is seen once given up. */
+const RECENT_MS = 2 * USAGE_GIVE_UP_MS;
 /** Jobs per sacct call; the rest wait for the next poll. */
 const BATCH = 200;
-/** Polls a job may stay unknown to accounting before it is recorded as having no data. */
-const MAX_ATTEMPTS = 30;
 
 export interface UsageReaderDeps {
   db: Db;
@@ -32,8 +39,11 @@ export interface UsageReaderDeps {
 
 export class UsageReader {
   private readonly reading = new Set<string>();
-  /** Per cluster: job id -> polls in which accounting did not (yet) have its end. */
-  private readonly attempts = new Map<string, Map<string, number>>();
+  /**
+   * Clusters whose ends of the whole USAGE_LOOKBACK_MS have been looked at. The others (the first read
+   * after start, and the one after a failed read) look that far back; the rest only at recent ends.
+   */
+  private readonly caughtUp = new Set<string>();
 
   constructor(private readonly deps: UsageReaderDeps) {}
 
@@ -44,17 +54,16 @@ export class UsageReader {
     });
   }
 
-  /** The cluster's ended jobs that have no figures yet, newest first. */
-  private async waiting(cluster: string): Promise<string[]> {
+  /** The cluster's ended jobs that have no figures yet and ended since `since`, newest first, with their end. */
+  private async waiting(cluster: string, since: number): Promise<Map<string, number>> {
     const { db } = this.deps;
-    const since = Date.now() - LOOKBACK_MS;
     const [sessions, jobs] = await Promise.all([
       db
         .selectFrom('sessions as s')
         .leftJoin('job_usage as u', (j) =>
           j.onRef('u.cluster', '=', 's.cluster').onRef('u.job_id', '=', 's.job_id'),
         )
-        .select(['s.job_id as jobId'])
+        .select(['s.job_id as jobId', 's.ended_at as endedAt'])
         .where('s.cluster', '=', cluster)
         .where('s.state', 'in', ENDED_SESSION_STATES)
         .where('s.job_id', 'is not', null)
@@ -68,7 +77,7 @@ export class UsageReader {
         .leftJoin('job_usage as u', (k) =>
           k.onRef('u.cluster', '=', 'j.cluster').onRef('u.job_id', '=', 'j.job_id'),
         )
-        .select(['j.job_id as jobId'])
+        .select(['j.job_id as jobId', 'j.ended_at as endedAt'])
         .where('j.cluster', '=', cluster)
         .where('j.state', 'not in', ACTIVE_JOB_STATES)
         .where('j.ended_at', '>=', since)
@@ -77,17 +86,28 @@ export class UsageReader {
         .limit(BATCH)
         .execute(),
     ]);
-    const ids = [...sessions, ...jobs].map((r) => r.jobId).filter((id): id is string => !!id);
-    return [...new Set(ids)].slice(0, BATCH);
+    const out = new Map<string, number>();
+    for (const r of [...sessions, ...jobs]) {
+      if (out.size >= BATCH) break;
+      if (r.jobId && !out.has(r.jobId)) out.set(r.jobId, r.endedAt ?? 0);
+    }
+    return out;
   }
 
   /** One read for the cluster (skipped while the previous one runs). */
   async read(c: Cluster): Promise<void> {
     if (this.reading.has(c.name)) return;
     this.reading.add(c.name);
+    const wide = !this.caughtUp.has(c.name);
     try {
-      const ids = await this.waiting(c.name);
-      if (ids.length === 0) return;
+      const waiting = await this.waiting(c.name, Date.now() - (wide ? USAGE_LOOKBACK_MS : RECENT_MS));
+      // Caught up once a look back that far found less than a full batch (and is concluded below).
+      const drained = wide && waiting.size < BATCH;
+      const ids = [...waiting.keys()];
+      if (ids.length === 0) {
+        if (drained) this.caughtUp.add(c.name);
+        return;
+      }
       const ask = ids.filter((id) => JOB_ID_RE.test(id));
       let usage: Map<string, JobUsage> | null = null;
       if (typeof c.adapter.jobUsage === 'function' && ask.length > 0) {
@@ -99,26 +119,24 @@ export class UsageReader {
             { cluster: c.name, err: (e as Error).message },
             'sacct (usage) failed; will retry',
           );
+          // What ends while accounting is down may be older than the recent window when it is back.
+          this.caughtUp.delete(c.name);
           return;
         }
       }
-      const tries = this.attempts.get(c.name) ?? new Map<string, number>();
-      this.attempts.set(c.name, tries);
       const now = Date.now();
       for (const id of ids) {
         const u = usage?.get(id);
         if (u && FINISHED_JOB_STATES.has(u.state)) {
           await this.store(c.name, id, usageRow(u, now));
-          tries.delete(id);
           continue;
         }
-        // No accounting on the cluster (or the backend has none): say so once, for good.
-        const n = (tries.get(id) ?? 0) + 1;
-        if (usage === null || n >= MAX_ATTEMPTS) {
+        // No accounting on the cluster (or the backend has none), or none for an hour after the end:
+        // say so once, for good.
+        if (usage === null || usageGivenUp(waiting.get(id) ?? null, now))
           await this.store(c.name, id, { source: 'none', read_at: now });
-          tries.delete(id);
-        } else tries.set(id, n);
       }
+      if (drained) this.caughtUp.add(c.name);
     } catch (e) {
       this.deps.log.error({ err: e, cluster: c.name }, 'job usage not read');
     } finally {
@@ -222,11 +240,10 @@ type UsageCols = {
 };
 
 function figures(
-  r: UsageCols,
+  r: UsageCols & { ended_at: number | null },
   asked: { cores: number | null; memoryMb: number | null; minutes: number | null },
 ) {
-  const accounting: HistoryEntry['accounting'] =
-    r.u_source === 'sacct' ? 'sacct' : r.u_source === 'none' ? 'none' : 'pending';
+  const accounting = accountingOf(r.u_source, r.ended_at, Date.now());
   const efficiency =
     accounting === 'sacct'
       ? efficiencyOf(

@@ -10,7 +10,7 @@ import {
   parseBatchRequest,
   validateBatchRequest,
 } from '../core/batch-request.ts';
-import { accessRefusal } from '../core/project-access.ts';
+import { accessRefusal, accountUnderRule } from '../core/project-access.ts';
 import type { FieldError } from '../core/request.ts';
 import type { AuditLog } from '../db/audit.ts';
 import type { Db } from '../db/index.ts';
@@ -138,6 +138,8 @@ export class JobSubmitter {
     if (access && !access.ok) {
       throw new RequestError(access.status, [{ field: access.field, message: access.message }]);
     }
+    const account = accountUnderRule(c.cfg.projectAccess, access, req.account || undefined);
+    if (account) req.account = account;
     const info = await c.clusterInfo().catch(() => null);
     const errors = validateBatchRequest(req, this.batchLimits(c, user, info));
     if (errors.length > 0) throw new RequestError(400, errors);

@@ -27,6 +27,8 @@ import { lookupUnixUser } from '../system/users.ts';
 import { QuotaParseError, quotaParser, type StorageQuota } from './parsers.ts';
 
 export const QUOTA_UNAVAILABLE = 'quota unavailable';
+/** Users whose quota commands run at the same time (first views arriving together). */
+const QUOTA_USERS_AT_ONCE = 4;
 
 /** What the service needs of a cluster (src/sessions/clusters.ts's Cluster). */
 export interface UsageCluster {
@@ -86,6 +88,12 @@ export class UsageService {
   /** Unix user -> when a page last asked (ms). */
   private readonly seen = new Map<string, number>();
   private readonly timers: NodeJS.Timeout[] = [];
+  /** A background pass over the recent users runs; the next timer tick skips rather than overlaps. */
+  private storagePass = false;
+  private stopped = false;
+  /** Users whose quota commands run now, and the ones waiting for a turn. */
+  private quotaRunning = 0;
+  private readonly quotaWaiting: (() => void)[] = [];
   private readonly runner: CommandRunner;
   private readonly lookup: (unixUser: string) => Promise<UnixIdentity | null>;
 
@@ -119,6 +127,7 @@ export class UsageService {
   }
 
   stop(): void {
+    this.stopped = true;
     for (const t of this.timers.splice(0)) clearInterval(t);
   }
 
@@ -143,14 +152,37 @@ export class UsageService {
   }
 
   private async refreshRecentStorage(): Promise<void> {
-    const since = Date.now() - this.deps.cfg.activeUserMinutes * 60_000;
-    for (const [user, at] of this.seen) {
-      if (at < since) {
-        this.seen.delete(user);
-        this.storage.delete(user);
-        continue;
+    // Many users with slow commands may outlast the period: one pass at a time.
+    if (this.storagePass || this.stopped) return;
+    this.storagePass = true;
+    try {
+      const since = Date.now() - this.deps.cfg.activeUserMinutes * 60_000;
+      for (const [user, at] of this.seen) {
+        if (this.stopped) return;
+        if (at < since) {
+          this.seen.delete(user);
+          this.storage.delete(user);
+          continue;
+        }
+        await this.refreshStorage(user);
       }
-      await this.refreshStorage(user);
+    } finally {
+      this.storagePass = false;
+    }
+  }
+
+  /** Runs `f` when fewer than QUOTA_USERS_AT_ONCE users' commands run (a crowd of first views waits). */
+  private async quotaTurn<T>(f: () => Promise<T>): Promise<T> {
+    // A finished turn is handed to the next waiter as it is, so a newcomer cannot slip in between.
+    if (this.quotaRunning >= QUOTA_USERS_AT_ONCE)
+      await new Promise<void>((resolve) => this.quotaWaiting.push(resolve));
+    else this.quotaRunning++;
+    try {
+      return await f();
+    } finally {
+      const next = this.quotaWaiting.shift();
+      if (next) next();
+      else this.quotaRunning--;
     }
   }
 
@@ -158,14 +190,18 @@ export class UsageService {
   private refreshStorage(unixUser: string): Promise<StorageEntry> {
     const running = this.storagePending.get(unixUser);
     if (running) return running;
-    const p = (async () => {
+    const p = this.quotaTurn(async () => {
       const who = await this.lookup(unixUser);
       const views: StorageView[] = [];
-      for (const cmd of this.deps.cfg.storage) views.push(await this.runQuota(cmd, unixUser, who));
+      for (const cmd of this.deps.cfg.storage) {
+        // Stopped: no new command (the views so far answer a page still waiting).
+        if (this.stopped) return { at: Date.now(), views };
+        views.push(await this.runQuota(cmd, unixUser, who));
+      }
       const entry = { at: Date.now(), views };
       this.storage.set(unixUser, entry);
       return entry;
-    })().finally(() => this.storagePending.delete(unixUser));
+    }).finally(() => this.storagePending.delete(unixUser));
     this.storagePending.set(unixUser, p);
     return p;
   }

@@ -164,6 +164,11 @@ export interface SchedulerAdapter {
   poll(): Promise<PollSnapshot>;
   clusterInfo(): Promise<ClusterInfo>;
   /**
+   * The reservations as the scheduler lists them now, in one call and never from a cache (a walltime
+   * extension must see a maintenance window made a minute ago). Throws SchedulerError when it cannot.
+   */
+  reservations?(): Promise<ReservationInfo[]>;
+  /**
    * Usage, limits and fair share of every association of the cluster, in one call (backends with
    * accounting). Throws SchedulerError when the scheduler cannot tell.
    */

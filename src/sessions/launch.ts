@@ -6,6 +6,7 @@ import type { SessionView } from '../api/sessions.ts';
 import { type AppDefinition, agentSpecOf } from '../apps/types.ts';
 import { hashToken, newShortId, newToken } from '../auth/secrets.ts';
 import type { EnvironmentConfig } from '../config/schema.ts';
+import { accountUnderRule } from '../core/project-access.ts';
 import { type FieldError, minutesOf, type SessionRequest, validateRequest } from '../core/request.ts';
 import { isTerminal, type SessionState } from '../core/session-machine.ts';
 import { addSessionEvent, insertSession, listSessionsOfUser, type SessionRow } from '../db/sessions.ts';
@@ -112,7 +113,7 @@ export class SessionLauncher {
         gpus: req.gpus,
         minutes,
         partition,
-        account: req.account || undefined,
+        account: request.account || undefined,
         reservation: req.reservation || undefined,
         nodelist: cluster.cfg.slurm?.nodelist,
         agentArgv: this.deps.agentArgv,
@@ -187,7 +188,8 @@ export class SessionLauncher {
     // against that partition's limits (a rule's partition may have smaller nodes or a shorter MaxTime).
     const chosen = typeof req.partition === 'string' && req.partition !== '' ? req.partition : undefined;
     const partition = chosen ?? cluster.choosePartition(req);
-    const errors = validateRequest({ ...req, partition }, limits);
+    const account = accountUnderRule(cluster.cfg.projectAccess, access, req.account || undefined);
+    const errors = validateRequest({ ...req, partition, account }, limits);
     if (errors.length > 0) throw new RequestError(400, errors);
     const app = appOf(this.deps.cfg, req.app)!;
     const extras = (req.extraApps ?? []).map((a) => appOf(this.deps.cfg, a)!);
@@ -229,6 +231,7 @@ export class SessionLauncher {
       extraApps: extras.length > 0 ? extras.map((a) => a.id) : undefined,
       environment: env?.id,
       partition,
+      account,
     };
 
     return { cluster, identity, app, extras, env, partition, request };

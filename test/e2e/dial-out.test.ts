@@ -8,11 +8,13 @@
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { tunnelSecretFor } from '../../src/apps/secrets.ts';
 import { TUNNEL_PATH, tunnelMac } from '../../src/apps/tunnel.ts';
 import { decodeFrame, encodeFrame, FRAME } from '../../src/core/tunnel-frames.ts';
+import { launchBrowser, shareSession } from '../helpers/browser.ts';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
 import { testCluster } from '../helpers/cluster.ts';
 import { createTestGateway, type TestGateway } from '../helpers/gateway.ts';
@@ -102,9 +104,16 @@ describe.skipIf(!cluster)('dial-out tunnel (nodes that accept no inbound connect
   let alice: Client;
   let s: SessionView;
   let desktop: SessionView;
+  let code: SessionView & { apps: { url: string; openUrl: string }[] };
   let kernel = '';
 
   beforeAll(async () => {
+    // Installed once per machine, then found in place (the test command installs them first).
+    execFileSync(
+      'bash',
+      [path.join(import.meta.dirname, '..', '..', 'scripts', 'apps.sh'), 'install', 'code-server', 'shiny'],
+      { stdio: 'inherit' },
+    );
     gw = await createTestGateway({
       name: 'dial-out',
       users: [{ name: 'alice' }],
@@ -135,12 +144,18 @@ describe.skipIf(!cluster)('dial-out tunnel (nodes that accept no inbound connect
       expect(r.status).toBe(201);
       return waitForState(alice, (r.body as { session: SessionView }).session.id, ['running'], 90_000);
     };
-    [s, desktop] = await Promise.all([start('jupyter', ['terminal']), start('desktop')]);
+    let vscode: SessionView;
+    [s, desktop, vscode] = await Promise.all([
+      start('jupyter', ['terminal']),
+      start('desktop'),
+      start('vscode', ['shiny']),
+    ]);
+    code = vscode as typeof code;
   }, 120_000);
 
   afterAll(async () => {
     if (!gw) return;
-    for (const x of [s, desktop])
+    for (const x of [s, desktop, code])
       if (x) await alice.post(`/api/sessions/${x.id}/stop`, {}).catch(() => undefined);
     await gw.stop();
   });
@@ -187,6 +202,28 @@ describe.skipIf(!cluster)('dial-out tunnel (nodes that accept no inbound connect
     expect(greeting).toMatch(/^RFB 003\.00\d\n/);
     const pids = pidsOfSession(desktop.id);
     const listening = execFileSync('ss', ['-ltnpH'], { encoding: 'utf8' });
+    expect(listening.split('\n').filter((l) => pids.some((p) => l.includes(`pid=${p},`)))).toEqual([]);
+  });
+
+  it('VS Code (its workbench and WebSocket) and R Shiny (server-side output) work through the tunnel', async () => {
+    const browser = await launchBrowser({ name: 'dial-out', timeout: 30_000 });
+    try {
+      await shareSession(browser.context, gw.url, alice.cookie);
+      const page = browser.page;
+      const frames: string[] = [];
+      page.on('websocket', (w) => w.on('framereceived', () => frames.push(w.url())));
+      await page.goto(gw.url + code.openUrl);
+      await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+      await expect.poll(() => frames.some((u) => u.includes(code.url)), { timeout: 30_000 }).toBe(true);
+      const shiny = code.apps[0]!;
+      await page.goto(gw.url + shiny.openUrl);
+      await expect.poll(() => page.locator('#product').textContent(), { timeout: 30_000 }).toBe('n * 7 = 42');
+      expect(frames.some((u) => u.includes(shiny.url))).toBe(true);
+    } finally {
+      await browser.close();
+    }
+    const listening = execFileSync('ss', ['-ltnpH'], { encoding: 'utf8' });
+    const pids = pidsOfSession(code.id);
     expect(listening.split('\n').filter((l) => pids.some((p) => l.includes(`pid=${p},`)))).toEqual([]);
   });
 

@@ -1,7 +1,15 @@
 // Job history with efficiency: the figures from a usage record, the form's right-size hint, the CSV's
 // escaping, and the history's query filters.
 import { describe, expect, it } from 'vitest';
-import { csvCell, efficiencyOf, memoryWords, rightSizeHint, toCsv } from '../../src/core/efficiency.ts';
+import {
+  accountingOf,
+  csvCell,
+  efficiencyOf,
+  memoryWords,
+  rightSizeHint,
+  toCsv,
+  usageGivenUp,
+} from '../../src/core/efficiency.ts';
 import { HistoryError, historyFilter } from '../../src/history/service.ts';
 
 describe('efficiencyOf', () => {
@@ -34,6 +42,25 @@ describe('efficiencyOf', () => {
       requested: 0,
       fraction: null,
     });
+  });
+});
+
+describe('whether figures are still to come', () => {
+  const NOW = Date.UTC(2026, 11, 6, 12, 0, 0);
+  const H = 3600_000;
+  it('pending only while the reader still looks: no row within the look-back, none after it', () => {
+    expect(accountingOf('sacct', NOW - 30 * 24 * H, NOW)).toBe('sacct');
+    expect(accountingOf('none', NOW - H, NOW)).toBe('none');
+    expect(accountingOf(null, NOW - 60_000, NOW)).toBe('pending');
+    expect(accountingOf(null, NOW - 6 * 24 * H, NOW)).toBe('pending');
+    // Ended eight days ago and never read (the gateway was down): there will be no figures.
+    expect(accountingOf(null, NOW - 8 * 24 * H, NOW)).toBe('none');
+    expect(accountingOf(null, null, NOW)).toBe('none');
+  });
+  it('accounting’s silence is final an hour after the end, not after a number of polls', () => {
+    expect(usageGivenUp(NOW - 59 * 60_000, NOW)).toBe(false);
+    expect(usageGivenUp(NOW - 61 * 60_000, NOW)).toBe(true);
+    expect(usageGivenUp(null, NOW)).toBe(true);
   });
 });
 

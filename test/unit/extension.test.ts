@@ -127,6 +127,23 @@ describe('reservations ahead', () => {
     expect(cuttingReservation(job, [elsewhere, underWay, later], NOW, NOW + 90 * 60_000)).toBeUndefined();
     expect(decide({ reservations: [elsewhere, underWay, later] }).ok).toBe(true);
   });
+  it('the reservation the job runs in, under way, refuses an end past its own end (Slurm ends the job there)', () => {
+    const course = {
+      name: 'course',
+      nodes: ['n1'],
+      startTime: s(NOW - 7200_000),
+      endTime: s(NOW + 80 * 60_000),
+    };
+    const inIt = { ...job, reservation: 'course' };
+    const r = decide({ reservations: [course], job: inIt });
+    expect(r).toMatchObject({ ok: false, kind: 'reservation', field: 'minutes' });
+    expect(!r.ok && r.reason).toBe(
+      'the reservation course this job runs in ends at 2026-12-06 13:20 UTC: the job cannot run past it',
+    );
+    expect(decide({ minutes: 20, reservations: [course], job: inIt }).ok).toBe(true);
+    // A job beside it (not in it) is not cut by its end.
+    expect(decide({ reservations: [course] }).ok).toBe(true);
+  });
 });
 
 describe('SlurmAdapter.setTimeLimit', () => {

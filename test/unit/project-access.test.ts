@@ -1,19 +1,24 @@
 // Access only for members of an active project (issue 17, point 2): which associations count (removed
 // and expired ones do not), the decision and its words, the config's checks naming the key, and the
 // cluster's background reading (one sacctmgr listing per refresh period, none per page view or start).
+import fs from 'node:fs';
+import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError, parseConfig } from '../../src/config/load.ts';
 import {
   accessRefusal,
+  accountUnderRule,
   activeAccountsByUser,
   projectAccess,
   projectNeeded,
 } from '../../src/core/project-access.ts';
 import type { User } from '../../src/db/users.ts';
+import { SlurmAdapter } from '../../src/scheduler/slurm/adapter.ts';
 import { parseAssociations } from '../../src/scheduler/slurm/parse.ts';
 import type { ClusterInfo, PollSnapshot, SchedulerAdapter } from '../../src/scheduler/types.ts';
 import { Cluster } from '../../src/sessions/clusters.ts';
+import { FakeRunner } from '../helpers/fake-runner.ts';
 
 const SITE = 'Apply for a project at https://portal.example.org.';
 
@@ -49,6 +54,35 @@ describe('which associations count', () => {
     expect(parseAssociations('alice|research\n|research\nalice|physics\nalice|research\n')).toEqual({
       alice: ['physics', 'research'],
     });
+  });
+
+  it('counts only the associations of the adapter’s own cluster (its ClusterName) when slurmdbd serves several', async () => {
+    // `sacctmgr -nP show assoc format=...,Cluster` on the test cluster "fix" after `sacctmgr add cluster
+    // other`, `add account physics cluster=other`, `add user alice account=physics cluster=other`.
+    const listing = fs.readFileSync(
+      path.join(import.meta.dirname, '..', 'fixtures', 'slurm', 'sacctmgr-assoc-clusters.txt'),
+      'utf8',
+    );
+    const own = { root: ['root'], bob: ['physics'], alice: ['research'], carol: ['research'] };
+    expect(parseAssociations(listing, 'fix')).toEqual(own);
+    expect(parseAssociations(listing, 'other')).toEqual({ root: ['root'], alice: ['physics'] });
+    const runner = new FakeRunner((argv) => {
+      if (argv[0] === 'sacctmgr') return { stdout: listing };
+      if (argv.includes('config'))
+        return { stdout: 'ClusterName             = fix\nPrivateData             = jobs\n' };
+      return { stdout: '' };
+    });
+    const a = new SlurmAdapter({ name: 'JURECA', runAs: 'runuser', commandTimeoutMs: 1000 }, runner);
+    const info = await a.clusterInfo();
+    expect(info.accountsByUser).toEqual(own);
+    expect(runner.log.find((c) => c.argv[0] === 'sacctmgr')?.argv.at(-1)).toBe(
+      'format=User,Account,GrpJobs,GrpSubmit,MaxJobs,MaxSubmit,Cluster',
+    );
+    // Without the ClusterName nothing can be told apart: an error, not every cluster's accounts.
+    const blind = new FakeRunner((argv) => ({ stdout: argv[0] === 'sacctmgr' ? listing : '' }));
+    await expect(
+      new SlurmAdapter({ name: 'JURECA', runAs: 'runuser', commandTimeoutMs: 1000 }, blind).clusterInfo(),
+    ).rejects.toThrow(/ClusterName/);
   });
 
   it('a removed association is simply not listed', () => {
@@ -90,6 +124,16 @@ describe('the decision', () => {
       `Account: you need an active project (one of training2601, exa) on JURECA to start sessions and jobs there. ${SITE}`,
     );
     expect(projectNeeded({ projects: ['exa'], message: SITE }, 'X')).toContain('active project (exa) on X');
+  });
+
+  it('with named projects, an empty account is the first qualifying one, not Slurm’s default for the user', () => {
+    const only = { projects: ['training2601', 'exa'], message: SITE };
+    const d = projectAccess(only, 'JURECA', ['alpha', 'exa', 'training2601']);
+    expect(accountUnderRule(only, d, undefined)).toBe('exa');
+    expect(accountUnderRule(only, d, 'training2601')).toBe('training2601');
+    // Any active project will do: Slurm's default is left to Slurm.
+    expect(accountUnderRule(rule, projectAccess(rule, 'JURECA', ['alpha']), undefined)).toBeUndefined();
+    expect(accountUnderRule(undefined, null, undefined)).toBeUndefined();
   });
 
   it('refuses while the associations were never read: nothing can be checked, nothing is submitted', () => {

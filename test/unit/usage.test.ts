@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { UsageConfig } from '../../src/config/schema.ts';
 import {
   type AssociationUsage,
@@ -18,8 +18,10 @@ import {
 import type { User } from '../../src/db/users.ts';
 import { QuotaParseError, quotaParser, registerQuotaParser } from '../../src/quotas/parsers.ts';
 import { fillPlaceholders, storageQuotaView, UsageService } from '../../src/quotas/service.ts';
+import type { CommandRunner } from '../../src/scheduler/slurm/runner.ts';
 import { parseSshare, SshareParseError, sshareArgv, tresCpu } from '../../src/scheduler/slurm/sshare.ts';
 import type { SchedulerAdapter } from '../../src/scheduler/types.ts';
+import { FakeRunner } from '../helpers/fake-runner.ts';
 
 const fixture = (p: string) => fs.readFileSync(path.join(import.meta.dirname, '..', 'fixtures', p), 'utf8');
 const T = { warnPercent: 80, criticalPercent: 95 };
@@ -116,6 +118,19 @@ describe("a user's accounts", () => {
     expect(usageLevel(null, T)).toBe('ok');
     expect(percentOf(1, 3)).toBe(33.3);
     expect(percentOf(5, null)).toBeNull();
+    // GrpTRESMins=cpu=0 blocks the account: full, even with nothing used yet.
+    expect(percentOf(0, 0)).toBe(100);
+    expect(usageLevel(percentOf(0, 0), T)).toBe('critical');
+    const blocked = [
+      { account: 'old', user: '', cpuLimitMinutes: 0, cpuUsedMinutes: 0 },
+      { account: 'old', user: 'dora', parent: 'root', cpuLimitMinutes: 1000, cpuUsedMinutes: 10 },
+    ];
+    expect(accountsOfUser(blocked, 'dora', T)[0]).toMatchObject({
+      limitOf: 'old',
+      limitCpuMinutes: 0,
+      percent: 100,
+      level: 'critical',
+    });
     expect(fairShareSentence(0)).toMatch(/^Your fair share is 0.00: /);
   });
 });
@@ -312,5 +327,46 @@ describe('the usage service', () => {
     expect(String(why.find((l) => l.quota === 'Slow')?.why)).toMatch(/timed out/);
     await Promise.all(Array.from({ length: 10 }, () => svc.forUser(user)));
     expect(fs.readFileSync(runs, 'utf8')).toBe('run\n');
+  });
+
+  it('first views arriving together run at most 4 users’ quota commands at once; none start after stop()', async () => {
+    let running = 0;
+    let most = 0;
+    const release: (() => void)[] = [];
+    const runner = new FakeRunner(() => ({ stdout: 'Disk quotas for user x (uid 1000): none\n' }));
+    const held: CommandRunner = {
+      get calls() {
+        return runner.calls;
+      },
+      callsOf: (l) => runner.callsOf(l),
+      run: async (argv, opts) => {
+        running++;
+        most = Math.max(most, running);
+        await new Promise<void>((r) => release.push(r));
+        running--;
+        return runner.run(argv, opts);
+      },
+    };
+    const svc = new UsageService({
+      cfg: cfg([{ name: 'Home', command: ['quota', '-w'], parser: 'quota-w', timeoutSeconds: 10 }]),
+      filesRunAs: 'none',
+      clusters: () => [],
+      log,
+      lookup: async (u) => ({ ...identity, user: u }),
+      runner: held,
+    });
+    const views = Array.from({ length: 10 }, (_, i) => svc.forUser({ ...user, unixUser: `u${i}` }));
+    await vi.waitFor(() => expect(release.length).toBe(4));
+    while (runner.calls < 10) {
+      await vi.waitFor(() => expect(release.length).toBeGreaterThan(0));
+      for (const r of release.splice(0)) r();
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(views);
+    expect(most).toBe(4);
+    svc.stop();
+    await svc.forUser({ ...user, unixUser: 'late' });
+    expect(runner.calls).toBe(10);
+    expect(release.length).toBe(0);
   });
 });

@@ -9,6 +9,7 @@ import {
   type JobInfo,
   type NodeInfo,
   type PollSnapshot,
+  type ReservationInfo,
   type SchedulerAdapter,
   SchedulerError,
   type SessionSubmission,
@@ -18,6 +19,7 @@ import {
 import {
   classifyBatchError,
   defaultDirOf,
+  parseClusterName,
   parsePrivateData,
   sbatchBatchArgv,
   showConfigArgv,
@@ -394,9 +396,9 @@ export class SlurmAdapter implements SchedulerAdapter {
 
   async clusterInfo(): Promise<ClusterInfo> {
     const bin = this.cfg.binDir ? { binDir: this.cfg.binDir } : {};
-    const [p, r, a, conf] = await Promise.all([
+    const [p, reservations, a, conf] = await Promise.all([
       this.run(partitionsArgv(bin), { label: 'scontrol' }),
-      this.run(reservationsArgv(bin), { label: 'scontrol' }),
+      this.reservations(),
       this.run(
         associationsArgv({ ...bin, ...(this.cfg.clusterName ? { clusterName: this.cfg.clusterName } : {}) }),
         { label: 'sacctmgr' },
@@ -404,24 +406,38 @@ export class SlurmAdapter implements SchedulerAdapter {
       this.run(showConfigArgv(bin), { label: 'scontrol' }),
     ]);
     if (!succeeded(p)) throw new SchedulerError(describeFailure(p));
-    if (!succeeded(r)) throw new SchedulerError(describeFailure(r));
     const info: ClusterInfo = {
       name: this.cluster,
       partitions: parsePartitions(p.stdout),
-      reservations: parseReservations(r.stdout),
+      reservations,
       hasAccounting: false,
     };
     // PrivateData (what ordinary users may not see); left undefined when unknown.
     const privateData = succeeded(conf) ? parsePrivateData(conf.stdout) : undefined;
     if (privateData !== undefined) info.privateData = privateData;
     if (succeeded(a)) {
+      // slurmdbd lists the associations of every cluster it serves: only this one's count.
+      const clusterName =
+        this.cfg.clusterName ?? (succeeded(conf) ? parseClusterName(conf.stdout) : undefined);
+      if (clusterName === undefined)
+        throw new SchedulerError(
+          `cannot tell this cluster's ClusterName: ${succeeded(conf) ? 'none in scontrol show config' : describeFailure(conf)}`,
+        );
       info.hasAccounting = true;
-      info.accountsByUser = parseAssociations(a.stdout);
+      info.accountsByUser = parseAssociations(a.stdout, clusterName);
     } else if (!NO_ACCOUNTING.test(a.stderr) && !NO_ACCOUNTING.test(a.stdout)) {
       // Accounting is configured but slurmdbd did not answer: say so rather than "no accounting".
       throw new SchedulerError(`accounting is configured but unavailable: ${describeFailure(a)}`);
     }
     return info;
+  }
+
+  async reservations(): Promise<ReservationInfo[]> {
+    const r = await this.run(reservationsArgv(this.cfg.binDir ? { binDir: this.cfg.binDir } : {}), {
+      label: 'scontrol',
+    });
+    if (!succeeded(r)) throw new SchedulerError(describeFailure(r));
+    return parseReservations(r.stdout);
   }
 
   /** Exit codes and end states from sacct for these jobs (one call). Empty map without accounting. */

@@ -189,6 +189,12 @@ export function parsePrivateData(configOut: string): string[] | undefined {
     .filter((s) => s && s !== 'none' && s !== '(null)');
 }
 
+/** `scontrol show config` → ClusterName (as slurmdbd knows the cluster), or undefined. */
+export function parseClusterName(configOut: string): string | undefined {
+  const m = /^ClusterName\s*=\s*(\S+)\s*$/m.exec(configOut);
+  return m?.[1];
+}
+
 export function showConfigArgv(opts: { binDir?: string } = {}): string[] {
   return [slurmBin('scontrol', opts.binDir), 'show', 'config'];
 }

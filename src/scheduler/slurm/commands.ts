@@ -47,8 +47,9 @@ export function reservationsArgv(opts: { binDir?: string } = {}): string[] {
 export function associationsArgv(opts: { binDir?: string; clusterName?: string } = {}): string[] {
   const argv = [slurmBin('sacctmgr', opts.binDir), '-nP', 'show', 'assoc'];
   if (opts.clusterName) argv.push(`where`, `cluster=${opts.clusterName}`);
-  // The job-count limits tell an expired project (a limit of 0) from an active one.
-  argv.push('format=User,Account,GrpJobs,GrpSubmit,MaxJobs,MaxSubmit');
+  // The job-count limits tell an expired project (a limit of 0) from an active one; the cluster, last,
+  // lets the adapter keep only its own cluster's associations when one slurmdbd serves several.
+  argv.push('format=User,Account,GrpJobs,GrpSubmit,MaxJobs,MaxSubmit,Cluster');
   return argv;
 }
 

@@ -602,16 +602,19 @@ export function parseReservations(out: string): ReservationInfo[] {
 // sacctmgr / sacct
 
 /**
- * `sacctmgr -nP show assoc format=User,Account,GrpJobs,GrpSubmit,MaxJobs,MaxSubmit`: lines
- * "user|account|..." (the account's own association has no user); missing limit columns count as unset.
+ * `sacctmgr -nP show assoc format=User,Account,GrpJobs,GrpSubmit,MaxJobs,MaxSubmit,Cluster`: lines
+ * "user|account|...|cluster" (the account's own association has no user); missing limit columns count
+ * as unset. With `cluster`, only that cluster's rows (Slurm's ClusterName; slurmdbd may serve several).
  */
-export function parseAssociationRows(out: string): AssociationRow[] {
+export function parseAssociationRows(out: string, cluster?: string): AssociationRow[] {
   const res: AssociationRow[] = [];
   const limit = (v: string | undefined): number | undefined =>
     v !== undefined && /^\d+$/.test(v.trim()) ? Number(v.trim()) : undefined;
+  const want = cluster?.toLowerCase();
   for (const line of out.split('\n')) {
-    const [user = '', account = '', grpJobs, grpSubmit, maxJobs, maxSubmit] = line.trim().split('|');
+    const [user = '', account = '', grpJobs, grpSubmit, maxJobs, maxSubmit, on] = line.trim().split('|');
     if (!account) continue;
+    if (want !== undefined && on?.trim().toLowerCase() !== want) continue;
     const row: AssociationRow = { user, account };
     for (const [k, v] of [
       ['grpJobs', grpJobs],
@@ -627,9 +630,9 @@ export function parseAssociationRows(out: string): AssociationRow[] {
   return res;
 }
 
-/** Each user's active accounts (removed and expired associations count as none), sorted. */
-export function parseAssociations(out: string): Record<string, string[]> {
-  return activeAccountsByUser(parseAssociationRows(out));
+/** Each user's active accounts (removed and expired associations count as none), sorted; see parseAssociationRows. */
+export function parseAssociations(out: string, cluster?: string): Record<string, string[]> {
+  return activeAccountsByUser(parseAssociationRows(out, cluster));
 }
 
 export interface SacctRecord {

@@ -124,8 +124,11 @@ export const extensionFeature: Feature = {
       if (!first.ok) return refuse(STATUS[first.kind], first.reason, first.field);
       let reservations: ReservationInfo[];
       try {
-        // Fresh: a maintenance window made a minute ago counts.
-        reservations = (await a.cluster!.clusterInfo(true)).reservations;
+        // From the scheduler now, never the cluster's cached copy (kept when a refresh fails): a
+        // maintenance window made a minute ago counts, and an unreadable list refuses rather than grants.
+        reservations = adapter.reservations
+          ? await adapter.reservations()
+          : (await adapter.clusterInfo()).reservations;
       } catch (e) {
         return refuse(503, `cannot read the scheduler's reservations: ${(e as Error).message}`);
       }
@@ -163,16 +166,19 @@ export const extensionFeature: Feature = {
     app.post('/api/sessions/:id/extend', sessionRoute, async (req): Promise<SessionReply> => {
       const user = requireUser(req, 'sessions');
       const { id } = req.params;
+      // Ownership before the lock: another user's session answers 404 even while its owner extends it.
+      const owned = SESSION_ID.test(id) ? await ctx.sessions.getOwned(user, id) : undefined;
+      if (!owned) {
+        // Another user's session or none: the same 404 either way, and the attempt is on record.
+        await audit(req, user, 'session.extend', id.slice(0, 64), false, {
+          minutes: req.body.minutes,
+          reason: 'no such session',
+        });
+        throw new HttpError(404, 'no such session');
+      }
       return oneAtATime(`session/${id}`, async () => {
-        const row = SESSION_ID.test(id) ? await ctx.sessions.getOwned(user, id) : undefined;
-        if (!row) {
-          // Another user's session or none: the same 404 either way, and the attempt is on record.
-          await audit(req, user, 'session.extend', id.slice(0, 64), false, {
-            minutes: req.body.minutes,
-            reason: 'no such session',
-          });
-          throw new HttpError(404, 'no such session');
-        }
+        // Again inside the lock: a request that just finished may have changed the limit.
+        const row = (await ctx.sessions.getOwned(user, id)) ?? owned;
         const cluster = ctx.clusters.get(row.cluster);
         const snap = cluster?.poller.latestGood ?? null;
         const job = row.job_id && snap ? jobById(snap.jobs, row.job_id) : undefined;
@@ -203,16 +209,19 @@ export const extensionFeature: Feature = {
     app.post('/api/jobs/:cluster/:jobId/extend', jobRoute, async (req): Promise<JobReply> => {
       const user = requireUser(req, 'jobs');
       const { cluster: name, jobId } = req.params;
+      const target = `${name.slice(0, 64)}/${jobId.slice(0, 64)}`;
+      // Ownership before the lock: another user's job answers 404 even while its owner extends it.
+      const owned = await jobs.getOwned(user, name, jobId);
+      if (!owned) {
+        await audit(req, user, 'job.extend', target, false, {
+          minutes: req.body.minutes,
+          reason: 'no such job',
+        });
+        throw new HttpError(404, 'no such job');
+      }
       return oneAtATime(`job/${name}/${jobId}`, async () => {
-        const row = await jobs.getOwned(user, name, jobId);
-        const target = `${name.slice(0, 64)}/${jobId.slice(0, 64)}`;
-        if (!row) {
-          await audit(req, user, 'job.extend', target, false, {
-            minutes: req.body.minutes,
-            reason: 'no such job',
-          });
-          throw new HttpError(404, 'no such job');
-        }
+        // Again inside the lock: a request that just finished may have changed the limit.
+        const row = (await jobs.getOwned(user, name, jobId)) ?? owned;
         const cluster = ctx.clusters.get(row.cluster);
         const snap = cluster?.poller.latestGood ?? null;
         const granted = await extend(req, user, {

@@ -12,6 +12,9 @@ import type { ClusterView, PageProps } from '../types.ts';
 import './history.css';
 import './jobs.css';
 
+/** Looks every 5 s while figures are pending: 5 minutes. */
+const PENDING_POLLS = 60;
+
 const KINDS: [string, string][] = [
   ['', 'Sessions and jobs'],
   ['session', 'Sessions'],
@@ -125,11 +128,16 @@ export function HistoryPage(_: PageProps) {
   // Sessions and jobs that end, and figures read after an end, show up without a reload.
   useLiveEvent('session', () => void load());
   useLiveEvent('job', () => void load());
-  // Figures are read within a poll of an end: look again while some are still on their way.
+  // Figures are read within a poll of an end: look again while some are still on their way, for a few
+  // minutes at most (accounting may take its time; an open tab must not ask every 5 s for ever).
   const pending = entries?.some((e) => e.accounting === 'pending') ?? false;
   useEffect(() => {
     if (!pending) return;
-    const t = setInterval(() => void load(), 5_000);
+    let left = PENDING_POLLS;
+    const t = setInterval(() => {
+      if (--left <= 0) clearInterval(t);
+      void load();
+    }, 5_000);
     return () => clearInterval(t);
   }, [pending, load]);
 
