@@ -285,6 +285,68 @@ describe('Jupyter front end choice (share/jupyter/atrium-jupyter)', () => {
     // Several Python starts (Jupyter's imports): seconds each on a loaded machine, so a roomier limit.
   }, 60_000);
 
+  it('with ATRIUM_JUPYTER_KERNELS=ipc, ipykernel kernels start through atrium_ipc_kernel, others as they are', () => {
+    const dry = (name: string, version: string) =>
+      spawnSync(wrapper, TCP, {
+        encoding: 'utf8',
+        env: {
+          PATH: `${stubs(name, { [name]: version })}:/usr/bin:/bin`,
+          ATRIUM_JUPYTER_DRY_RUN: '1',
+          ATRIUM_JUPYTER_KERNELS: 'ipc',
+        },
+      }).stdout.split('\n');
+    for (const [name, app] of [
+      ['jupyter-notebook', 'NotebookApp'],
+      ['jupyter-lab', 'ServerApp'],
+    ] as const) {
+      const argv = dry(name, name === 'jupyter-lab' ? '4.2.0' : '6.4.12');
+      expect(argv).toContain('--KernelManager.transport=ipc');
+      expect(argv).toContain(`--${app}.kernel_spec_manager_class=atrium_ipc_kernel.KernelSpecManager`);
+    }
+    expect(choose(stubs('nb6', { 'jupyter-notebook': '6.4.12' })).join(' ')).not.toMatch(/ipc/);
+    const kernels = path.join(tmp, 'kernels');
+    const spec = (name: string, argv: string[]) => {
+      fs.mkdirSync(path.join(kernels, name), { recursive: true });
+      fs.writeFileSync(path.join(kernels, name, 'kernel.json'), JSON.stringify({ argv, display_name: name }));
+    };
+    spec('py', [
+      '/opt/env/bin/python',
+      '-Xfrozen_modules=off',
+      '-m',
+      'ipykernel_launcher',
+      '-f',
+      '{connection_file}',
+    ]);
+    spec('r', ['R', '--slave', '-e', 'IRkernel::main()', '--args', '{connection_file}']);
+    const r = spawnSync(
+      '/usr/bin/python3',
+      [
+        '-c',
+        'import json, sys, atrium_ipc_kernel as k\nm = k.KernelSpecManager(kernel_dirs=[sys.argv[1]], ensure_native_kernel=False)\nprint(json.dumps({n: m.get_kernel_spec(n).argv for n in ("py", "r")}))',
+        kernels,
+      ],
+      {
+        encoding: 'utf8',
+        env: {
+          PATH: '/usr/bin:/bin',
+          PYTHONPATH: path.join(ROOT, 'share', 'jupyter'),
+          PYTHONDONTWRITEBYTECODE: '1',
+        },
+      },
+    );
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({
+      py: [
+        '/opt/env/bin/python',
+        '-Xfrozen_modules=off',
+        path.join(ROOT, 'share', 'jupyter', 'atrium_ipc_kernel.py'),
+        '-f',
+        '{connection_file}',
+      ],
+      r: ['R', '--slave', '-e', 'IRkernel::main()', '--args', '{connection_file}'],
+    });
+  }, 60_000);
+
   it('the built-in Jupyter runs on its socket', () => {
     const jupyter = BUILTIN_APPS.find((a) => a.id === 'jupyter')!;
     expect(jupyter.unixSocket).toBe(true);
