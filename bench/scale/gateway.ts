@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
+import { hashPassword } from '../../src/auth/passwords.ts';
 import { databaseUrl, parseConfig } from '../../src/config/load.ts';
 import { openDb } from '../../src/db/index.ts';
 import { createUser, findUserByName } from '../../src/db/users.ts';
@@ -24,6 +25,8 @@ export interface ScaleGatewayOptions {
   users: string[];
   /** The running app the WebSockets go to. */
   appPort: number;
+  /** Every account's password (the simulated users sign in with it). */
+  password?: string;
 }
 
 const opts = JSON.parse(process.argv[2] ?? '{}') as ScaleGatewayOptions;
@@ -34,6 +37,8 @@ const cfg = parseConfig(
     // One browser here does what hundreds of users do: the per-user API limit (1,200/min) would answer 429.
     'auth:',
     '  apiRequestsPerMinute: 100000000',
+    // Hundreds of users sign in from one address within a minute.
+    '  loginAttemptsPerMinute: 100000000',
     'clusters:',
     '  - name: hpc',
     '    backend: slurm',
@@ -50,8 +55,11 @@ const cfg = parseConfig(
 
 // The accounts exist before the gateway starts, so its first poll already follows their jobs.
 const db = await openDb(databaseUrl(cfg));
+// One hash for all: scrypt costs ~100 ms each, and the sign-ins still verify it one by one.
+const passwordHash = opts.password ? await hashPassword(opts.password) : undefined;
 for (const name of opts.users) {
-  if (!(await findUserByName(db, name))) await createUser(db, { username: name, unixUser: name });
+  if (!(await findUserByName(db, name)))
+    await createUser(db, { username: name, unixUser: name, passwordHash });
 }
 await db.destroy();
 

@@ -12,13 +12,26 @@
 //   ws:    W WebSockets held open through the proxy to a running app (an echo server), one message
 //          each: the gateway's RSS, per-connection memory, event-loop delay p99 while they are
 //          open, and that none is left after they close.
-// Not yet: the 200-user load generator, JupyterHub side by side, the soak (see docs/benchmarks.md).
+//   users: U simulated users (users.ts, on Node's fetch) at once sign in with a password, load the
+//          dashboard's calls, hold the event stream a few seconds, load the form, start a session and
+//          stop it at once, submit a batch job and read its output once: req/s, p50, p99, errors per
+//          step and overall; then our session list, /api/me and the dashboard's calls under the same
+//          concurrency (one request in flight per user) as JupyterHub 3.0's users API and home page
+//          (jupyterhub.ts, its U users created through its REST API), and batchspawner's documented
+//          polling cost (one squeue per session per 30 s) against our counted calls, computed;
+//   soak:  BENCH_SOAK_MINUTES of WebSocket churn, session starts and stops and page loads: the
+//          gateway's RSS and open file descriptors at the start and the end.
+// Not yet: two gateways behind HAProxy (see docs/benchmarks.md).
 //
 // Scale: BENCH_SCALE_FACTOR (1: 10,000 jobs, 200 users, 500 jobs for the busy user, 200 SSE streams,
 // 5,000 WebSockets); each count can be set alone: BENCH_JOBS, BENCH_USERS, BENCH_USER_JOBS, BENCH_SSE,
 // BENCH_WS. BENCH_SECONDS (10) per measured cell, BENCH_POLL_SECONDS (5, the gateway's pollSeconds),
 // BENCH_ARRAY_TASKS (25: tasks per array; squeue shows a pending array as one line, 1 makes every job
-// its own line), BENCH_EVENT_SAMPLES (20). CI's smoke: BENCH_SCALE_FACTOR=0.02 BENCH_SECONDS=1.
+// its own line), BENCH_EVENT_SAMPLES (20), BENCH_EVENT_HOLD_SECONDS (3: each simulated user's event
+// stream), BENCH_JOB_WAIT_SECONDS (2 polls + 20: for a batch job to finish before its output is read),
+// BENCH_JUPYTERHUB (1; 0 skips JupyterHub, which is installed when missing and run as root),
+// BENCH_SOAK_MINUTES (30; 0 skips the soak), BENCH_SOAK_WS (20 WebSocket cycles in flight).
+// CI's smoke: BENCH_SCALE_FACTOR=0.02 BENCH_SECONDS=1 BENCH_JUPYTERHUB=0 BENCH_SOAK_MINUTES=0.1.
 // Cluster: BENCH_CLUSTER_NAME (atriumscale), BENCH_CLUSTER_PORT (6867; it uses 7 ports from there),
 // BENCH_CLUSTER_BASE (/tmp/atrium-slurm-<name>). Users benchu001... are created (useradd, no home)
 // and kept. Needs root (jobs are submitted as their users); scripts/cluster.sh installs Slurm.
@@ -30,6 +43,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
+import { ensurePackages } from '../../src/system/packages.ts';
 import {
   cpuMicros,
   envNumber,
@@ -44,8 +58,20 @@ import {
   stopAll,
   waitForJson,
 } from '../proxy/lib.ts';
+import { JUPYTERHUB_NEED } from '../spawn/jupyterhub.ts';
 import { EventStream } from '../spawn/lib.ts';
 import type { ScaleGatewayOptions } from './gateway.ts';
+import { type HubSide, hubSideBySide } from './jupyterhub.ts';
+import {
+  batchspawnerModel,
+  clickThrough,
+  DASHBOARD_CALLS,
+  hammer,
+  pct,
+  pool,
+  type StepStats,
+  soak,
+} from './users.ts';
 
 const run = promisify(execFile);
 const log = (s: string) => process.stdout.write(`${s}\n`);
@@ -63,6 +89,13 @@ const POLL_SECONDS = envNumber(process.env.BENCH_POLL_SECONDS, 5);
 const ARRAY_TASKS = Math.max(1, envNumber(process.env.BENCH_ARRAY_TASKS, 25));
 const EVENT_SAMPLES = scaled(process.env.BENCH_EVENT_SAMPLES, 20, 3);
 const RUNNING = Math.min(40, Math.max(2, Math.round(40 * FACTOR)));
+const EVENT_HOLD_S = envNumber(process.env.BENCH_EVENT_HOLD_SECONDS, 3);
+const JOB_WAIT_S = envNumber(process.env.BENCH_JOB_WAIT_SECONDS, 2 * POLL_SECONDS + 20);
+const WITH_JUPYTERHUB = process.env.BENCH_JUPYTERHUB !== '0';
+const SOAK_MINUTES = envNumber(process.env.BENCH_SOAK_MINUTES, 30);
+const SOAK_WS = envNumber(process.env.BENCH_SOAK_WS, 20);
+/** The simulated users' password (their accounts exist only in the benchmark's gateway). */
+const PASSWORD = 'bench-scale-password';
 const FULL_SCALE = FACTOR >= 1;
 
 const CLUSTER_NAME = process.env.BENCH_CLUSTER_NAME ?? 'atriumscale';
@@ -150,21 +183,6 @@ async function sbatch(user: string, args: string[]): Promise<string> {
   return stdout.trim().split(';')[0]!;
 }
 
-/** Runs `tasks` at most `width` at a time. */
-async function pool<T>(tasks: (() => Promise<T>)[], width: number): Promise<T[]> {
-  const out: T[] = new Array(tasks.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(width, tasks.length) }, async () => {
-      while (next < tasks.length) {
-        const i = next++;
-        out[i] = await tasks[i]!();
-      }
-    }),
-  );
-  return out;
-}
-
 interface Submitted {
   busyJobs: string[];
   tasks: number;
@@ -250,12 +268,6 @@ function bucketQuantile(before: Samples, after: Samples, name: string, q: number
 
 // ---- measuring --------------------------------------------------------------------------------------
 
-function pct(xs: number[], p: number): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  return round(s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!, 1);
-}
-
 /** Sequential GETs of `url` for at least `seconds` and 5 requests: p50, p99 (ms), the reply's size. */
 async function latency(url: string, headers: Record<string, string>, seconds: number) {
   const times: number[] = [];
@@ -271,6 +283,19 @@ async function latency(url: string, headers: Record<string, string>, seconds: nu
     if (!r.ok) errors++;
   }
   return { requests: times.length, p50_ms: pct(times, 50), p99_ms: pct(times, 99), bytes, errors };
+}
+
+/** A printed table of request figures, one row each. */
+function table(first: string, rows: Record<string, StepStats>): void {
+  const pad = (v: unknown, n: number) => String(v ?? '-').padStart(n);
+  log(
+    `${first.padEnd(24)} ${pad('requests', 9)} ${pad('req/s', 8)} ${pad('p50 ms', 8)} ${pad('p99 ms', 8)} ${pad('errors', 7)}`,
+  );
+  for (const [k, v] of Object.entries(rows))
+    log(
+      `${k.padEnd(24)} ${pad(v.requests, 9)} ${pad(v.req_per_s, 8)} ${pad(v.p50_ms, 8)} ${pad(v.p99_ms, 8)} ${pad(v.errors, 7)}` +
+        (v.statuses ? `  ${JSON.stringify(v.statuses)}` : ''),
+    );
 }
 
 async function main(): Promise<Record<string, unknown>> {
@@ -310,6 +335,7 @@ async function main(): Promise<Record<string, unknown>> {
       pollSeconds: POLL_SECONDS,
       users,
       appPort,
+      password: PASSWORD,
     };
     const gwT0 = Date.now();
     const gwChild = start('gateway', [
@@ -532,6 +558,103 @@ async function main(): Promise<Record<string, unknown>> {
         `(${ws.kb_per_connection} KB each), event loop p99 ${ws.event_loop_p99_ms} ms, ${left} left after close`,
     );
 
+    // ---- 200 users clicking through ----------------------------------------------------------------
+    // The batch jobs' output goes here and is removed with the work directory.
+    const jobDir = path.join(work, 'jobs');
+    fs.mkdirSync(jobDir);
+    fs.chmodSync(jobDir, 0o1777);
+    const clicks = await clickThrough({
+      base,
+      users,
+      password: PASSWORD,
+      cluster: 'hpc',
+      eventSeconds: EVENT_HOLD_S,
+      jobWaitSeconds: JOB_WAIT_S,
+      jobDir,
+    });
+    log(
+      `users: ${clicks.signed_in.length}/${USERS} signed in, ${clicks.sessions_started} sessions started ` +
+        `(${clicks.sessions_stopped} stopped), ${clicks.jobs_submitted} jobs submitted, in ${clicks.seconds}s; ` +
+        `${clicks.jobs_finished} seen finished within ${JOB_WAIT_S}s, ${clicks.outputs_read} outputs read ` +
+        `(output answers by status ${JSON.stringify(clicks.job_output_answers)})`,
+    );
+    table('step', { ...clicks.steps, overall: clicks.overall });
+
+    // ---- the same concurrency: our pages, then JupyterHub's -------------------------------------
+    const signed = clicks.signed_in;
+    const ours = {
+      sessions: await hammer(
+        signed.map((u) => ({ url: `${base}/api/sessions`, headers: { cookie: u.cookie } })),
+        SECONDS,
+      ),
+      me: await hammer(
+        signed.map((u) => ({ url: `${base}/api/me`, headers: { cookie: u.cookie } })),
+        SECONDS,
+      ),
+      // The dashboard's calls, each user on one of them in turn.
+      dashboard: await hammer(
+        signed.map((u, i) => ({
+          url: `${base}${DASHBOARD_CALLS[i % DASHBOARD_CALLS.length]}`,
+          headers: { cookie: u.cookie },
+        })),
+        SECONDS,
+      ),
+    };
+    let hub: HubSide | { skipped: string } = { skipped: 'BENCH_JUPYTERHUB=0' };
+    if (WITH_JUPYTERHUB) {
+      if (ensurePackages([JUPYTERHUB_NEED], log)) hub = await hubSideBySide(users, SECONDS);
+      else hub = { skipped: 'jupyterhub is not installed (see above)' };
+    }
+    const hubRan = 'users_api' in hub ? hub : null;
+    const ratio = (a: StepStats, b: StepStats | undefined) =>
+      b && b.req_per_s > 0 ? round(a.req_per_s / b.req_per_s, 2) : null;
+    const compare = {
+      concurrency: signed.length,
+      seconds_per_cell: SECONDS,
+      ours,
+      jupyterhub: hub,
+      ratios: {
+        dashboard_vs_users_api: ratio(ours.dashboard, hubRan?.users_api),
+        sessions_vs_users_api: ratio(ours.sessions, hubRan?.users_api),
+        me_vs_users_api: ratio(ours.me, hubRan?.users_api),
+        sessions_vs_home: ratio(ours.sessions, hubRan?.home),
+      },
+    };
+    table('same load', {
+      'ours /api/sessions': ours.sessions,
+      'ours /api/me': ours.me,
+      'ours dashboard calls': ours.dashboard,
+      ...(hubRan ? { 'jupyterhub users API': hubRan.users_api, 'jupyterhub /hub/home': hubRan.home } : {}),
+    });
+    log(`ours/JupyterHub req/s: ${JSON.stringify(compare.ratios)}${hubRan ? '' : ' (JupyterHub skipped)'}`);
+
+    // ---- batchspawner's polling, as its documented cost model -----------------------------------
+    const polling = batchspawnerModel(USERS, jobsCell.poll_period_s ?? POLL_SECONDS, jobsCell.calls_per_poll);
+    log(
+      `polling at ${USERS} sessions (model): batchspawner ${polling.batchspawner_calls_per_our_poll_period} squeue ` +
+        `per ${polling.poll_period_s}s, ours ${polling.ours_calls_per_poll_period} calls (counted)`,
+    );
+
+    // ---- soak --------------------------------------------------------------------------------------
+    let soaked: Awaited<ReturnType<typeof soak>> | { skipped: string } = { skipped: 'BENCH_SOAK_MINUTES=0' };
+    if (SOAK_MINUTES > 0 && signed.length > 0) {
+      log(
+        `soak: ${SOAK_MINUTES} min of WebSocket churn (${SOAK_WS} at a time), session starts and stops, page loads`,
+      );
+      soaked = await soak({
+        base,
+        gatewayPid: gw.pid,
+        users: signed,
+        cluster: 'hpc',
+        app: clicks.app,
+        wsUrl,
+        wsHeaders: headers,
+        minutes: SOAK_MINUTES,
+        wsConcurrency: SOAK_WS,
+      });
+      log(`soak: ${JSON.stringify(soaked)}`);
+    }
+
     const finalRss = round((rssOf(gw.pid) ?? 0) / 1024 / 1024, 1);
     for (const p of gatewayProcs.reverse()) await p.stop();
     gatewayProcs.length = 0;
@@ -545,6 +668,18 @@ async function main(): Promise<Record<string, unknown>> {
       ws_rss_under_300mb: ws.rss_mb_open < 300,
       ws_event_loop_p99_under_50ms: ws.event_loop_p99_ms < 50,
       ws_none_left_after_close: left === 0,
+      users_no_errors: clicks.overall.errors === 0 && clicks.signed_in.length === USERS,
+      users_p99_under_1s: (clicks.overall.p99_ms ?? Number.POSITIVE_INFINITY) < 1000,
+      dashboard_3x_jupyterhub_users_api:
+        compare.ratios.dashboard_vs_users_api === null ? null : compare.ratios.dashboard_vs_users_api >= 3,
+      soak_rss_within_10pct:
+        'rss_end_vs_start' in soaked && soaked.rss_end_vs_start !== null
+          ? soaked.rss_end_vs_start <= 1.1
+          : null,
+      soak_fds_within_10pct:
+        'fds_end_vs_start' in soaked && soaked.fds_end_vs_start !== null
+          ? soaked.fds_end_vs_start <= 1.1
+          : null,
     };
     return {
       bench: 'scale',
@@ -567,6 +702,8 @@ async function main(): Promise<Record<string, unknown>> {
         sse_streams: SSE,
         websockets: WS,
         seconds_per_cell: SECONDS,
+        event_hold_s: EVENT_HOLD_S,
+        soak_minutes: SOAK_MINUTES,
         poll_seconds: POLL_SECONDS,
       },
       setup: { cluster_up_s: clusterUpS, submit_s: submitted.seconds, gateway_tracks_all_s: trackedS },
@@ -574,9 +711,13 @@ async function main(): Promise<Record<string, unknown>> {
       pages,
       events,
       ws,
+      users: { ...clicks, signed_in: clicks.signed_in.length },
+      same_load: compare,
+      polling_model: polling,
+      soak: soaked,
       gateway_rss_mb_end: finalRss,
       goals,
-      not_measured: ['200 simulated users (load generator)', 'JupyterHub side by side', 'the soak'],
+      not_measured: ['two gateways behind HAProxy'],
     };
   } finally {
     for (const p of gatewayProcs.reverse()) await p.stop().catch(() => undefined);

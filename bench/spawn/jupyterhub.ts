@@ -58,7 +58,8 @@ function chpCommand(): { argv: string[]; env: Record<string, string>; label: str
 
 const py = (s: string) => JSON.stringify(s);
 
-export async function startHub(user: string): Promise<Hub> {
+/** `extraScopes`: more scopes for the benchmark's service token (the scale benchmark makes users' tokens). */
+export async function startHub(user: string, extraScopes: string[] = []): Promise<Hub> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-bench-jupyterhub-'));
   const [port, hubPort, apiPort] = [await freePort(), await freePort(), await freePort()];
   const token = crypto.randomBytes(24).toString('hex');
@@ -79,7 +80,7 @@ c.JupyterHub.spawner_class = 'jupyterhub.spawner.LocalProcessSpawner'
 # The same Jupyter server as Atrium starts here (Notebook 6, its own server), not Jupyter Server.
 c.Spawner.environment = {'JUPYTERHUB_SINGLEUSER_APP': 'notebook.notebookapp.NotebookApp'}
 c.JupyterHub.services = [{'name': 'bench', 'api_token': ${py(token)}}]
-c.JupyterHub.load_roles = [{'name': 'bench', 'scopes': ['admin:users', 'admin:servers', 'access:servers', 'read:users'], 'services': ['bench']}]
+c.JupyterHub.load_roles = [{'name': 'bench', 'scopes': ${JSON.stringify(['admin:users', 'admin:servers', 'access:servers', 'read:users', ...extraScopes])}, 'services': ['bench']}]
 c.JupyterHub.cleanup_servers = True
 c.JupyterHub.cleanup_proxy = True
 `;

@@ -1,6 +1,7 @@
 // `npm run bench:scale` at 1/50 of its load (200 jobs of 10 users, 10 event streams, 100 WebSockets,
-// 1 s per cell): it starts its own Slurm cluster (own ClusterName and ports, WITH_DBD=0, stopped by
-// PID at the end), runs every part and writes its JSON summary. Nothing about speed is asserted: the
+// 1 s per cell; the simulated users' click-through, the same-load cells and a 6 s soak; JupyterHub
+// only with ATRIUM_TEST_SCALE_JUPYTERHUB=1): it starts its own Slurm cluster (own ClusterName and
+// ports, WITH_DBD=0, stopped by PID at the end), runs every part and writes its JSON summary. Nothing about speed is asserted: the
 // figures are the benchmark's, and docs/benchmarks.md says what they mean.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -36,6 +37,10 @@ function runBench(): Promise<{ code: number | null; output: string }> {
         BENCH_SCALE_FACTOR: '0.02',
         BENCH_SECONDS: '1',
         BENCH_POLL_SECONDS: '1',
+        BENCH_EVENT_HOLD_SECONDS: '1',
+        BENCH_SOAK_MINUTES: '0.1',
+        // JupyterHub side by side is opt-in here (Debian's jupyterhub, and ~10 s more).
+        BENCH_JUPYTERHUB: process.env.ATRIUM_TEST_SCALE_JUPYTERHUB ?? '0',
         BENCH_OUT: out,
         BENCH_NO_SAVE: '1',
         BENCH_CLUSTER_NAME: cluster.name,
@@ -77,6 +82,28 @@ describe.runIf(isRoot)('bench:scale smoke (1/50)', () => {
     expect(s.ws.opened).toBe(100);
     expect(s.ws.echoed).toBe(100);
     expect(s.ws.left_open_after_close).toBe(0);
+    // The simulated users clicked through every step, the same-load cells and the soak ran.
+    expect(s.users.signed_in).toBe(10);
+    for (const step of [
+      'sign_in',
+      'dashboard',
+      'event_stream_open',
+      'form',
+      'session_start',
+      'session_stop',
+      'job_submit',
+      'job_status',
+      'job_output',
+    ])
+      expect(s.users.steps[step]?.requests, step).toBeGreaterThan(0);
+    expect(s.users.overall.requests).toBeGreaterThan(0);
+    for (const cell of ['sessions', 'me', 'dashboard'])
+      expect(s.same_load.ours[cell].requests, cell).toBeGreaterThan(0);
+    expect(s.same_load.jupyterhub).toBeDefined();
+    expect(s.polling_model.batchspawner_calls_per_our_poll_period).toBeGreaterThan(0);
+    expect(s.soak.rss_mb_start).toBeGreaterThan(0);
+    expect(s.soak.fds_end).toBeGreaterThan(0);
+    expect(s.soak.ws_cycles).toBeGreaterThan(0);
     expect(Object.keys(s.goals).length).toBeGreaterThan(0);
   }, 300_000);
 });
