@@ -304,7 +304,8 @@ describe('Jupyter front end choice (share/jupyter/atrium-jupyter)', () => {
       expect(argv).toContain(`--${app}.kernel_spec_manager_class=atrium_ipc_kernel.KernelSpecManager`);
     }
     expect(choose(stubs('nb6', { 'jupyter-notebook': '6.4.12' })).join(' ')).not.toMatch(/ipc/);
-    const kernels = path.join(tmp, 'kernels');
+    // Not the `kernels` folder of the kernelspec test below, which lists what it finds there.
+    const kernels = path.join(tmp, 'ipc-kernels');
     const spec = (name: string, argv: string[]) => {
       fs.mkdirSync(path.join(kernels, name), { recursive: true });
       fs.writeFileSync(path.join(kernels, name, 'kernel.json'), JSON.stringify({ argv, display_name: name }));
