@@ -4,6 +4,7 @@
 // with many jobs, and one route to the benchmark's running app (an echo server) under that user.
 //   tsx bench/scale/gateway.ts <options JSON>
 // Prints {"ready":true,"port":N,"pid":N,"cookie":"atrium_session=...","csrf":"...","username":"...","session":"..."}.
+// Started with an IPC channel (and --expose-gc), it answers memory probes after full GCs (mem-report.ts).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,7 @@ import { sessionPrefix } from '../../src/proxy/routes.ts';
 import { SESSION_COOKIE } from '../../src/server/context.ts';
 import { startGateway } from '../../src/server/gateway.ts';
 import { benchGatewayConfig } from '../proxy/lib.ts';
+import { answerMemoryRequests, answerProfileRequests } from '../proxy/mem-report.ts';
 
 export interface ScaleGatewayOptions {
   slurmConf: string;
@@ -27,13 +29,27 @@ export interface ScaleGatewayOptions {
   appPort: number;
   /** Every account's password (the simulated users sign in with it). */
   password?: string;
+  /** PostgreSQL (several gateways share it); SQLite in the gateway's temp directory when absent. */
+  databaseUrl?: string;
+  /** Behind a load balancer: the URL users and agents reach (HAProxy's), whose X-Forwarded-For is trusted. */
+  publicUrl?: string;
 }
 
 const opts = JSON.parse(process.argv[2] ?? '{}') as ScaleGatewayOptions;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-bench-scale-gw-'));
+const behind = opts.publicUrl
+  ? [
+      `  publicUrl: ${JSON.stringify(opts.publicUrl)}`,
+      `  agentUrl: ${JSON.stringify(opts.publicUrl)}`,
+      '  trustProxy: true',
+    ]
+  : [];
+const base = benchGatewayConfig(dir);
+base.splice(base.indexOf('server:') + 1, 0, ...behind);
 const cfg = parseConfig(
   [
-    ...benchGatewayConfig(dir),
+    ...base,
+    ...(opts.databaseUrl ? ['database:', `  url: ${JSON.stringify(opts.databaseUrl)}`] : []),
     // One browser here does what hundreds of users do: the per-user API limit (1,200/min) would answer 429.
     'auth:',
     '  apiRequestsPerMinute: 100000000',
@@ -83,6 +99,11 @@ ctx.routes.set({
   headers: { authorization: `token bench-${sessionId}` },
   transport: 'http',
 });
+
+if (process.send) {
+  answerMemoryRequests(() => ({ openWebSockets: ctx.proxy.openWebSockets }));
+  answerProfileRequests();
+}
 
 const stopGateway = async () => {
   await gw.close();

@@ -9,19 +9,23 @@
 //   events: K open live-event streams (SSE) of that user; a job of theirs is cancelled through the
 //          API and the time from Slurm's answer (the API's reply) to the job's event in every stream
 //          is measured (p50, p99): the early poll, squeue and sinfo, the diff and the fan-out;
-//   ws:    W WebSockets held open through the proxy to a running app (an echo server), one message
-//          each: the gateway's RSS, per-connection memory, event-loop delay p99 while they are
-//          open, and that none is left after they close.
-//   users: U simulated users (users.ts, on Node's fetch) at once sign in with a password, load the
+//   ws:    W WebSockets held open through the proxy to a running app (an echo server), a message on
+//          each every few seconds: the gateway's RSS, per-connection memory, event-loop delay p99
+//          while they are open, and that none is left after they close.
+//   users: U simulated users (users.ts, on Node's fetch) arriving a few per second sign in with a password, load the
 //          dashboard's calls, hold the event stream a few seconds, load the form, start a session and
 //          stop it at once, submit a batch job and read its output once: req/s, p50, p99, errors per
 //          step and overall; then our session list, /api/me and the dashboard's calls under the same
 //          concurrency (one request in flight per user) as JupyterHub 3.0's users API and home page
-//          (jupyterhub.ts, its U users created through its REST API), and batchspawner's documented
-//          polling cost (one squeue per session per 30 s) against our counted calls, computed;
+//          (jupyterhub.ts, its U users created through its REST API), in rounds that alternate
+//          which goes first, and batchspawner's documented polling cost (one squeue per session per
+//          30 s) against our counted calls, computed; all users signing in at the same moment, ours
+//          and JupyterHub's (sign-ins per second);
 //   soak:  BENCH_SOAK_MINUTES of WebSocket churn, session starts and stops and page loads: the
-//          gateway's RSS and open file descriptors at the start and the end.
-// Not yet: two gateways behind HAProxy (see docs/benchmarks.md).
+//          gateway's RSS and open file descriptors at the start and the end, and its RSS, heap and
+//          handles after full GCs (its IPC probe) at the start, every tenth of the soak and the end;
+//   ha:    the same users clicking through two gateways on one PostgreSQL behind HAProxy (Debian's,
+//          the shipped deploy/haproxy/haproxy.cfg), both following the same 10,000 jobs.
 //
 // Scale: BENCH_SCALE_FACTOR (1: 10,000 jobs, 200 users, 500 jobs for the busy user, 200 SSE streams,
 // 5,000 WebSockets); each count can be set alone: BENCH_JOBS, BENCH_USERS, BENCH_USER_JOBS, BENCH_SSE,
@@ -30,7 +34,11 @@
 // its own line), BENCH_EVENT_SAMPLES (20), BENCH_EVENT_HOLD_SECONDS (3: each simulated user's event
 // stream), BENCH_JOB_WAIT_SECONDS (2 polls + 20: for a batch job to finish before its output is read),
 // BENCH_JUPYTERHUB (1; 0 skips JupyterHub, which is installed when missing and run as root),
-// BENCH_SOAK_MINUTES (30; 0 skips the soak), BENCH_SOAK_WS (20 WebSocket cycles in flight).
+// BENCH_SOAK_MINUTES (30; 0 skips the soak), BENCH_SOAK_WS (20 WebSocket cycles in flight),
+// BENCH_WS_MESSAGE_SECONDS (3: each open WebSocket's message period), BENCH_ARRIVALS_PER_SECOND (2:
+// users starting their click-through per second; 0: all at once), BENCH_ROUNDS (3: same-load rounds),
+// BENCH_HA (1; 0 skips the two gateways behind HAProxy: they need Debian's haproxy and postgresql,
+// installed when missing; PostgreSQL is $ATRIUM_TEST_POSTGRES_URL's server or a throwaway one).
 // CI's smoke: BENCH_SCALE_FACTOR=0.02 BENCH_SECONDS=1 BENCH_JUPYTERHUB=0 BENCH_SOAK_MINUTES=0.1.
 // Cluster: BENCH_CLUSTER_NAME (atriumscale), BENCH_CLUSTER_PORT (6867; it uses 7 ports from there),
 // BENCH_CLUSTER_BASE (/tmp/atrium-slurm-<name>). Users benchu001... are created (useradd, no home)
@@ -43,12 +51,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
-import { ensurePackages } from '../../src/system/packages.ts';
+import { ensurePackages, type PackageNeed } from '../../src/system/packages.ts';
+import { haproxyMissing, startHaproxy } from '../../test/helpers/haproxy.ts';
+import { createTestDatabase, ensurePostgres, POSTGRES_NEED } from '../../test/helpers/postgres.ts';
 import {
+  type Child,
   cpuMicros,
   envNumber,
   fdCount,
+  median,
   nodeArgv,
+  probe,
   ROOT,
   round,
   rssOf,
@@ -59,18 +72,21 @@ import {
   waitForJson,
 } from '../proxy/lib.ts';
 import { JUPYTERHUB_NEED } from '../spawn/jupyterhub.ts';
-import { EventStream } from '../spawn/lib.ts';
+import { EventStream, freePort } from '../spawn/lib.ts';
 import type { ScaleGatewayOptions } from './gateway.ts';
-import { type HubSide, hubSideBySide } from './jupyterhub.ts';
+import { type HubSide, startHubSide } from './jupyterhub.ts';
 import {
   batchspawnerModel,
+  type ClickThroughResult,
   clickThrough,
   DASHBOARD_CALLS,
   hammer,
   pct,
   pool,
   type StepStats,
+  signInBurst,
   soak,
+  type Target,
 } from './users.ts';
 
 const run = promisify(execFile);
@@ -94,6 +110,11 @@ const JOB_WAIT_S = envNumber(process.env.BENCH_JOB_WAIT_SECONDS, 2 * POLL_SECOND
 const WITH_JUPYTERHUB = process.env.BENCH_JUPYTERHUB !== '0';
 const SOAK_MINUTES = envNumber(process.env.BENCH_SOAK_MINUTES, 30);
 const SOAK_WS = envNumber(process.env.BENCH_SOAK_WS, 20);
+const WS_MESSAGE_S = envNumber(process.env.BENCH_WS_MESSAGE_SECONDS, 3);
+/** 2 a second: the rate at which JupyterHub's hub saturates a core (about 2 logins/s, issue 20). */
+const ARRIVALS = envNumber(process.env.BENCH_ARRIVALS_PER_SECOND, 2);
+const ROUNDS = Math.max(1, envNumber(process.env.BENCH_ROUNDS, 3));
+const WITH_HA = process.env.BENCH_HA !== '0';
 /** The simulated users' password (their accounts exist only in the benchmark's gateway). */
 const PASSWORD = 'bench-scale-password';
 const FULL_SCALE = FACTOR >= 1;
@@ -225,6 +246,36 @@ async function submitJobs(users: string[]): Promise<Submitted> {
   };
 }
 
+// ---- the benchmark's gateways ------------------------------------------------------------------------
+
+interface ScaleGateway {
+  child: Child;
+  port: number;
+  pid: number;
+  cookie: string;
+  csrf: string;
+  username: string;
+  session: string;
+}
+
+/** gateway.ts in a process of its own, with an IPC channel for memory probes after full GCs. */
+async function startScaleGateway(name: string, opts: ScaleGatewayOptions): Promise<ScaleGateway> {
+  const child = start(
+    name,
+    [
+      process.execPath,
+      '--expose-gc',
+      '--import',
+      'tsx',
+      path.join(ROOT, 'bench', 'scale', 'gateway.ts'),
+      JSON.stringify(opts),
+    ],
+    { ipc: true },
+  );
+  const info = await waitForJson<Omit<ScaleGateway, 'child'>>(child, 'ready', 120_000);
+  return { ...info, child };
+}
+
 // ---- the gateway's /metrics ---------------------------------------------------------------------------
 
 type Samples = Map<string, number>;
@@ -298,6 +349,166 @@ function table(first: string, rows: Record<string, StepStats>): void {
     );
 }
 
+function reportClicks(label: string, c: ClickThroughResult): void {
+  log(
+    `${label}: ${c.signed_in.length}/${c.users} signed in (${c.arrivals_per_s ?? 'all at once'}/s), ` +
+      `${c.sessions_started} sessions started (${c.sessions_stopped} stopped), ${c.jobs_submitted} jobs submitted, ` +
+      `in ${c.seconds}s; ${c.jobs_finished} seen finished, ${c.outputs_read} outputs read ` +
+      `(output answers by status ${JSON.stringify(c.job_output_answers)})`,
+  );
+  table('step', { ...c.steps, overall: c.overall });
+}
+
+/** Per cell the median over the rounds; ours/JupyterHub as the median of each round's ratio. */
+function sameLoadSummary(rounds: Record<string, StepStats>[], concurrency: number) {
+  const names = Object.keys(rounds[0] ?? {});
+  const med = (xs: (number | null)[]) => {
+    const m = median(xs.filter((x): x is number => x !== null));
+    return Number.isNaN(m) ? null : round(m, 1);
+  };
+  const cells: Record<string, StepStats & { req_per_s_rounds: number[] }> = {};
+  for (const n of names) {
+    const rs = rounds.map((r) => r[n]!);
+    cells[n] = {
+      requests: rs.reduce((a, r) => a + r.requests, 0),
+      errors: rs.reduce((a, r) => a + r.errors, 0),
+      req_per_s: med(rs.map((r) => r.req_per_s)) ?? 0,
+      p50_ms: med(rs.map((r) => r.p50_ms)),
+      p99_ms: med(rs.map((r) => r.p99_ms)),
+      req_per_s_rounds: rs.map((r) => r.req_per_s),
+    };
+  }
+  const ratio = (a: string, b: string) => {
+    if (!names.includes(a) || !names.includes(b)) return null;
+    const each = rounds.map((r) => (r[b]!.req_per_s > 0 ? r[a]!.req_per_s / r[b]!.req_per_s : Number.NaN));
+    const m = median(each);
+    return Number.isNaN(m) ? null : round(m, 2);
+  };
+  return {
+    concurrency,
+    seconds_per_cell: SECONDS,
+    rounds: rounds.length,
+    cells,
+    ratios: {
+      dashboard_vs_users_api: ratio('ours_dashboard', 'jupyterhub_users_api'),
+      sessions_vs_users_api: ratio('ours_sessions', 'jupyterhub_users_api'),
+      me_vs_users_api: ratio('ours_me', 'jupyterhub_users_api'),
+      sessions_vs_home: ratio('ours_sessions', 'jupyterhub_home'),
+    },
+  };
+}
+
+const HAPROXY_NEED: PackageNeed = {
+  packages: ['haproxy'],
+  why: 'two gateways behind HAProxy',
+  present: () => haproxyMissing() === undefined,
+};
+
+/**
+ * Two gateways (gateway.ts) on a new database of one PostgreSQL behind HAProxy running the shipped
+ * configuration, following the same jobs (one polls, by the lease); the click-through through HAProxy.
+ */
+async function twoGateways(
+  gwOpts: ScaleGatewayOptions,
+  click: Omit<Parameters<typeof clickThrough>[0], 'base'>,
+  procs: { stop: () => Promise<void> }[],
+) {
+  const stopPg = ensurePostgres('/tmp/atrium-postgres-scale', await freePort(), log);
+  try {
+    const databaseUrl = await createTestDatabase('scale');
+    const lbPort = await freePort();
+    const publicUrl = `http://127.0.0.1:${lbPort}`;
+    const t0 = Date.now();
+    // One after the other: the first creates the users' accounts, the second finds them.
+    const a = await startScaleGateway('gateway-a', { ...gwOpts, databaseUrl, publicUrl });
+    procs.push({ stop: () => stop(a.child, 10_000) });
+    const b = await startScaleGateway('gateway-b', { ...gwOpts, databaseUrl, publicUrl });
+    procs.push({ stop: () => stop(b.child, 10_000) });
+    const lb = await startHaproxy(
+      [
+        { name: 'gwa', port: a.port },
+        { name: 'gwb', port: b.port },
+      ],
+      lbPort,
+    );
+    procs.push({ stop: async () => lb.stop() });
+    const upEnd = Date.now() + 60_000;
+    for (;;) {
+      const st = await lb.status();
+      if (st.gwa === 'UP' && st.gwb === 'UP') break;
+      if (Date.now() > upEnd) throw new Error(`HAProxy: gateways not both up: ${JSON.stringify(st)}`);
+      await sleep(250);
+    }
+    // A new database: the busy user's held jobs that are left (the cancelled ones may be gone, and
+    // the click-through's sessions and jobs are another database's).
+    const listed = execFileSync(
+      'squeue',
+      ['-h', '-a', '-t', 'PD', '-n', 'scale-mine', '-u', a.username, '-o', '%i'],
+      {
+        env: SLURM_ENV,
+        encoding: 'utf8',
+      },
+    )
+      .split('\n')
+      .filter(Boolean).length;
+    await waitTracked(publicUrl, { cookie: a.cookie }, listed);
+    const setupS = round((Date.now() - t0) / 1000, 1);
+    const statsBefore = await lb.admin('show stat');
+    const users = await clickThrough({ ...click, base: publicUrl });
+    const statsAfter = await lb.admin('show stat');
+    // HAProxy's total sessions per server (field 8, stot) over the click-through.
+    const stot = (csv: string) =>
+      Object.fromEntries(
+        csv
+          .split('\n')
+          .map((l) => l.split(','))
+          .filter((f) => f[0] === 'atrium_gateways' && f[1] && f[1] !== 'BACKEND')
+          .map((f) => [f[1]!, Number(f[7] ?? 0)]),
+      ) as Record<string, number>;
+    const before = stot(statsBefore);
+    const perGateway = Object.fromEntries(
+      Object.entries(stot(statsAfter)).map(([k, v]) => [k, v - (before[k] ?? 0)]),
+    );
+    const rss = {
+      gwa: round((rssOf(a.pid) ?? 0) / 1024 / 1024, 1),
+      gwb: round((rssOf(b.pid) ?? 0) / 1024 / 1024, 1),
+    };
+    lb.stop();
+    await stop(a.child, 10_000);
+    await stop(b.child, 10_000);
+    return {
+      gateways: 2,
+      database: 'postgresql',
+      setup_s: setupS,
+      users,
+      requests_per_gateway: perGateway,
+      rss_mb: rss,
+    };
+  } finally {
+    stopPg();
+  }
+}
+
+/** Waits until the gateway at `base` lists `expected` jobs of the busy user (it follows them all). */
+async function waitTracked(
+  base: string,
+  headers: Record<string, string>,
+  expected = USER_JOBS,
+): Promise<void> {
+  const end = Date.now() + Number(process.env.BENCH_TRACK_WAIT_MS ?? 120_000 + JOBS * 20);
+  for (;;) {
+    const r = await fetch(`${base}/api/jobs?state=all&limit=${USER_JOBS + 100}`, { headers });
+    const body = await r.text();
+    const n = r.ok ? (JSON.parse(body) as { jobs: unknown[] }).jobs.length : 0;
+    if (n >= expected) return;
+    if (Date.now() > end)
+      throw new Error(
+        `the gateway at ${base} lists ${n} of the busy user\u2019s ${expected} jobs (HTTP ${r.status}${r.ok ? '' : `: ${body.slice(0, 200)}`})`,
+      );
+    await sleep(200);
+  }
+}
+
 async function main(): Promise<Record<string, unknown>> {
   if (process.getuid?.() !== 0) throw new Error('run as root (jobs are submitted as their users)');
   const startedAt = new Date();
@@ -338,36 +549,15 @@ async function main(): Promise<Record<string, unknown>> {
       password: PASSWORD,
     };
     const gwT0 = Date.now();
-    const gwChild = start('gateway', [
-      process.execPath,
-      '--import',
-      'tsx',
-      path.join(ROOT, 'bench', 'scale', 'gateway.ts'),
-      JSON.stringify(gwOpts),
-    ]);
-    gatewayProcs.push({ stop: () => stop(gwChild, 10_000) });
-    const gw = await waitForJson<{
-      port: number;
-      pid: number;
-      cookie: string;
-      csrf: string;
-      username: string;
-      session: string;
-    }>(gwChild, 'ready', 120_000);
+    const gw = await startScaleGateway('gateway', gwOpts);
+    const stopGw = () => stop(gw.child, 10_000);
+    gatewayProcs.push({ stop: stopGw });
     const base = `http://127.0.0.1:${gw.port}`;
     const headers = { cookie: gw.cookie };
     const scrape = async () => parseMetrics(await (await fetch(`${base}/metrics`)).text());
 
     // Every job of the busy user in the database, i.e. the gateway follows them.
-    const myJobs = async (q: string) =>
-      ((await (await fetch(`${base}/api/jobs?${q}`, { headers })).json()) as { jobs: { jobId: string }[] })
-        .jobs;
-    const trackEnd = Date.now() + 120_000 + JOBS * 20;
-    while ((await myJobs(`state=all&limit=${USER_JOBS + 100}`)).length < USER_JOBS) {
-      if (Date.now() > trackEnd)
-        throw new Error('the gateway did not list the busy user\u2019s jobs in time');
-      await sleep(200);
-    }
+    await waitTracked(base, headers);
     const trackedS = round((Date.now() - gwT0) / 1000, 1);
     log(
       `gateway on port ${gw.port} (pid ${gw.pid}) lists all ${USER_JOBS} of ${gw.username}'s jobs ${trackedS}s after its start`,
@@ -493,26 +683,38 @@ async function main(): Promise<Record<string, unknown>> {
     );
     const openS = round((Date.now() - openT0) / 1000, 1);
     const mOpen0 = await scrape();
-    // One message each, spread over the cell, every echo awaited.
+    // Held open for the cell (at least two message periods): a message on each every WS_MESSAGE_S,
+    // the sockets' phases spread over the period; every echo counted.
+    const holdS = Math.max(SECONDS, 2 * WS_MESSAGE_S);
+    let sent = 0;
     let echoed = 0;
-    await Promise.all(
-      sockets.map(
-        (ws, i) =>
-          new Promise<void>((resolve) => {
-            setTimeout(
-              () => {
-                ws.once('message', () => {
-                  echoed++;
-                  resolve();
-                });
-                ws.send('x'.repeat(64));
-              },
-              (i / sockets.length) * SECONDS * 1000,
-            );
-            setTimeout(resolve, SECONDS * 1000 + 10_000);
-          }),
-      ),
-    );
+    for (const ws of sockets) ws.on('message', () => echoed++);
+    const holdEnd = Date.now() + holdS * 1000;
+    const timers = sockets.map((ws, i) => {
+      const send = () => {
+        if (Date.now() < holdEnd && ws.readyState === WebSocket.OPEN) {
+          ws.send('x'.repeat(64));
+          sent++;
+        }
+      };
+      let every: NodeJS.Timeout | undefined;
+      const first = setTimeout(
+        () => {
+          send();
+          every = setInterval(send, WS_MESSAGE_S * 1000);
+        },
+        (i / sockets.length) * WS_MESSAGE_S * 1000,
+      );
+      return () => {
+        clearTimeout(first);
+        clearInterval(every);
+      };
+    });
+    await sleep(holdS * 1000);
+    for (const t of timers) t();
+    // The last echoes.
+    const echoEnd = Date.now() + 10_000;
+    while (echoed < sent && Date.now() < echoEnd) await sleep(50);
     const mOpen1 = await scrape();
     const rssOpen = rssOf(gw.pid) ?? 0;
     const openMetric = metric(mOpen1, 'atrium_proxy_open_websockets');
@@ -532,6 +734,9 @@ async function main(): Promise<Record<string, unknown>> {
       opened: sockets.length,
       errors: wsErrors,
       open_seconds: openS,
+      hold_seconds: holdS,
+      message_every_s: WS_MESSAGE_S,
+      sent,
       echoed,
       open_metric: openMetric,
       left_open_after_close: left,
@@ -563,70 +768,73 @@ async function main(): Promise<Record<string, unknown>> {
     const jobDir = path.join(work, 'jobs');
     fs.mkdirSync(jobDir);
     fs.chmodSync(jobDir, 0o1777);
-    const clicks = await clickThrough({
-      base,
+    const clickOpts = {
       users,
       password: PASSWORD,
       cluster: 'hpc',
       eventSeconds: EVENT_HOLD_S,
       jobWaitSeconds: JOB_WAIT_S,
       jobDir,
-    });
-    log(
-      `users: ${clicks.signed_in.length}/${USERS} signed in, ${clicks.sessions_started} sessions started ` +
-        `(${clicks.sessions_stopped} stopped), ${clicks.jobs_submitted} jobs submitted, in ${clicks.seconds}s; ` +
-        `${clicks.jobs_finished} seen finished within ${JOB_WAIT_S}s, ${clicks.outputs_read} outputs read ` +
-        `(output answers by status ${JSON.stringify(clicks.job_output_answers)})`,
-    );
-    table('step', { ...clicks.steps, overall: clicks.overall });
+      arrivalsPerSecond: ARRIVALS,
+    };
+    const clicks = await clickThrough({ ...clickOpts, base });
+    reportClicks('users', clicks);
 
-    // ---- the same concurrency: our pages, then JupyterHub's -------------------------------------
+    // ---- the same concurrency: our pages and JupyterHub's, in interleaved rounds ------------------
     const signed = clicks.signed_in;
-    const ours = {
-      sessions: await hammer(
-        signed.map((u) => ({ url: `${base}/api/sessions`, headers: { cookie: u.cookie } })),
-        SECONDS,
-      ),
-      me: await hammer(
-        signed.map((u) => ({ url: `${base}/api/me`, headers: { cookie: u.cookie } })),
-        SECONDS,
-      ),
-      // The dashboard's calls, each user on one of them in turn.
-      dashboard: await hammer(
-        signed.map((u, i) => ({
-          url: `${base}${DASHBOARD_CALLS[i % DASHBOARD_CALLS.length]}`,
-          headers: { cookie: u.cookie },
-        })),
-        SECONDS,
-      ),
-    };
-    let hub: HubSide | { skipped: string } = { skipped: 'BENCH_JUPYTERHUB=0' };
+    let hub: HubSide | null = null;
+    let hubSkipped = 'BENCH_JUPYTERHUB=0';
     if (WITH_JUPYTERHUB) {
-      if (ensurePackages([JUPYTERHUB_NEED], log)) hub = await hubSideBySide(users, SECONDS);
-      else hub = { skipped: 'jupyterhub is not installed (see above)' };
+      if (ensurePackages([JUPYTERHUB_NEED], log)) hub = await startHubSide(users);
+      else hubSkipped = 'jupyterhub is not installed (see above)';
     }
-    const hubRan = 'users_api' in hub ? hub : null;
-    const ratio = (a: StepStats, b: StepStats | undefined) =>
-      b && b.req_per_s > 0 ? round(a.req_per_s / b.req_per_s, 2) : null;
-    const compare = {
-      concurrency: signed.length,
-      seconds_per_cell: SECONDS,
-      ours,
-      jupyterhub: hub,
-      ratios: {
-        dashboard_vs_users_api: ratio(ours.dashboard, hubRan?.users_api),
-        sessions_vs_users_api: ratio(ours.sessions, hubRan?.users_api),
-        me_vs_users_api: ratio(ours.me, hubRan?.users_api),
-        sessions_vs_home: ratio(ours.sessions, hubRan?.home),
-      },
-    };
-    table('same load', {
-      'ours /api/sessions': ours.sessions,
-      'ours /api/me': ours.me,
-      'ours dashboard calls': ours.dashboard,
-      ...(hubRan ? { 'jupyterhub users API': hubRan.users_api, 'jupyterhub /hub/home': hubRan.home } : {}),
-    });
-    log(`ours/JupyterHub req/s: ${JSON.stringify(compare.ratios)}${hubRan ? '' : ' (JupyterHub skipped)'}`);
+    let compare: ReturnType<typeof sameLoadSummary>;
+    try {
+      const ours = (path: (i: number) => string): Target[] =>
+        signed.map((u, i) => ({ url: `${base}${path(i)}`, headers: { cookie: u.cookie } }));
+      const cells: Record<string, Target[]> = {
+        ours_sessions: ours(() => '/api/sessions'),
+        ours_me: ours(() => '/api/me'),
+        // The dashboard's calls, each user on one of them in turn.
+        ours_dashboard: ours((i) => DASHBOARD_CALLS[i % DASHBOARD_CALLS.length]!),
+        ...(hub ? { jupyterhub_users_api: hub.usersApi, jupyterhub_home: hub.home } : {}),
+      };
+      const rounds: Record<string, StepStats>[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        // Ours first in even rounds, JupyterHub's first in odd ones: a burst of other work on the
+        // machine weighs on both sides alike.
+        const names = Object.keys(cells);
+        const order = r % 2 === 0 ? names : [...names].reverse();
+        const got: Record<string, StepStats> = {};
+        for (const name of order) got[name] = await hammer(cells[name]!, SECONDS);
+        rounds.push(got);
+      }
+      compare = sameLoadSummary(rounds, signed.length);
+    } finally {
+      await hub?.stop();
+    }
+    const hubInfo = hub
+      ? {
+          version: hub.version,
+          proxy: hub.proxy,
+          users: hub.users,
+          setup_s: hub.setup_s,
+          signed_in: hub.signed_in,
+          sign_ins_per_s: hub.sign_ins_per_s,
+        }
+      : { skipped: hubSkipped };
+    table(`same load (${ROUNDS} rounds)`, compare.cells);
+    log(
+      `ours/JupyterHub req/s (median of the rounds' ratios): ${JSON.stringify(compare.ratios)}${hub ? '' : ' (JupyterHub skipped)'}`,
+    );
+
+    // ---- everyone signing in at the same moment: a capacity figure ------------------------------
+    const burst = await signInBurst(base, users, PASSWORD);
+    log(
+      `sign-in burst: ${burst.signed_in}/${burst.users} in ${burst.seconds}s, ${burst.sign_ins_per_s}/s ` +
+        `(p50 ${burst.p50_ms} ms, p99 ${burst.p99_ms} ms); JupyterHub's login form (no password check): ` +
+        `${hub ? `${hub.sign_ins_per_s}/s` : 'skipped'}`,
+    );
 
     // ---- batchspawner's polling, as its documented cost model -----------------------------------
     const polling = batchspawnerModel(USERS, jobsCell.poll_period_s ?? POLL_SECONDS, jobsCell.calls_per_poll);
@@ -651,13 +859,25 @@ async function main(): Promise<Record<string, unknown>> {
         wsHeaders: headers,
         minutes: SOAK_MINUTES,
         wsConcurrency: SOAK_WS,
+        memory: () => probe(gw.child, 30_000),
       });
       log(`soak: ${JSON.stringify(soaked)}`);
     }
 
     const finalRss = round((rssOf(gw.pid) ?? 0) / 1024 / 1024, 1);
-    for (const p of gatewayProcs.reverse()) await p.stop();
-    gatewayProcs.length = 0;
+    await stopGw();
+
+    // ---- two gateways on one PostgreSQL behind HAProxy ------------------------------------------
+    let ha: Awaited<ReturnType<typeof twoGateways>> | { skipped: string } = { skipped: 'BENCH_HA=0' };
+    if (WITH_HA) {
+      const needs = [HAPROXY_NEED, ...(process.env.ATRIUM_TEST_POSTGRES_URL ? [] : [POSTGRES_NEED])];
+      if (ensurePackages(needs, log)) {
+        ha = await twoGateways(gwOpts, { ...clickOpts, users }, gatewayProcs);
+        reportClicks('ha users', ha.users);
+        log(`ha: requests per gateway ${JSON.stringify(ha.requests_per_gateway)}`);
+      } else ha = { skipped: 'haproxy or postgresql is not installed (see above)' };
+    }
+    const haClicks = 'users' in ha ? ha.users : null;
 
     const goals = {
       one_squeue_one_sinfo_per_poll:
@@ -672,14 +892,19 @@ async function main(): Promise<Record<string, unknown>> {
       users_p99_under_1s: (clicks.overall.p99_ms ?? Number.POSITIVE_INFINITY) < 1000,
       dashboard_3x_jupyterhub_users_api:
         compare.ratios.dashboard_vs_users_api === null ? null : compare.ratios.dashboard_vs_users_api >= 3,
+      // After full GCs when the probe answered (RSS as found swings by tens of MB with the collector).
       soak_rss_within_10pct:
-        'rss_end_vs_start' in soaked && soaked.rss_end_vs_start !== null
-          ? soaked.rss_end_vs_start <= 1.1
+        'minutes' in soaked
+          ? (soaked.gc?.rss_end_vs_start ?? soaked.rss_end_vs_start ?? Number.POSITIVE_INFINITY) <= 1.1
           : null,
-      soak_fds_within_10pct:
-        'fds_end_vs_start' in soaked && soaked.fds_end_vs_start !== null
-          ? soaked.fds_end_vs_start <= 1.1
+      soak_handles_within_10pct:
+        'minutes' in soaked
+          ? (soaked.gc?.handles_end_vs_start ?? soaked.fds_end_vs_start ?? Number.POSITIVE_INFINITY) <= 1.1
           : null,
+      ha_users_no_errors: haClicks
+        ? haClicks.overall.errors === 0 && haClicks.signed_in.length === USERS
+        : null,
+      ha_users_p99_under_1s: haClicks ? (haClicks.overall.p99_ms ?? Number.POSITIVE_INFINITY) < 1000 : null,
     };
     return {
       bench: 'scale',
@@ -705,6 +930,9 @@ async function main(): Promise<Record<string, unknown>> {
         event_hold_s: EVENT_HOLD_S,
         soak_minutes: SOAK_MINUTES,
         poll_seconds: POLL_SECONDS,
+        arrivals_per_s: ARRIVALS,
+        same_load_rounds: ROUNDS,
+        ws_message_every_s: WS_MESSAGE_S,
       },
       setup: { cluster_up_s: clusterUpS, submit_s: submitted.seconds, gateway_tracks_all_s: trackedS },
       jobs: jobsCell,
@@ -712,12 +940,13 @@ async function main(): Promise<Record<string, unknown>> {
       events,
       ws,
       users: { ...clicks, signed_in: clicks.signed_in.length },
-      same_load: compare,
+      sign_in_burst: { ours: burst, jupyterhub_sign_ins_per_s: hub?.sign_ins_per_s ?? null },
+      same_load: { ...compare, jupyterhub: hubInfo },
       polling_model: polling,
       soak: soaked,
       gateway_rss_mb_end: finalRss,
+      ha: 'users' in ha ? { ...ha, users: { ...ha.users, signed_in: ha.users.signed_in.length } } : ha,
       goals,
-      not_measured: ['two gateways behind HAProxy'],
     };
   } finally {
     for (const p of gatewayProcs.reverse()) await p.stop().catch(() => undefined);

@@ -2,7 +2,7 @@
 // clicking through the gateway as the web UI does; the same-concurrency loops that compare our pages
 // with JupyterHub's; and the soak (WebSocket churn, session starts and stops, page loads).
 import WebSocket from 'ws';
-import { fdCount, round, rssOf, sleep } from '../proxy/lib.ts';
+import { fdCount, type ProbeReport, round, rssOf, sleep } from '../proxy/lib.ts';
 import { EventStream } from '../spawn/lib.ts';
 
 /** p-th percentile (nearest rank), ms with one decimal. */
@@ -128,11 +128,17 @@ export interface ClickThroughOptions {
   jobWaitSeconds: number;
   /** The batch jobs' working directory (their output lands there), writable by every user. */
   jobDir: string;
+  /**
+   * Users arrive at this rate (user i starts at i / rate seconds), as people come in, not in one
+   * millisecond; 0 or absent: all at once.
+   */
+  arrivalsPerSecond?: number;
 }
 
 export interface ClickThroughResult {
   users: number;
   seconds: number;
+  arrivals_per_s: number | null;
   signed_in: SignedIn[];
   steps: Record<string, StepStats>;
   overall: StepStats;
@@ -150,8 +156,55 @@ export interface ClickThroughResult {
   event_streams_opened: number;
 }
 
+/** Signs `username` in with a password: the browser session's cookie and CSRF token, or null. */
+async function signIn(
+  rec: Recorder,
+  base: string,
+  username: string,
+  password: string,
+): Promise<SignedIn | null> {
+  const t = performance.now();
+  try {
+    const r = await fetch(`${base}/api/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: base },
+      body: JSON.stringify({ username, password }),
+    });
+    const body = json(await r.text());
+    rec.record('sign_in', performance.now() - t, r.status);
+    if (!r.ok) return null;
+    const cookie = r.headers
+      .getSetCookie()
+      .map((c) => c.split(';')[0])
+      .join('; ');
+    return { username, cookie, csrf: String(body.csrfToken ?? '') };
+  } catch {
+    rec.record('sign_in', performance.now() - t, 0);
+    return null;
+  }
+}
+
 /**
- * Every user at once: sign in with a password, load the dashboard's calls (in parallel, as the page),
+ * Every user signs in at the same moment (a capacity figure, not what users do): each password is
+ * verified (scrypt), so the rate is bounded by the cores; reported as sign-ins per second.
+ */
+export async function signInBurst(base: string, users: string[], password: string) {
+  const rec = new Recorder();
+  const t0 = performance.now();
+  const got = await Promise.all(users.map((u) => signIn(rec, base, u, password)));
+  const seconds = (performance.now() - t0) / 1000;
+  const { overall } = rec.summary(seconds);
+  return {
+    users: users.length,
+    seconds: round(seconds, 1),
+    signed_in: got.filter(Boolean).length,
+    sign_ins_per_s: round(got.filter(Boolean).length / seconds, 1),
+    ...overall,
+  };
+}
+
+/**
+ * Every user (arriving at `arrivalsPerSecond`): sign in with a password, load the dashboard's calls (in parallel, as the page),
  * open the live event stream for `eventSeconds`, load the new-session form, start a session and stop
  * it as soon as the start answered, submit a batch job, ask for its status every second until it has
  * finished (at most `jobWaitSeconds`) and read its output.
@@ -169,29 +222,11 @@ export async function clickThrough(o: ClickThroughOptions): Promise<ClickThrough
   const outputAnswers: Record<string, number> = {};
   const origin = o.base;
   const t0 = performance.now();
+  const rate = o.arrivalsPerSecond && o.arrivalsPerSecond > 0 ? o.arrivalsPerSecond : null;
   await Promise.all(
-    o.users.map(async (username) => {
-      const login = await (async () => {
-        const t = performance.now();
-        try {
-          const r = await fetch(`${o.base}/api/login`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', origin },
-            body: JSON.stringify({ username, password: o.password }),
-          });
-          const body = json(await r.text());
-          rec.record('sign_in', performance.now() - t, r.status);
-          if (!r.ok) return null;
-          const cookie = r.headers
-            .getSetCookie()
-            .map((c) => c.split(';')[0])
-            .join('; ');
-          return { username, cookie, csrf: String(body.csrfToken ?? '') };
-        } catch {
-          rec.record('sign_in', performance.now() - t, 0);
-          return null;
-        }
-      })();
+    o.users.map(async (username, i) => {
+      if (rate) await sleep((i / rate) * 1000);
+      const login = await signIn(rec, o.base, username, o.password);
       if (!login) return;
       signedIn.push(login);
       const get = { headers: { cookie: login.cookie, accept: 'application/json' } };
@@ -277,6 +312,7 @@ export async function clickThrough(o: ClickThroughOptions): Promise<ClickThrough
   return {
     users: o.users.length,
     seconds: round(seconds, 1),
+    arrivals_per_s: rate,
     signed_in: signedIn,
     ...rec.summary(seconds),
     sessions_started: started,
@@ -323,6 +359,8 @@ export interface SoakOptions {
   minutes: number;
   /** WebSocket open → message → echo → close cycles in flight at once. */
   wsConcurrency: number;
+  /** The gateway's memory after full GCs (its IPC probe); without it only RSS as found is read. */
+  memory?: () => Promise<ProbeReport>;
 }
 
 export interface SoakResult {
@@ -339,6 +377,20 @@ export interface SoakResult {
   fds_end: number;
   rss_end_vs_start: number | null;
   fds_end_vs_start: number | null;
+  /** After full GCs (null without a probe): what a leak would grow, without the collector's swings. */
+  gc?: {
+    rss_mb_start: number;
+    rss_mb_end: number;
+    heap_mb_start: number;
+    heap_mb_end: number;
+    handles_start: number;
+    handles_end: number;
+    rss_end_vs_start: number;
+    heap_end_vs_start: number;
+    handles_end_vs_start: number;
+  };
+  /** RSS and heap after full GCs every few minutes of the soak (minute, MB), to see a trend. */
+  gc_trend?: { minute: number; rss_mb: number; heap_mb: number; handles: number }[];
 }
 
 function wsCycle(url: string, headers: Record<string, string>): Promise<boolean> {
@@ -387,6 +439,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
   await sleep(3000);
   const rssStart = rssOf(o.gatewayPid) ?? 0;
   const fdsStart = fdCount(o.gatewayPid) ?? 0;
+  const memStart = await o.memory?.();
   cycles.n = 0;
   cycles.errors = 0;
   const end = Date.now() + o.minutes * 60_000;
@@ -436,11 +489,44 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
       await sleep(100);
     }
   };
-  await Promise.all([churn(end), startsAndStops(), pageLoads()]);
+  const soakStart = Date.now();
+  const trend: NonNullable<SoakResult['gc_trend']> = [];
+  const mb = (n: number) => round(n / 1024 / 1024, 1);
+  // A GC'd reading now and then (it pauses the gateway for a moment, like any full GC).
+  const sampleTrend = async () => {
+    const every = Math.max(30_000, (o.minutes * 60_000) / 10);
+    while (o.memory && Date.now() + every < end) {
+      await sleep(every);
+      const m = await o.memory().catch(() => null);
+      if (m)
+        trend.push({
+          minute: round((Date.now() - soakStart) / 60_000, 1),
+          rss_mb: mb(m.rss),
+          heap_mb: mb(m.heapUsed),
+          handles: m.handles,
+        });
+    }
+  };
+  await Promise.all([churn(end), startsAndStops(), pageLoads(), sampleTrend()]);
   // Closed connections and stopped sessions settle (sockets, timers, sbatch/scancel children).
   await sleep(3000);
   const rssEnd = rssOf(o.gatewayPid) ?? 0;
   const fdsEnd = fdCount(o.gatewayPid) ?? 0;
+  const memEnd = await o.memory?.();
+  const gc =
+    memStart && memEnd
+      ? {
+          rss_mb_start: mb(memStart.rss),
+          rss_mb_end: mb(memEnd.rss),
+          heap_mb_start: mb(memStart.heapUsed),
+          heap_mb_end: mb(memEnd.heapUsed),
+          handles_start: memStart.handles,
+          handles_end: memEnd.handles,
+          rss_end_vs_start: round(memEnd.rss / memStart.rss, 3),
+          heap_end_vs_start: round(memEnd.heapUsed / memStart.heapUsed, 3),
+          handles_end_vs_start: round(memEnd.handles / Math.max(1, memStart.handles), 3),
+        }
+      : undefined;
   return {
     minutes: o.minutes,
     ws_cycles: cycles.n,
@@ -455,6 +541,7 @@ export async function soak(o: SoakOptions): Promise<SoakResult> {
     fds_end: fdsEnd,
     rss_end_vs_start: rssStart ? round(rssEnd / rssStart, 3) : null,
     fds_end_vs_start: fdsStart ? round(fdsEnd / fdsStart, 3) : null,
+    ...(gc ? { gc, gc_trend: trend } : {}),
   };
 }
 

@@ -44,6 +44,34 @@ export interface OpenOptions {
   migrate?: boolean;
 }
 
+/** Distinct SQL texts kept compiled; queries with `in (...)` lists of many lengths make more. */
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * Kysely's SQLite driver compiles every query anew (`prepare`); the gateway runs the same few hundred
+ * SQL texts all day, and compiling them was a large part of its CPU under load (bench:scale's
+ * profile). Statements are reused by their text. Safe because the driver runs one query at a time on
+ * this connection and the gateway never streams a query (an open iterator would keep its statement busy).
+ */
+function withStatementCache(sqlite: SQLite.Database) {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    close: () => {
+      cache.clear();
+      sqlite.close();
+    },
+    prepare: (text: string) => {
+      let stmt = cache.get(text);
+      if (!stmt) {
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.clear();
+        stmt = sqlite.prepare(text);
+        cache.set(text, stmt);
+      }
+      return stmt;
+    },
+  };
+}
+
 /**
  * Opens (and migrates) the database. `url` is `sqlite:<path>`, `sqlite::memory:` or
  * `postgres://user:password@host:port/database`. Every failure is a DbOpenError with a one-line message.
@@ -68,7 +96,7 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   } else {
     where = `${target.host}:${target.port}/${target.database}`;
     const pool = new pg.Pool({

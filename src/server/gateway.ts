@@ -34,6 +34,7 @@ import {
   type SessionRuntime,
   whyOthersCannot,
 } from '../system/runtime-dir.ts';
+import { forkThroughHelper } from '../system/spawn.ts';
 import { lookupUnixUser } from '../system/users.ts';
 import { cookieOf, errorBody, HttpError, registerAuth } from './auth.ts';
 import { type AppContext, SESSION_COOKIE } from './context.ts';
@@ -173,6 +174,8 @@ async function sessionRuntime(cfg: LoadedConfig): Promise<SessionRuntime | null>
 export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {}): Promise<Gateway> {
   const log = opts.log ?? pino({ level: cfg.log.level, base: { svc: 'atrium' } });
   const print = opts.print ?? ((l: string) => process.stdout.write(`${l}\n`));
+  // Commands are forked by a small helper process, not by the gateway's event loop (spawn.ts).
+  forkThroughHelper();
   const runtime = await sessionRuntime(cfg);
   if (runtime?.placed)
     log.info({ dir: runtime.root, why: runtime.why }, "sessions use a copy of Atrium's files in runtimeDir");

@@ -1,8 +1,12 @@
 // The throwaway PostgreSQL of scripts/postgres.sh (the test command starts it and exports
 // ATRIUM_TEST_POSTGRES_URL, a base URL): a fresh database per gateway or test, SQL as the superuser,
 // and the URLs the wrong-credentials tests need.
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import pg from 'pg';
+import type { PackageNeed } from '../../src/system/packages.ts';
 
 /** Read when asked, not at import: bench:spawn sets it after starting a throwaway server. */
 function serverUrl(): string | undefined {
@@ -62,3 +66,32 @@ export function databaseOf(url: string): string {
 
 /** The role scripts/postgres.sh makes for credential tests: its password is checked (scram). */
 export const PASSWORD_ROLE = { user: 'atrium_pw', password: 'atrium_pw' };
+
+/** A throwaway server (scripts/postgres.sh) needs the server's binaries (benchmarks install them). */
+export const POSTGRES_NEED: PackageNeed = {
+  packages: ['postgresql'],
+  why: 'a throwaway PostgreSQL server',
+  present: () =>
+    fs.existsSync('/usr/lib/postgresql') &&
+    fs.readdirSync('/usr/lib/postgresql').some((v) => fs.existsSync(`/usr/lib/postgresql/${v}/bin/initdb`)),
+};
+
+/**
+ * The server of $ATRIUM_TEST_POSTGRES_URL, or a throwaway one on loopback `port` in `base`
+ * (scripts/postgres.sh up; it sets $ATRIUM_TEST_POSTGRES_URL). Returns how to stop what it started.
+ */
+export function ensurePostgres(base: string, port: number, log: (s: string) => void): () => void {
+  if (serverUrl()) return () => undefined;
+  const env = { ...process.env, POSTGRES_BASE: base, POSTGRES_PORT: String(port) };
+  const script = path.resolve(import.meta.dirname, '..', '..', 'scripts', 'postgres.sh');
+  log('no ATRIUM_TEST_POSTGRES_URL: starting a throwaway PostgreSQL (scripts/postgres.sh up)');
+  execFileSync('bash', [script, 'up'], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+  process.env.ATRIUM_TEST_POSTGRES_URL = execFileSync('bash', [script, 'url'], {
+    env,
+    encoding: 'utf8',
+  }).trim();
+  return () => {
+    execFileSync('bash', [script, 'down'], { env, stdio: 'ignore' });
+    delete process.env.ATRIUM_TEST_POSTGRES_URL;
+  };
+}

@@ -1,7 +1,8 @@
 // Runs scheduler commands: argv only (never a shell), a timeout that kills the whole process group,
 // optional stdin, a clean environment, and call counters so tests can assert "one squeue per poll".
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+// The process itself is started by src/system/spawn.ts (in the gateway, by its helper process).
 import path from 'node:path';
+import { runCommand } from '../../system/spawn.ts';
 
 export interface RunOptions {
   /** Written to the child's stdin, then stdin is closed. Without it stdin is /dev/null-like (closed at once). */
@@ -84,108 +85,26 @@ export class ExecRunner implements CommandRunner {
     this.perLabel.set(label, (this.perLabel.get(label) ?? 0) + 1);
     const started = performance.now();
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
-    return new Promise<RunResult>((resolve) => {
-      const [file, ...args] = argv;
-      let settled = false;
-      let timer: NodeJS.Timeout | undefined;
-      let killTimer: NodeJS.Timeout | undefined;
-      const finish = (r: Omit<RunResult, 'argv' | 'label' | 'durationMs'>): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        clearTimeout(killTimer);
-        const result: RunResult = { argv, label, durationMs: performance.now() - started, ...r };
-        this.onResult?.(result);
-        resolve(result);
-      };
-      if (!file) {
-        finish({ code: null, signal: null, stdout: '', stderr: '', timedOut: false, error: 'empty argv' });
-        return;
-      }
-      let child: ChildProcessWithoutNullStreams;
-      try {
-        child = spawn(file, args, {
-          env: { ...this.baseEnv, ...opts.env },
-          cwd: opts.cwd ?? '/',
-          stdio: ['pipe', 'pipe', 'pipe'],
-          // Own process group, so a timeout kills runuser/sudo and the command under it.
-          detached: true,
-          windowsHide: true,
-        });
-      } catch (e) {
-        // e.g. a NUL byte in an argument
-        finish({ code: null, signal: null, stdout: '', stderr: '', timedOut: false, error: String(e) });
-        return;
-      }
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      let outBytes = 0;
-      let errBytes = 0;
-      let timedOut = false;
-      let overflow = false;
-      const killGroup = (sig: NodeJS.Signals): void => {
-        if (child.pid === undefined) return;
-        try {
-          process.kill(-child.pid, sig);
-        } catch {
-          try {
-            child.kill(sig);
-          } catch {
-            /* already gone */
-          }
-        }
-      };
-      const abort = (): void => {
-        killGroup('SIGTERM');
-        killTimer = setTimeout(() => killGroup('SIGKILL'), 2000);
-        killTimer.unref();
-      };
-      child.stdout.on('data', (b: Buffer) => {
-        outBytes += b.length;
-        if (outBytes > this.maxOutputBytes) {
-          if (!overflow) {
-            overflow = true;
-            abort();
-          }
-          return;
-        }
-        out.push(b);
-      });
-      child.stderr.on('data', (b: Buffer) => {
-        errBytes += b.length;
-        if (errBytes <= 1024 * 1024) err.push(b);
-      });
-      child.stdin.on('error', () => {
-        /* EPIPE when the command exits without reading its input: the exit status tells */
-      });
-      child.on('error', (e: NodeJS.ErrnoException) => {
-        finish({
-          code: null,
-          signal: null,
-          stdout: Buffer.concat(out).toString(opts.stdoutEncoding ?? 'utf8'),
-          stderr: Buffer.concat(err).toString('utf8'),
-          timedOut,
-          error: `${e.code ?? 'error'}: ${e.message}`,
-        });
-      });
-      child.on('close', (code, signal) => {
-        finish({
-          code,
-          signal,
-          stdout: Buffer.concat(out).toString(opts.stdoutEncoding ?? 'utf8'),
-          stderr: Buffer.concat(err).toString('utf8'),
-          timedOut,
-          ...(overflow ? { error: `output larger than ${this.maxOutputBytes} bytes` } : {}),
-        });
-      });
-      timer = setTimeout(() => {
-        timedOut = true;
-        abort();
-      }, timeoutMs);
-      timer.unref();
-      if (opts.input !== undefined) child.stdin.end(opts.input);
-      else child.stdin.end();
-    });
+    const [file, ...args] = argv;
+    const done = (r: Omit<RunResult, 'argv' | 'label' | 'durationMs'>): RunResult => {
+      const result: RunResult = { argv, label, durationMs: performance.now() - started, ...r };
+      this.onResult?.(result);
+      return result;
+    };
+    if (!file)
+      return Promise.resolve(
+        done({ code: null, signal: null, stdout: '', stderr: '', timedOut: false, error: 'empty argv' }),
+      );
+    return runCommand({
+      file,
+      args,
+      env: { ...this.baseEnv, ...opts.env },
+      cwd: opts.cwd ?? '/',
+      ...(opts.input !== undefined ? { input: opts.input } : {}),
+      timeoutMs,
+      maxOutputBytes: this.maxOutputBytes,
+      stdoutEncoding: opts.stdoutEncoding ?? 'utf8',
+    }).then(done);
   }
 }
 
