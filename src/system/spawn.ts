@@ -126,6 +126,7 @@ export function runCommandWith(start: typeof spawn, req: CommandRequest): Promis
 // what a TypeScript transform may wrap named functions in; here it is the identity.
 const HELPER_SOURCE = `
 var __name = (f) => f;
+process.title = 'atrium-spawn-helper';
 const { spawn } = require('node:child_process');
 const run = (${runCommandWith.toString()});
 process.on('message', (m) => {
