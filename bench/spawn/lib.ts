@@ -72,6 +72,34 @@ export async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
   }
 }
 
+/** PIDs of the processes `uid` owns. */
+export function processesOf(uid: number): Set<number> {
+  const out = new Set<number>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (fs.statSync(`/proc/${name}`).uid === uid) out.add(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Waits until every process of `uid` that is not in `before` has gone (at most `timeoutMs`), and returns
+ * how long that took: a sample's shutdown (its server's, its kernel's) must not share the CPUs with the
+ * next sample, whichever target that is.
+ */
+export async function settle(uid: number, before: ReadonlySet<number>, timeoutMs = 15_000): Promise<number> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    if (![...processesOf(uid)].some((p) => !before.has(p) && alive(p))) break;
+    await sleep(50);
+  }
+  return Date.now() - t0;
+}
+
 export async function stop(c: Child, graceMs = 10_000): Promise<void> {
   children.delete(c);
   if (c.proc.exitCode !== null || c.proc.signalCode !== null) return;

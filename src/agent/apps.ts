@@ -209,7 +209,9 @@ export class AppProcess {
         ready = await tcpOpen(target);
       }
       if (ready) return true;
-      await sleep(200);
+      // Often: the user waits on this answer, and a probe of an app not yet listening is one failed
+      // connect.
+      await sleep(50);
     }
     return false;
   }

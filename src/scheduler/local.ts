@@ -125,15 +125,16 @@ export class LocalAdapter implements SchedulerAdapter {
     };
     // Like Slurm's batch script: as the user, the job's output goes to ~/.atrium/logs/session-<id>.log
     // (private), then the admin's setup lines run, then the agent. Its argv is passed as "$@", never
-    // spliced into the script.
+    // spliced into the script. Builtins where a command would do (the host name, the date, a log
+    // folder that exists): each process started here delays the session's first page.
     const q = shellQuote;
     const script = [
       '__atrium_umask=$(umask); umask 077',
       '__atrium_logdir="$HOME"/.atrium/logs',
-      'mkdir -p -m 700 "$__atrium_logdir" &&',
+      '[ -d "$__atrium_logdir" ] || mkdir -p -m 700 "$__atrium_logdir" &&',
       `  exec >>"$__atrium_logdir"/${q(`session-${sub.sessionId}.log`)} 2>&1`,
       'umask "$__atrium_umask"; unset __atrium_umask __atrium_logdir',
-      `echo "atrium: session ${sub.sessionId.replace(/[^A-Za-z0-9_.-]/g, '')} on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ)"`,
+      `TZ=UTC0 printf 'atrium: session ${sub.sessionId.replace(/[^A-Za-z0-9_.-]/g, '')} on %s at %(%Y-%m-%dT%H:%M:%SZ)T\\n' "$HOSTNAME" -1`,
       ...setupLines(sub.setup ?? []),
       'exec "$@"',
     ].join('\n');

@@ -232,6 +232,33 @@ describe('Jupyter front end choice (share/jupyter/atrium-jupyter)', () => {
     expect(argv.join(' ')).not.toContain('ServerApp');
   });
 
+  it("tells Notebook 7 from 6 by the script's own Python reading _version.py, without running the script", () => {
+    const chosen = (shebang: string, version: string) => {
+      const d = path.join(tmp, `nbv-${version}-${shebang.length}`);
+      fs.mkdirSync(path.join(d, 'site', 'notebook'), { recursive: true });
+      // Neither the script nor the package may run: only their files are read.
+      fs.writeFileSync(path.join(d, 'jupyter-notebook'), `${shebang}\nraise SystemExit(3)\n`, {
+        mode: 0o755,
+      });
+      fs.writeFileSync(path.join(d, 'site', 'notebook', '__init__.py'), 'raise ImportError("imported")\n');
+      fs.writeFileSync(path.join(d, 'site', 'notebook', '_version.py'), `__version__ = "${version}"\n`);
+      const r = spawnSync(wrapper, TCP, {
+        encoding: 'utf8',
+        env: {
+          PATH: `${d}:/usr/bin:/bin`,
+          PYTHONPATH: path.join(d, 'site'),
+          PYTHONDONTWRITEBYTECODE: '1',
+          ATRIUM_JUPYTER_DRY_RUN: '1',
+        },
+      });
+      return r.stdout;
+    };
+    for (const shebang of ['#!/usr/bin/python3', '#!/usr/bin/env python3']) {
+      expect(chosen(shebang, '7.2.2')).toContain('--ServerApp.base_url=/user/a/s1/');
+      expect(chosen(shebang, '6.5.7')).toContain('--NotebookApp.base_url=/user/a/s1/');
+    }
+  });
+
   it('listens on a Unix socket of mode 600 with --sock, and on no port', () => {
     const sock = [
       '--sock=/home/a/.atrium/sessions/s1/app.sock',
