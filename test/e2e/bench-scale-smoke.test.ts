@@ -85,7 +85,8 @@ describe.runIf(isRoot)('bench:scale smoke (1/50)', () => {
     expect(s.events.deliveries).toBe(s.events.samples * s.events.streams);
     // Every WebSocket opened, each message was echoed, and none is left after they closed.
     expect(s.ws.opened).toBe(100);
-    expect(s.ws.sent).toBeGreaterThanOrEqual(200);
+    // At least one message on each (a second one lands in the 1 s hold unless timers run late).
+    expect(s.ws.sent).toBeGreaterThanOrEqual(100);
     expect(s.ws.echoed).toBe(s.ws.sent);
     expect(s.ws.left_open_after_close).toBe(0);
     // The simulated users clicked through every step, the same-load cells and the soak ran.
