@@ -58,11 +58,14 @@ function makeWrappers(): void {
   fs.chmodSync(callLog, 0o666);
   for (const cmd of SLURM_COMMANDS) {
     const real = execFileSync('bash', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim();
-    // The poll's commands are counted (time, caller's pid); the users' (sbatch...) only pass through.
+    // The poll's commands are counted (time, calling gateway's pid); the users' (sbatch...) only pass
+    // through. A gateway's commands are forked by its spawn helper (src/system/spawn.ts): the gateway
+    // is the parent of the wrapper's parent.
     const log = cmd === 'squeue' || cmd === 'sinfo';
+    const caller = "$(cut -d' ' -f4 /proc/$PPID/stat)";
     fs.writeFileSync(
       path.join(binDir, cmd),
-      `#!/bin/sh\n${log ? `echo "$(date +%s%3N) $PPID ${cmd}" >> ${callLog}\n` : ''}exec ${real} "$@"\n`,
+      `#!/bin/sh\n${log ? `echo "$(date +%s%3N) ${caller} ${cmd}" >> ${callLog}\n` : ''}exec ${real} "$@"\n`,
       { mode: 0o755 },
     );
   }
