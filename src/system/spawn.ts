@@ -30,6 +30,11 @@ export interface CommandOutcome {
   error?: string;
 }
 
+/** The outcome of a command that never ran (or whose answer was lost), saying why. */
+export function notRun(error: string): CommandOutcome {
+  return { code: null, signal: null, stdout: '', stderr: '', timedOut: false, error };
+}
+
 /**
  * Runs one command: argv only (never a shell), its own process group (a timeout kills runuser/sudo
  * and the command under it), output capped. Self-contained on purpose: the helper runs it from its
@@ -149,15 +154,7 @@ class SpawnHelper {
       // While commands run, the channel keeps the gateway's loop alive; idle, it does not.
       if (this.pending.size === 1) child.channel?.ref();
       child.send({ id, req }, (e) => {
-        if (e)
-          this.settle(id, {
-            code: null,
-            signal: null,
-            stdout: '',
-            stderr: '',
-            timedOut: false,
-            error: `spawn helper: ${e.message}`,
-          });
+        if (e) this.settle(id, notRun(`spawn helper: ${e.message}`));
       });
     });
   }
@@ -179,15 +176,7 @@ class SpawnHelper {
     child.on('message', (m: { id: number; r: CommandOutcome }) => this.settle(m.id, m.r));
     child.on('exit', () => {
       if (this.child === child) this.child = undefined;
-      for (const id of [...this.pending.keys()])
-        this.settle(id, {
-          code: null,
-          signal: null,
-          stdout: '',
-          stderr: '',
-          timedOut: false,
-          error: 'the spawn helper exited',
-        });
+      for (const id of [...this.pending.keys()]) this.settle(id, notRun('the spawn helper exited'));
     });
     child.unref();
     child.channel?.unref();

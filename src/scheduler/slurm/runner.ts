@@ -2,7 +2,7 @@
 // optional stdin, a clean environment, and call counters so tests can assert "one squeue per poll".
 // The process itself is started by src/system/spawn.ts (in the gateway, by its helper process).
 import path from 'node:path';
-import { runCommand } from '../../system/spawn.ts';
+import { notRun, runCommand } from '../../system/spawn.ts';
 
 export interface RunOptions {
   /** Written to the child's stdin, then stdin is closed. Without it stdin is /dev/null-like (closed at once). */
@@ -91,10 +91,7 @@ export class ExecRunner implements CommandRunner {
       this.onResult?.(result);
       return result;
     };
-    if (!file)
-      return Promise.resolve(
-        done({ code: null, signal: null, stdout: '', stderr: '', timedOut: false, error: 'empty argv' }),
-      );
+    if (!file) return Promise.resolve(done(notRun('empty argv')));
     return runCommand({
       file,
       args,
