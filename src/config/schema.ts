@@ -204,6 +204,10 @@ const SlurmSettings = Type.Object(
         default: 'sudo',
       }),
     ),
+    loginEnvironment: doc(
+      "Where a session's login environment comes from. `shell`: the session's batch script is a bash login shell on the node (/etc/profile, then ~/.bash_profile, ~/.bash_login or ~/.profile), submitted with --export=ALL from an environment holding only PATH and SLURM_CONF. `slurm`: --export=NONE, slurmd loads it with the user's own login shell (for users whose login shell is csh or zsh), which Slurm 22.05 waits for in whole seconds: up to 1 s more on a session's start.",
+      Type.Union([Type.Literal('shell'), Type.Literal('slurm')], { default: 'shell' }),
+    ),
     pollSeconds: doc(
       'Seconds between polls (one squeue and one sinfo for the whole cluster, whatever the number of users).',
       Type.Number({ minimum: 1, default: 10 }),

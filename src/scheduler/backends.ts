@@ -23,6 +23,7 @@ export const BUILTIN_BACKENDS: Record<string, BackendDefinition> = {
         binDir: s.binDir,
         commandTimeoutMs: s.commandTimeoutSeconds * 1000,
         partition: s.partition,
+        loginEnvironment: s.loginEnvironment,
         // Every session is a new id and tag, so no earlier job can carry it: skip the squeue before sbatch
         // (a failed or timed-out sbatch is still looked up, and the poll adopts interrupted submits).
         adoptBeforeSubmit: false,

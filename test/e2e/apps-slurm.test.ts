@@ -37,6 +37,8 @@ let bob: Client;
 let browser: TestBrowser;
 let work: string;
 const started: string[] = [];
+const PROFILE = '/home/alice/.profile';
+let profileBefore: string | undefined;
 const sessions: Record<'vscode' | 'desktop' | 'shiny' | 'jupyter' | 'unix', View> = {} as never;
 
 /** A cluster entry on the test cluster; its nodes are this host, so the gateway may check what is installed. */
@@ -243,6 +245,10 @@ describe.skipIf(!cluster)('the apps in Slurm jobs, through the relay', () => {
         '      - export SITE_MARKER=set-by-setup',
       ].join('\n'),
     });
+    // The session starts from alice's login environment: a line of her ~/.profile (restored after).
+    profileBefore = fs.existsSync(PROFILE) ? fs.readFileSync(PROFILE, 'utf8') : undefined;
+    fs.appendFileSync(PROFILE, '\nexport SITE_LOGIN_MARKER=from-profile\n');
+    if (profileBefore === undefined) execFileSync('chown', ['alice:', PROFILE]);
     await gw.start();
     alice = new Client(gw.url);
     bob = new Client(gw.url);
@@ -263,6 +269,8 @@ describe.skipIf(!cluster)('the apps in Slurm jobs, through the relay', () => {
   }, 240_000);
 
   afterAll(async () => {
+    if (profileBefore === undefined) fs.rmSync(PROFILE, { force: true });
+    else fs.writeFileSync(PROFILE, profileBefore);
     await browser?.close();
     if (alice) {
       await Promise.all(
@@ -375,9 +383,10 @@ describe.skipIf(!cluster)('the apps in Slurm jobs, through the relay', () => {
       url,
       alice.cookie,
       k,
-      'import os; print(os.environ.get("SITE_MARKER"), os.environ.get("SLURM_JOB_ID"))',
+      'import os; print(os.environ.get("SITE_MARKER"), os.environ.get("SLURM_JOB_ID"), os.environ.get("SITE_LOGIN_MARKER"), os.environ.get("SLURM_TIME_FORMAT"), os.environ.get("TZ"))',
     );
-    expect(out.trim()).toBe(`set-by-setup ${s.jobId}`);
+    // The environment's setup, the job, alice's login profile; none of the gateway's own variables.
+    expect(out.trim()).toBe(`set-by-setup ${s.jobId} from-profile None None`);
     // The terminal's shell answers over its WebSocket, through its own relay.
     await expectBehindRelay(s, 'terminal');
     expect(await shellAnswer(s)).toContain(`42 ${s.jobId}`);

@@ -509,9 +509,16 @@ describe('argv builders', () => {
       baseSub({ gpus: 1, account: 'research', reservation: 'alice_res', partition: 'gpu' }),
     );
     expect(argv).toEqual([
+      'env',
+      '-i',
+      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      'HOME=/home/alice',
+      'USER=alice',
+      'LOGNAME=alice',
+      'SHELL=/bin/bash',
       'sbatch',
       '--parsable',
-      '--export=NONE',
+      '--export=ALL',
       '--job-name=atrium-s-1',
       '--comment=atrium:s-1:1',
       '--nodes=1',
@@ -531,6 +538,31 @@ describe('argv builders', () => {
     expect(argv.join(' ')).not.toContain('tok-secret-123');
     expect(sbatchArgv(baseSub(), { defaultPartition: 'interactive' })).toContain('--partition=interactive');
     expect(sbatchArgv(baseSub({ nodelist: 'node2' }))).toContain('--nodelist=node2');
+  });
+  it('sbatch of a session: an emptied environment and a login shell, or slurmd loading it (--export=NONE)', () => {
+    const shell = sbatchArgv(baseSub(), { slurmConf: '/etc/s.conf', binDir: '/opt/slurm/bin' });
+    expect(shell.slice(0, 10)).toEqual([
+      'env',
+      '-i',
+      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      'HOME=/home/alice',
+      'USER=alice',
+      'LOGNAME=alice',
+      'SHELL=/bin/bash',
+      'SLURM_CONF=/etc/s.conf',
+      '/opt/slurm/bin/sbatch',
+      '--parsable',
+    ]);
+    expect(buildBatchScript(baseSub()).split('\n')[0]).toBe('#!/bin/bash -l');
+    const slurm = sbatchArgv(baseSub(), { slurmConf: '/etc/s.conf', loginEnvironment: 'slurm' });
+    expect(slurm.slice(0, 3)).toEqual(['sbatch', '--parsable', '--export=NONE']);
+    // Under sudo (which resets the environment itself, and whose rule must not admit env) no env -i.
+    expect(sbatchArgv(baseSub(), { emptyEnv: false }).slice(0, 3)).toEqual([
+      'sbatch',
+      '--parsable',
+      '--export=ALL',
+    ]);
+    expect(buildBatchScript(baseSub(), { loginEnvironment: 'slurm' }).split('\n')[0]).toBe('#!/bin/bash');
   });
   it('runs as the user through runuser, sudo (SLURM_CONF on its command line) or directly', () => {
     expect(asUser(['sbatch', 'x'], 'alice', 'runuser', '/etc/s.conf')).toEqual([
@@ -582,7 +614,7 @@ describe('batch script', () => {
         ],
       }),
     );
-    expect(script.startsWith('#!/bin/bash\n')).toBe(true);
+    expect(script.startsWith('#!/bin/bash -l\n')).toBe(true);
     const r = spawnSync('/bin/bash', ['-s'], { input: script, env: { SLURM_JOB_ID: '7' }, encoding: 'utf8' });
     expect(r.status).toBe(0);
     expect(readFileSync(path.join(tmp, 'out'), 'utf8')).toBe(`${nasty}||yes|arg with 'quote'`);
@@ -654,7 +686,9 @@ describe('SlurmAdapter on captured outputs', () => {
     const res = await mkAdapter(runner).submitSession(baseSub());
     expect(res).toEqual({ jobId: '4242' });
     const sb = runner.log.find((c) => c.opts.label === 'sbatch');
-    expect(sb?.argv.slice(0, 5)).toEqual(['runuser', '-u', 'alice', '--', 'sbatch']);
+    expect(sb?.argv.slice(0, 4)).toEqual(['runuser', '-u', 'alice', '--']);
+    expect(sb?.argv.slice(4, 6)).toEqual(['env', '-i']);
+    expect(sb?.argv).toContain('sbatch');
     expect(sb?.argv.join('\n')).not.toContain('tok-secret-123');
     expect(sb?.opts.input).toContain(`export ATRIUM_TOKEN='tok-secret-123'`);
     expect(sb?.opts.input).toContain(`exec '/opt/atrium/agent' '--port' '0'`);

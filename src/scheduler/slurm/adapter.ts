@@ -29,6 +29,7 @@ import {
   associationsArgv,
   asUser,
   buildBatchScript,
+  type LoginEnvironment,
   partitionsArgv,
   type RunAs,
   reservationsArgv,
@@ -93,6 +94,8 @@ export interface SlurmAdapterConfig {
   sessionLang?: string;
   /** Session log directory relative to HOME. Default .atrium/logs */
   logDir?: string;
+  /** Where a session's login environment comes from; default `shell` (LoginEnvironment). */
+  loginEnvironment?: LoginEnvironment;
 }
 
 const USER_RE = /^[a-z_][a-z0-9_.-]{0,31}\$?$/i;
@@ -150,6 +153,9 @@ export class SlurmAdapter implements SchedulerAdapter {
       sbatchArgv(sub, {
         ...(this.cfg.binDir ? { binDir: this.cfg.binDir } : {}),
         ...(this.cfg.partition ? { defaultPartition: this.cfg.partition } : {}),
+        ...(this.cfg.slurmConf ? { slurmConf: this.cfg.slurmConf } : {}),
+        ...(this.cfg.loginEnvironment ? { loginEnvironment: this.cfg.loginEnvironment } : {}),
+        emptyEnv: this.cfg.runAs !== 'sudo',
       }),
       sub.identity,
     );
@@ -157,9 +163,13 @@ export class SlurmAdapter implements SchedulerAdapter {
       ...(this.cfg.sessionPath ? { path: this.cfg.sessionPath } : {}),
       ...(this.cfg.sessionLang ? { lang: this.cfg.sessionLang } : {}),
       ...(this.cfg.logDir ? { logDir: this.cfg.logDir } : {}),
+      ...(this.cfg.loginEnvironment ? { loginEnvironment: this.cfg.loginEnvironment } : {}),
     });
     const r = await this.run(argv, {
       input: script,
+      // Under sudo, sbatch's environment is sudo's (reset) one, which would keep the adapter's TZ and
+      // export it into the session (--export=ALL): the session keeps the node's time zone.
+      env: { TZ: undefined, SLURM_TIME_FORMAT: undefined },
       label: 'sbatch',
       timeoutMs: this.cfg.submitTimeoutMs ?? this.cfg.commandTimeoutMs,
     });

@@ -101,8 +101,31 @@ export function sessionLogPath(home: string, sessionId: string, logDir = '.atriu
   return path.posix.join(home, logDir, `session-${sessionId}.log`);
 }
 
+/**
+ * Where a session's login environment comes from (`slurm.loginEnvironment`):
+ * - `shell`: the batch script is a bash login shell (/etc/profile, then ~/.bash_profile, ~/.bash_login
+ *   or ~/.profile), and sbatch runs with --export=ALL from an emptied environment (PATH and SLURM_CONF
+ *   only), so nothing of the gateway's reaches the job.
+ * - `slurm`: --export=NONE; slurmd loads it with the user's own login shell (`su - user`), as Open
+ *   OnDemand does. slurmd waits for that shell in whole seconds (22.05: up to 1 s more per start, about
+ *   every other start on the test cluster), which is why it is not the default.
+ */
+export type LoginEnvironment = 'shell' | 'slurm';
+
+/** PATH of the emptied environment sbatch runs in (loginEnvironment `shell`). */
+const SBATCH_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 export interface SbatchOptions {
   binDir?: string;
+  /** Default `shell`, see LoginEnvironment. */
+  loginEnvironment?: LoginEnvironment;
+  /** SLURM_CONF to keep in the emptied environment (loginEnvironment `shell`). */
+  slurmConf?: string;
+  /**
+   * Empty sbatch's environment with `env -i` (loginEnvironment `shell`). Not under sudo: sudo resets
+   * the environment itself, and a sudo rule admitting env would admit any command.
+   */
+  emptyEnv?: boolean;
   /** Partition when the submission names none. */
   defaultPartition?: string;
   /** Restrict to these nodes (sbatch --nodelist), e.g. for tests or admin-pinned profiles. */
@@ -111,10 +134,26 @@ export interface SbatchOptions {
 
 /** sbatch argv for a session; the script itself goes to stdin (buildBatchScript). */
 export function sbatchArgv(sub: SessionSubmission, opts: SbatchOptions = {}): string[] {
+  const shell = (opts.loginEnvironment ?? 'shell') === 'shell';
   const argv = [
+    // --export=ALL of an environment holding nothing but where Slurm is: the job's SLURM_* and the
+    // script's own exports (the gateway's SLURM_TIME_FORMAT, TZ or secrets never reach the session).
+    // The identity too, as a login would have it before the profile scripts run (they may use it).
+    ...(shell && opts.emptyEnv !== false
+      ? [
+          'env',
+          '-i',
+          `PATH=${SBATCH_PATH}`,
+          `HOME=${sub.identity.home}`,
+          `USER=${sub.identity.user}`,
+          `LOGNAME=${sub.identity.user}`,
+          `SHELL=${sub.identity.shell}`,
+          ...(opts.slurmConf ? [`SLURM_CONF=${opts.slurmConf}`] : []),
+        ]
+      : []),
     slurmBin('sbatch', opts.binDir),
     '--parsable',
-    '--export=NONE',
+    shell ? '--export=ALL' : '--export=NONE',
     `--job-name=${sessionJobName(sub.sessionId)}`,
     `--comment=${sub.tag}`,
     '--nodes=1',
@@ -172,19 +211,21 @@ export interface ScriptOptions {
   lang?: string;
   /** Log directory relative to HOME. Default .atrium/logs */
   logDir?: string;
+  /** Default `shell`: the script is a bash login shell (see LoginEnvironment). */
+  loginEnvironment?: LoginEnvironment;
 }
 
 /**
- * The batch script (sent on sbatch's stdin, never a file and never a command line):
- * identity environment (--export=NONE gives the job only SLURM_* variables), the log redirect, the
- * agent's environment, the admin's setup lines, then `exec` of the agent argv.
+ * The batch script (sent on sbatch's stdin, never a file and never a command line): a bash login
+ * shell (or plain bash when slurmd loads the login environment), the identity environment, the log
+ * redirect, the agent's environment, the admin's setup lines, then `exec` of the agent argv.
  */
 export function buildBatchScript(sub: SessionSubmission, opts: ScriptOptions = {}): string {
   const id: UnixIdentity = sub.identity;
   const logDir = opts.logDir ?? '.atrium/logs';
   const q = shellQuote;
   const lines: string[] = [
-    '#!/bin/bash',
+    (opts.loginEnvironment ?? 'shell') === 'shell' ? '#!/bin/bash -l' : '#!/bin/bash',
     `# Atrium session ${sub.sessionId} (generated)`,
     'umask 077',
     `export HOME=${q(id.home)} USER=${q(id.user)} LOGNAME=${q(id.user)} SHELL=${q(id.shell)}`,

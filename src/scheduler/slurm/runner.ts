@@ -9,8 +9,8 @@ export interface RunOptions {
   input?: string;
   /** Kill the command (SIGTERM to its process group, SIGKILL 2 s later) after this many ms. */
   timeoutMs?: number;
-  /** Extra environment on top of the runner's base environment. */
-  env?: Record<string, string>;
+  /** Extra environment on top of the runner's base environment; undefined removes a base variable. */
+  env?: Record<string, string | undefined>;
   cwd?: string;
   /** Name the call is counted under; defaults to the basename of argv[0]. */
   label?: string;
@@ -95,7 +95,7 @@ export class ExecRunner implements CommandRunner {
     return runCommand({
       file,
       args,
-      env: { ...this.baseEnv, ...opts.env },
+      env: withoutUnset({ ...this.baseEnv, ...opts.env }),
       cwd: opts.cwd ?? '/',
       ...(opts.input !== undefined ? { input: opts.input } : {}),
       timeoutMs,
@@ -103,6 +103,12 @@ export class ExecRunner implements CommandRunner {
       stdoutEncoding: opts.stdoutEncoding ?? 'utf8',
     }).then(done);
   }
+}
+
+function withoutUnset(env: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
+  return out;
 }
 
 /** true when the command ran and exited 0 within its time. */
