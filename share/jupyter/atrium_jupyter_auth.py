@@ -10,6 +10,10 @@ import os
 _SECRET = os.environ.pop("ATRIUM_JUPYTER_TOKEN", "")
 # The Unix socket the wrapper asked for (atrium-jupyter --sock): Jupyter must listen there and only there.
 _SOCK = os.environ.pop("ATRIUM_JUPYTER_SOCK", "")
+# The wrapper had the server take Python's own distutils (a faster start, see atrium-jupyter); this
+# module is loaded before any kernel starts, so kernels get setuptools' default again.
+if os.environ.pop("ATRIUM_JUPYTER_UNSET_DISTUTILS", ""):
+    os.environ.pop("SETUPTOOLS_USE_DISTUTILS", None)
 
 
 def _validate(app):

@@ -383,10 +383,11 @@ describe.skipIf(!cluster)('the apps in Slurm jobs, through the relay', () => {
       url,
       alice.cookie,
       k,
-      'import os; print(os.environ.get("SITE_MARKER"), os.environ.get("SLURM_JOB_ID"), os.environ.get("SITE_LOGIN_MARKER"), os.environ.get("SLURM_TIME_FORMAT"), os.environ.get("TZ"))',
+      'import os; print(os.environ.get("SITE_MARKER"), os.environ.get("SLURM_JOB_ID"), os.environ.get("SITE_LOGIN_MARKER"), os.environ.get("SLURM_TIME_FORMAT"), os.environ.get("TZ"), os.environ.get("SETUPTOOLS_USE_DISTUTILS"))',
     );
-    // The environment's setup, the job, alice's login profile; none of the gateway's own variables.
-    expect(out.trim()).toBe(`set-by-setup ${s.jobId} from-profile None None`);
+    // The environment's setup, the job, alice's login profile; none of the gateway's own variables,
+    // nor the distutils choice of Jupyter's own start (share/jupyter/atrium-jupyter).
+    expect(out.trim()).toBe(`set-by-setup ${s.jobId} from-profile None None None`);
     // The terminal's shell answers over its WebSocket, through its own relay.
     await expectBehindRelay(s, 'terminal');
     expect(await shellAnswer(s)).toContain(`42 ${s.jobId}`);

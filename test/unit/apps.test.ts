@@ -257,6 +257,30 @@ describe('Jupyter front end choice (share/jupyter/atrium-jupyter)', () => {
       expect(chosen(shebang, '7.2.2')).toContain('--ServerApp.base_url=/user/a/s1/');
       expect(chosen(shebang, '6.5.7')).toContain('--NotebookApp.base_url=/user/a/s1/');
     }
+    // Notebook 6 on a Python with its own distutils (Debian 12's 3.11) starts on it, not setuptools'.
+    const py311 = spawnSync('/usr/bin/python3', ['-c', 'import sys; print(sys.version_info < (3, 12))'], {
+      encoding: 'utf8',
+    }).stdout.trim();
+    expect(chosen('#!/usr/bin/python3', '6.5.7').includes('SETUPTOOLS_USE_DISTUTILS=stdlib')).toBe(
+      py311 === 'True',
+    );
+    expect(chosen('#!/usr/bin/python3', '7.2.2')).not.toContain('SETUPTOOLS_USE_DISTUTILS');
+  });
+
+  it('the sign-in module takes the distutils setting back before any kernel starts', () => {
+    const r = spawnSync(
+      '/usr/bin/python3',
+      ['-c', 'import os, atrium_jupyter_auth\nprint(os.environ.get("SETUPTOOLS_USE_DISTUTILS"))'],
+      {
+        encoding: 'utf8',
+        env: {
+          PYTHONPATH: path.join(ROOT, 'share', 'jupyter'),
+          SETUPTOOLS_USE_DISTUTILS: 'stdlib',
+          ATRIUM_JUPYTER_UNSET_DISTUTILS: '1',
+        },
+      },
+    );
+    expect(r.stdout.trim()).toBe('None');
   });
 
   it('listens on a Unix socket of mode 600 with --sock, and on no port', () => {
