@@ -205,7 +205,7 @@ const SlurmSettings = Type.Object(
       }),
     ),
     loginEnvironment: doc(
-      "Where a session's login environment comes from. `shell`: the session's batch script is a bash login shell on the node (/etc/profile, then ~/.bash_profile, ~/.bash_login or ~/.profile), submitted with --export=ALL from an environment holding only PATH and SLURM_CONF. `slurm`: --export=NONE, slurmd loads it with the user's own login shell (for users whose login shell is csh or zsh), which Slurm 22.05 waits for in whole seconds: up to 1 s more on a session's start.",
+      "Where a session's login environment comes from. `shell`: the session's batch script is a bash login shell on the node (/etc/profile, then ~/.bash_profile, ~/.bash_login or ~/.profile), submitted with --export=ALL from an environment holding only the identity (HOME, USER, LOGNAME, SHELL), PATH and SLURM_CONF. `slurm`: --export=NONE, slurmd loads it with the user's own login shell (for users whose login shell is csh or zsh), which Slurm 22.05 waits for in whole seconds: up to 1 s more on a session's start.",
       Type.Union([Type.Literal('shell'), Type.Literal('slurm')], { default: 'shell' }),
     ),
     pollSeconds: doc(
