@@ -495,6 +495,16 @@ const baseSub = (over: Partial<SessionSubmission> = {}): SessionSubmission => ({
 });
 
 describe('argv builders', () => {
+  /** sbatch of a session runs in this environment and nothing else (loginEnvironment: shell). */
+  const EMPTIED_ENV = [
+    'env',
+    '-i',
+    'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    'HOME=/home/alice',
+    'USER=alice',
+    'LOGNAME=alice',
+    'SHELL=/bin/bash',
+  ];
   it('squeue lists all jobs of all users in all states with -O, never --json', () => {
     const argv = squeueArgv(SEP, { binDir: '/opt/slurm/bin' });
     expect(argv.slice(0, 5)).toEqual(['/opt/slurm/bin/squeue', '-h', '-a', '-t', 'all']);
@@ -509,13 +519,7 @@ describe('argv builders', () => {
       baseSub({ gpus: 1, account: 'research', reservation: 'alice_res', partition: 'gpu' }),
     );
     expect(argv).toEqual([
-      'env',
-      '-i',
-      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      'HOME=/home/alice',
-      'USER=alice',
-      'LOGNAME=alice',
-      'SHELL=/bin/bash',
+      ...EMPTIED_ENV,
       'sbatch',
       '--parsable',
       '--export=ALL',
@@ -542,13 +546,7 @@ describe('argv builders', () => {
   it('sbatch of a session: an emptied environment and a login shell, or slurmd loading it (--export=NONE)', () => {
     const shell = sbatchArgv(baseSub(), { slurmConf: '/etc/s.conf', binDir: '/opt/slurm/bin' });
     expect(shell.slice(0, 10)).toEqual([
-      'env',
-      '-i',
-      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      'HOME=/home/alice',
-      'USER=alice',
-      'LOGNAME=alice',
-      'SHELL=/bin/bash',
+      ...EMPTIED_ENV,
       'SLURM_CONF=/etc/s.conf',
       '/opt/slurm/bin/sbatch',
       '--parsable',
