@@ -209,9 +209,9 @@ export class AppProcess {
         ready = await tcpOpen(target);
       }
       if (ready) return true;
-      // Often: the user waits on this answer, and a probe of an app not yet listening is one failed
-      // connect.
-      await sleep(50);
+      // Often: the user waits on this answer (half a period on average), and a probe of an app not
+      // yet listening is one failed connect.
+      await sleep(20);
     }
     return false;
   }
