@@ -105,8 +105,7 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       types: pgTypes,
     });
-    // Without a listener an idle connection's error (the server restarted) would end the process.
-    pool.on('error', (e) => opts.onError?.(e));
+    keepConnectionErrors(pool, opts.onError);
     try {
       const client = await pool.connect();
       client.release();
@@ -124,6 +123,17 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
     throw new DbOpenError(`${where}: ${(e as Error).message}`);
   }
   return db;
+}
+
+/**
+ * A connection's error never ends the process. An idle one's (the server restarted) goes to `onError`
+ * (pg-pool drops the connection). One in use when the server goes is failing its query, whose caller
+ * hears of it, but pg also emits 'error' on the connection, and pg-pool takes its own listener off while
+ * a connection is checked out: that ended a gateway when PostgreSQL stopped (test/e2e/ha.test.ts).
+ */
+export function keepConnectionErrors(pool: pg.Pool, onError?: (e: Error) => void): void {
+  pool.on('error', (e) => onError?.(e));
+  pool.on('connect', (client) => client.on('error', () => undefined));
 }
 
 /**

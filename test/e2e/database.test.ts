@@ -6,13 +6,15 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { sql } from 'kysely';
+import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAnnouncement } from '../../src/admin/store.ts';
 import { WebSessionStore } from '../../src/auth/web-sessions.ts';
 import { AuditLog } from '../../src/db/audit.ts';
 import { COPY_ORDER, copyDatabase, NOT_COPIED } from '../../src/db/copy.ts';
-import { type Db, openDb } from '../../src/db/index.ts';
+import { type Db, keepConnectionErrors, openDb } from '../../src/db/index.ts';
 import { migrations } from '../../src/db/migrations.ts';
 import { casState } from '../../src/db/sessions.ts';
 import { countUsers, createUser } from '../../src/db/users.ts';
@@ -140,6 +142,46 @@ describe.skipIf(missing)('PostgreSQL: migrations', () => {
       databaseOf(url),
     );
     expect(Number(runs[0]!.n)).toBe(Object.keys(migrations).length);
+  });
+});
+
+describe.skipIf(missing)('a connection the server ends under a running query', () => {
+  it('fails that query, not the process; the next query gets a new connection', async () => {
+    const url = await createTestDatabase();
+    const db = await open(url);
+    const running = sql`select pg_sleep(60)`.execute(db).then(
+      () => 'finished',
+      (e: Error) => e.message,
+    );
+    const sleeping = async () =>
+      pgQuery<{ pid: number }>(
+        "select pid from pg_stat_activity where datname = $1 and query like 'select pg_sleep(60)%'",
+        [databaseOf(url)],
+      );
+    await until('the query to run', async () => (await sleeping()).length === 1, 10_000, 50);
+    // What a server stopping (or an administrator) does to a connection in use: pg emits 'error' on
+    // the checked-out client, which ended the process when nothing listened (src/db/index.ts).
+    await pgQuery(
+      'select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and query like $2',
+      [databaseOf(url), 'select pg_sleep(60)%'],
+    );
+    expect(await running).toMatch(/terminating connection/);
+    const [row] = (await sql<{ n: number }>`select 1 as n`.execute(db)).rows;
+    expect(Number(row!.n)).toBe(1);
+  });
+
+  it("a checked-out connection's error event (a reset socket under a query) is heard, so it ends nothing", async () => {
+    const pool = new pg.Pool({ connectionString: await createTestDatabase(), max: 1 });
+    keepConnectionErrors(pool);
+    const client = await pool.connect();
+    try {
+      // What pg does when the socket of a connection in use is reset (PostgreSQL stopped): with no
+      // listener, EventEmitter throws it, out of the socket's callback, and the process ends.
+      expect(() => client.emit('error', new Error('read ECONNRESET'))).not.toThrow();
+    } finally {
+      client.release(true);
+      await pool.end();
+    }
   });
 });
 
