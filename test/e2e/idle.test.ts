@@ -151,6 +151,9 @@ describe.skipIf(!asRoot || !haveApps)('idle culling', () => {
     // A long computation in the kernel.
     const url = gw.url + jupyter.url;
     kernel = await createKernel(url, alice.cookie);
+    // The kernel answers first: a "busy" seen while it still starts (which counts as busy) would
+    // otherwise pass for the computation, and code sent before its channels are up can be lost.
+    await runInKernel(url, alice.cookie, kernel, 'print(1)');
     sleeping = runInKernel(url, alice.cookie, kernel, 'import time\ntime.sleep(300)\n', 600_000).catch(
       (e: Error) => e.message,
     );
