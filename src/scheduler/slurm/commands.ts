@@ -4,6 +4,7 @@ import path from 'node:path';
 import { SETUP_FAILED } from '../../core/telling-line.ts';
 import type { SessionSubmission, UnixIdentity } from '../types.ts';
 import { SACCT_FIELDS, SACCT_USAGE_FIELDS, type Separators, SINFO_FIELDS, SQUEUE_FIELDS } from './parse.ts';
+import { DEFAULT_PATH } from './runner.ts';
 
 export type RunAs = 'runuser' | 'sudo' | 'none';
 
@@ -104,16 +105,13 @@ export function sessionLogPath(home: string, sessionId: string, logDir = '.atriu
 /**
  * Where a session's login environment comes from (`slurm.loginEnvironment`):
  * - `shell`: the batch script is a bash login shell (/etc/profile, then ~/.bash_profile, ~/.bash_login
- *   or ~/.profile), and sbatch runs with --export=ALL from an emptied environment (PATH and SLURM_CONF
- *   only), so nothing of the gateway's reaches the job.
+ *   or ~/.profile), and sbatch runs with --export=ALL from an emptied environment (the identity, PATH
+ *   and SLURM_CONF only), so nothing of the gateway's reaches the job.
  * - `slurm`: --export=NONE; slurmd loads it with the user's own login shell (`su - user`), as Open
  *   OnDemand does. slurmd waits for that shell in whole seconds (22.05: up to 1 s more per start, about
  *   every other start on the test cluster), which is why it is not the default.
  */
 export type LoginEnvironment = 'shell' | 'slurm';
-
-/** PATH of the emptied environment sbatch runs in (loginEnvironment `shell`). */
-const SBATCH_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface SbatchOptions {
   binDir?: string;
@@ -143,7 +141,7 @@ export function sbatchArgv(sub: SessionSubmission, opts: SbatchOptions = {}): st
       ? [
           'env',
           '-i',
-          `PATH=${SBATCH_PATH}`,
+          `PATH=${DEFAULT_PATH}`,
           `HOME=${sub.identity.home}`,
           `USER=${sub.identity.user}`,
           `LOGNAME=${sub.identity.user}`,
