@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, type PostgresPool, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { DbOpenError, describeConnectError, parseDatabaseUrl } from './engine.ts';
 import { migrate } from './migrations.ts';
@@ -113,7 +113,7 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
       await pool.end().catch(() => {});
       throw new DbOpenError(describeConnectError(e, target));
     }
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: discardingBroken(pool) }) });
   }
   if (opts.migrate === false) return db;
   try {
@@ -133,7 +133,46 @@ export async function openDb(url: string, opts: OpenOptions = {}): Promise<Db> {
  */
 export function keepConnectionErrors(pool: pg.Pool, onError?: (e: Error) => void): void {
   pool.on('error', (e) => onError?.(e));
-  pool.on('connect', (client) => client.on('error', () => undefined));
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+    discardWhenBroken(client);
+  });
+}
+
+/** The pool as kysely takes it, its connections released with an error once broken (discardWhenBroken). */
+export function discardingBroken(pool: pg.Pool): PostgresPool {
+  return {
+    connect: async () => {
+      const client = await pool.connect();
+      // pg-pool sets release afresh on every checkout, after its 'acquire' event.
+      const release = client.release;
+      client.release = (err?: Error | boolean) =>
+        release(err ?? (brokenClients.has(client) ? new Error('the server ended this connection') : undefined));
+      return client;
+    },
+    end: () => pool.end(),
+  };
+}
+
+const brokenClients = new WeakSet<pg.PoolClient>();
+
+/**
+ * A query the server ended its connection under (pg_terminate_backend, a server stopping: FATAL) fails
+ * at once, but the socket's end is read a moment later; released without an error, pg-pool would hand
+ * the dead connection to the next query, which then failed too ("Connection terminated unexpectedly").
+ * Any failure other than a statement's own error (severity ERROR) marks the connection for discarding.
+ */
+function discardWhenBroken(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as { query: unknown }).query = (...args: unknown[]) => {
+    const result = query(...args);
+    if (result instanceof Promise) {
+      result.catch((e: unknown) => {
+        if (!(e instanceof pg.DatabaseError) || e.severity !== 'ERROR') brokenClients.add(client);
+      });
+    }
+    return result;
+  };
 }
 
 /**

@@ -14,7 +14,7 @@ import { createAnnouncement } from '../../src/admin/store.ts';
 import { WebSessionStore } from '../../src/auth/web-sessions.ts';
 import { AuditLog } from '../../src/db/audit.ts';
 import { COPY_ORDER, copyDatabase, NOT_COPIED } from '../../src/db/copy.ts';
-import { type Db, keepConnectionErrors, openDb } from '../../src/db/index.ts';
+import { type Db, discardingBroken, keepConnectionErrors, openDb } from '../../src/db/index.ts';
 import { migrations } from '../../src/db/migrations.ts';
 import { casState } from '../../src/db/sessions.ts';
 import { countUsers, createUser } from '../../src/db/users.ts';
@@ -168,6 +168,47 @@ describe.skipIf(missing)('a connection the server ends under a running query', (
     expect(await running).toMatch(/terminating connection/);
     const [row] = (await sql<{ n: number }>`select 1 as n`.execute(db)).rows;
     expect(Number(row!.n)).toBe(1);
+  });
+
+  it('the connection whose query the server ended is discarded at its release, before its socket is read to the end', async () => {
+    const url = await createTestDatabase();
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    keepConnectionErrors(pool);
+    const client = await discardingBroken(pool).connect();
+    try {
+      const [{ pid }] = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows as [{ pid: number }];
+      // Released as kysely does, as soon as the query fails: the socket's end is not read yet.
+      const running = client.query('select pg_sleep(60)').then(
+        () => ['finished', -1] as const,
+        (e: Error) => {
+          client.release();
+          return [e.message, pool.totalCount] as const;
+        },
+      );
+      await pgQuery('select pg_terminate_backend($1)', [pid]);
+      const [message, pooled] = await running;
+      expect(message).toMatch(/terminating connection/);
+      // A statement's own error keeps a connection; this one must not go back to the pool (the next
+      // query would be sent down a closing socket).
+      expect(pooled).toBe(0);
+      const again = await pool.query<{ n: number }>('select 1 as n');
+      expect(Number(again.rows[0]!.n)).toBe(1);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('a statement that fails on its own keeps its connection', async () => {
+    const pool = new pg.Pool({ connectionString: await createTestDatabase(), max: 1 });
+    keepConnectionErrors(pool);
+    const client = await discardingBroken(pool).connect();
+    try {
+      await expect(client.query('select 1/0')).rejects.toThrow(/division by zero/);
+      client.release();
+      expect(pool.totalCount).toBe(1);
+    } finally {
+      await pool.end();
+    }
   });
 
   it("a checked-out connection's error event (a reset socket under a query) is heard, so it ends nothing", async () => {
