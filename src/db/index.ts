@@ -147,7 +147,9 @@ export function discardingBroken(pool: pg.Pool): PostgresPool {
       // pg-pool sets release afresh on every checkout, after its 'acquire' event.
       const release = client.release;
       client.release = (err?: Error | boolean) =>
-        release(err ?? (brokenClients.has(client) ? new Error('the server ended this connection') : undefined));
+        release(
+          err ?? (brokenClients.has(client) ? new Error('the server ended this connection') : undefined),
+        );
       return client;
     },
     end: () => pool.end(),

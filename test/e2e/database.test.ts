@@ -176,7 +176,9 @@ describe.skipIf(missing)('a connection the server ends under a running query', (
     keepConnectionErrors(pool);
     const client = await discardingBroken(pool).connect();
     try {
-      const [{ pid }] = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows as [{ pid: number }];
+      const [{ pid }] = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows as [
+        { pid: number },
+      ];
       // Released as kysely does, as soon as the query fails: the socket's end is not read yet.
       const running = client.query('select pg_sleep(60)').then(
         () => ['finished', -1] as const,
