@@ -285,6 +285,11 @@ async function main(): Promise<void> {
     ...input.extraApps.map((s) => new AppProcess(s, false, extraAppBase(input.baseUrl, s.id), ctx)),
   ];
   log(`session ${input.sessionId}: starting ${apps.map((a) => a.spec.id).join(', ')}`);
+  // The gateway confirms where the job runs while the apps start (its ready answer then need not wait
+  // for a poll). Nothing depends on this call's answer: the ready report is the one that counts.
+  postJson(`${input.hubUrl}/api/agent/starting`, input.secret, { sessionId: input.sessionId }).catch(
+    () => undefined,
+  );
 
   const relays: Relay[] = [];
   let tunnel: AgentTunnel | undefined;

@@ -7,6 +7,10 @@ const SessionId = Text(64);
 const Port = Type.Optional(Type.Number());
 const Socket = Type.Optional(Text(4096));
 
+/** The agent has started in its job, before its apps (the gateway confirms the job's node meanwhile). */
+export const AgentStartingBody = Type.Object({ sessionId: SessionId });
+export type AgentStartingBody = Static<typeof AgentStartingBody>;
+
 /** Where the session's apps listen: the main app, and each extra app by id. */
 export const AgentReadyBody = Type.Object({
   sessionId: SessionId,

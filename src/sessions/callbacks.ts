@@ -175,6 +175,26 @@ export class AgentCallbacks {
     return true;
   }
 
+  /**
+   * The agent has started in its job, before its apps (with the one-time secret, which stays unspent):
+   * when the latest poll does not show the job running yet, one is asked for now, while the app starts,
+   * so that `ready` finds the job's node confirmed instead of waiting for a poll. Changes nothing else;
+   * false when refused.
+   */
+  async starting(sessionId: string, secret: string): Promise<boolean> {
+    const row = await this.rowOf(sessionId);
+    if (!row || !matches(row.agent_secret_hash, secret)) return false;
+    const cluster = this.deps.clusters.get(row.cluster);
+    if (!cluster || !['requested', 'queued', 'starting'].includes(row.state)) return true;
+    const owner = await this.deps.owners.unixUser(row.user_id);
+    const job = findJob(cluster.poller.latestGood, row, owner);
+    if (!job || job.state !== 'running' || !job.nodeAddress) {
+      // Not awaited: the agent goes on starting its app; `ready` polls again if this one failed.
+      cluster.poller.pollNow().catch(() => undefined);
+    }
+    return true;
+  }
+
   async failed(sessionId: string, secret: string, reason: string): Promise<boolean> {
     const row = await this.rowOf(sessionId);
     if (!row || !matches(row.agent_secret_hash, secret)) return false;

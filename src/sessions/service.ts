@@ -121,6 +121,10 @@ export class SessionService {
 
   // ---- agent callbacks (callbacks.ts) -----------------------------------------------------------
 
+  agentStarting(sessionId: string, secret: string): Promise<boolean> {
+    return this.callbacks.starting(sessionId, secret);
+  }
+
   agentReady(sessionId: string, secret: string, report: AgentReport, ip?: string): Promise<string> {
     return this.callbacks.ready(sessionId, secret, report, ip);
   }

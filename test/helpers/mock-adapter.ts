@@ -38,6 +38,8 @@ export class MockAdapter implements SchedulerAdapter {
   /** Create the job, then fail the submit as a timed-out sbatch would (the poll then sees the job). */
   timeoutAfterCreate = false;
   node: NodeInfo = { ...MOCK_NODE };
+  /** Polls so far. */
+  polls = 0;
   private nextId = 1000;
 
   constructor(readonly cluster: string) {}
@@ -96,6 +98,7 @@ export class MockAdapter implements SchedulerAdapter {
   }
 
   async poll(): Promise<PollSnapshot> {
+    this.polls++;
     const at = Date.now();
     if (!this.reachable)
       return { ok: false, error: 'Unable to contact the mock controller', at, jobs: [], nodes: [], calls: 1 };

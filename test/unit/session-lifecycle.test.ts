@@ -153,6 +153,30 @@ describe('session lifecycle on a mock scheduler', () => {
     expect((await state(v.id)).state).toBe('running');
   });
 
+  it("the agent's starting report: a poll while the app starts, the secret unspent; a wrong one refused", async () => {
+    const v = await gw.ctx.sessions.create(alice, request());
+    const secret = mock.submissions.at(-1)!.agentEnv.ATRIUM_AGENT_SECRET!;
+    await poll(); // the latest poll shows the job queued
+    mock.set(v.jobId!, 'running');
+    expect((await agent('/api/agent/starting', 'wrong-secret', { sessionId: v.id })).status).toBe(403);
+    const before = mock.polls;
+    expect((await agent('/api/agent/starting', secret, { sessionId: v.id })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 50));
+    // The poll the report asked for found the job running: ready needs none of its own.
+    expect(mock.polls).toBe(before + 1);
+    const ready = await agent('/api/agent/ready', secret, {
+      sessionId: v.id,
+      host: '127.0.0.1',
+      port: appPort,
+    });
+    expect(ready.status).toBe(200);
+    expect(mock.polls).toBe(before + 1);
+    expect((await state(v.id)).state).toBe('running');
+    // Once the session runs, a starting report changes nothing and asks for no poll.
+    expect((await agent('/api/agent/starting', secret, { sessionId: v.id })).status).toBe(403);
+    expect(mock.polls).toBe(before + 1);
+  });
+
   it('heartbeats with the token the ready call gave are accepted; with the one-time secret they are not', async () => {
     const s = await running();
     const beat = await agent('/api/agent/heartbeat', s.heartbeat, { sessionId: s.id });

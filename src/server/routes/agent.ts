@@ -6,6 +6,7 @@ import {
   AgentHeartbeatBody,
   AgentReadyBody,
   AgentReadyReply,
+  AgentStartingBody,
 } from '../../api/agent.ts';
 import { OkReply } from '../../api/common.ts';
 import { AgentRefused } from '../../sessions/service.ts';
@@ -115,6 +116,20 @@ export function registerAgentRoutes(app: FastifyInstance, ctx: AppContext): void
     await refused(req, 'exit', 'unknown session or wrong heartbeat token');
     return reply.code(403).send({ error: 'refused' });
   });
+
+  app.post(
+    '/api/agent/starting',
+    route(
+      "The agent has started in the session's job (the one-time secret as Bearer, not spent): the gateway confirms where the job runs while the app starts, so that the ready report finds it confirmed",
+      AgentStartingBody,
+    ),
+    async (req, reply) => {
+      const b = (req.body ?? {}) as Record<string, unknown>;
+      if (await ctx.sessions.agentStarting(String(b.sessionId ?? ''), bearer(req))) return { ok: true };
+      await refused(req, 'starting', 'unknown session or wrong secret');
+      return reply.code(403).send({ error: 'refused' });
+    },
+  );
 
   app.post(
     '/api/agent/failed',
