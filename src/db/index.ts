@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, type PostgresPool, SqliteDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
 import { DbOpenError, describeConnectError, parseDatabaseUrl } from './engine.ts';
 import { migrate } from './migrations.ts';
@@ -139,8 +139,8 @@ export function keepConnectionErrors(pool: pg.Pool, onError?: (e: Error) => void
   });
 }
 
-/** The pool as kysely takes it, its connections released with an error once broken (discardWhenBroken). */
-export function discardingBroken(pool: pg.Pool): PostgresPool {
+/** The pool as kysely takes it (PostgresPool), its connections released with an error once broken (discardWhenBroken). */
+export function discardingBroken(pool: pg.Pool): { connect(): Promise<pg.PoolClient>; end(): Promise<void> } {
   return {
     connect: async () => {
       const client = await pool.connect();

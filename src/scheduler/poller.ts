@@ -150,6 +150,11 @@ export class ClusterPoller {
   }
 
   private inflight: Promise<PollSnapshot> | null = null;
+
+  /** The poll under way here, if any (its listeners done when it resolves). */
+  get current(): Promise<PollSnapshot> | null {
+    return this.inflight;
+  }
   private queued: Promise<PollSnapshot> | null = null;
 
   /**

@@ -61,8 +61,12 @@ export class AgentCallbacks {
     let job: JobInfo | undefined;
     if (cluster) {
       const owner = await this.deps.owners.unixUser(row.user_id);
+      const placed = (j: JobInfo | undefined) => !!j && j.state === 'running' && !!j.nodeAddress;
       job = findJob(cluster.poller.latestGood, row, owner);
-      if (!job || job.state !== 'running' || !job.nodeAddress) {
+      // A poll under way (the agent's starting report asked for one) may be the one that sees it.
+      const current = placed(job) ? null : cluster.poller.current;
+      if (current) job = findJob(await current, row, owner);
+      if (!placed(job)) {
         const snap = await cluster.poller.pollNow();
         // Not knowing where the job runs is not a reason to trust the agent: it asks again (503).
         if (!snap.ok) return refuse(503, 'the scheduler cannot be reached; report again later');
@@ -105,7 +109,12 @@ export class AgentCallbacks {
     }
     // The route is in place before anyone hears "running": a page that opens the session at once finds it.
     await this.deps.routing.add({ ...cur, ...patch });
-    const updated = await this.deps.states.apply(cur, { type: 'agent_ready' }, patch);
+    let updated = await this.deps.states.apply(cur, { type: 'agent_ready' }, patch);
+    // A poll may move the session (queued to starting) between our read and our write: the secret is
+    // spent by then, so the report is applied again to the state the poll left, or the session would
+    // stay "starting" with no agent able to report. A session that ended meanwhile stays ended.
+    for (let i = 0; i < 3 && ['requested', 'queued', 'starting'].includes(updated.state); i++)
+      updated = await this.deps.states.apply(updated, { type: 'agent_ready' }, patch);
     if (updated.state !== 'running') this.deps.routes.delete(cur.id);
     await this.deps.audit.record({
       action: 'agent.callback',

@@ -1159,10 +1159,15 @@ const echoOf = async (extra: Record<string, string>, sub = 'headers') => {
     undefined,
     false,
   );
-  return {
-    r,
-    j: JSON.parse(r.body) as { headers: [string, string][]; tokenOk: boolean; tokenCount: number },
-  };
+  let j: { headers: [string, string][]; tokenOk: boolean; tokenCount: number };
+  try {
+    j = JSON.parse(r.body);
+  } catch {
+    throw new Error(
+      `not the echo app's answer: ${r.status} ${JSON.stringify(r.headers)} ${r.body.slice(0, 400)}`,
+    );
+  }
+  return { r, j };
 };
 const hdr = (h: [string, string][], name: string) =>
   h.filter(([k]) => k.toLowerCase() === name).map(([, v]) => v);

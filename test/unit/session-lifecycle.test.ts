@@ -10,9 +10,14 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
 import type { SessionRequest } from '../../src/core/request.ts';
+import type { SessionRow } from '../../src/db/sessions.ts';
 import { createUser, toUser, type User } from '../../src/db/users.ts';
 import { type Gateway, startGateway } from '../../src/server/gateway.ts';
 import { type MockAdapter, mockAdapters } from '../helpers/mock-adapter.ts';
+
+interface SessionStatesLike {
+  apply(row: SessionRow, event: { type: string }, patch: Partial<SessionRow>): Promise<SessionRow>;
+}
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-lifecycle-'));
 const configText = `
@@ -175,6 +180,38 @@ describe('session lifecycle on a mock scheduler', () => {
     // Once the session runs, a starting report changes nothing and asks for no poll.
     expect((await agent('/api/agent/starting', secret, { sessionId: v.id })).status).toBe(403);
     expect(mock.polls).toBe(before + 1);
+  });
+
+  it("a poll that moves the session between the ready report's read and write: the report still lands", async () => {
+    const v = await gw.ctx.sessions.create(alice, request());
+    const secret = mock.submissions.at(-1)!.agentEnv.ATRIUM_AGENT_SECRET!;
+    await poll();
+    mock.set(v.jobId!, 'running');
+    // The latest snapshot shows the job running while its listeners (queued to starting) have not run:
+    // as on a gateway whose poll has just returned.
+    const poller = gw.ctx.clusters.get('mock')!.poller;
+    poller.receive(await mock.poll(), Date.now());
+    expect((await state(v.id)).state).toBe('queued');
+    const states = (gw.ctx.sessions as unknown as { states: SessionStatesLike }).states;
+    const apply = states.apply.bind(states);
+    let raced = 0;
+    states.apply = async (row, event, patch) => {
+      if (event.type === 'agent_ready' && raced++ === 0) await apply(row, { type: 'job_running' }, {});
+      return apply(row, event, patch);
+    };
+    try {
+      const ready = await agent('/api/agent/ready', secret, {
+        sessionId: v.id,
+        host: '127.0.0.1',
+        port: appPort,
+      });
+      expect(ready.status).toBe(200);
+    } finally {
+      states.apply = apply;
+    }
+    expect(raced).toBeGreaterThan(1);
+    expect((await state(v.id)).state).toBe('running');
+    expect(gw.ctx.routes.get(v.id)).toBeDefined();
   });
 
   it('heartbeats with the token the ready call gave are accepted; with the one-time secret they are not', async () => {
