@@ -73,6 +73,7 @@ import {
 } from '../proxy/lib.ts';
 import { JUPYTERHUB_NEED } from '../spawn/jupyterhub.ts';
 import { EventStream, freePort } from '../spawn/lib.ts';
+import { CPU_GROUPS, cpuBetween, sampleCpu } from './cpu.ts';
 import type { ScaleGatewayOptions } from './gateway.ts';
 import { type HubSide, startHubSide } from './jupyterhub.ts';
 import {
@@ -454,7 +455,14 @@ async function twoGateways(
     await waitTracked(publicUrl, { cookie: a.cookie }, listed);
     const setupS = round((Date.now() - t0) / 1000, 1);
     const statsBefore = await lb.admin('show stat');
+    const cpuBefore = sampleCpu();
     const users = await clickThrough({ ...click, base: publicUrl });
+    const cpu = cpuBetween(
+      cpuBefore,
+      sampleCpu(),
+      { gwa: a.pid, gwb: b.pid, load_generator: process.pid },
+      CPU_GROUPS,
+    );
     const statsAfter = await lb.admin('show stat');
     // HAProxy's total sessions per server (field 8, stot) over the click-through.
     const stot = (csv: string) =>
@@ -483,6 +491,7 @@ async function twoGateways(
       users,
       requests_per_gateway: perGateway,
       rss_mb: rss,
+      cpu_s: cpu,
     };
   } finally {
     stopPg();
@@ -777,8 +786,16 @@ async function main(): Promise<Record<string, unknown>> {
       jobDir,
       arrivalsPerSecond: ARRIVALS,
     };
+    const cpuBefore = sampleCpu();
     const clicks = await clickThrough({ ...clickOpts, base });
+    const clicksCpu = cpuBetween(
+      cpuBefore,
+      sampleCpu(),
+      { gateway: gw.pid, load_generator: process.pid },
+      CPU_GROUPS,
+    );
     reportClicks('users', clicks);
+    log(`users: CPU seconds ${JSON.stringify(clicksCpu)}`);
 
     // ---- the same concurrency: our pages and JupyterHub's, in interleaved rounds ------------------
     const signed = clicks.signed_in;
@@ -875,6 +892,7 @@ async function main(): Promise<Record<string, unknown>> {
         ha = await twoGateways(gwOpts, { ...clickOpts, users }, gatewayProcs);
         reportClicks('ha users', ha.users);
         log(`ha: requests per gateway ${JSON.stringify(ha.requests_per_gateway)}`);
+        log(`ha: CPU seconds ${JSON.stringify(ha.cpu_s)}`);
       } else ha = { skipped: 'haproxy or postgresql is not installed (see above)' };
     }
     const haClicks = 'users' in ha ? ha.users : null;
@@ -939,7 +957,7 @@ async function main(): Promise<Record<string, unknown>> {
       pages,
       events,
       ws,
-      users: { ...clicks, signed_in: clicks.signed_in.length },
+      users: { ...clicks, signed_in: clicks.signed_in.length, cpu_s: clicksCpu },
       sign_in_burst: { ours: burst, jupyterhub_sign_ins_per_s: hub?.sign_ins_per_s ?? null },
       same_load: { ...compare, jupyterhub: hubInfo },
       polling_model: polling,
