@@ -39,6 +39,7 @@
 // users starting their click-through per second; 0: all at once), BENCH_ROUNDS (3: same-load rounds),
 // BENCH_HA (1; 0 skips the two gateways behind HAProxy: they need Debian's haproxy and postgresql,
 // installed when missing; PostgreSQL is $ATRIUM_TEST_POSTGRES_URL's server or a throwaway one).
+// BENCH_PROFILE_DIR: where the gateway's CPU profile over the 200 users' click-through is written.
 // CI's smoke: BENCH_SCALE_FACTOR=0.02 BENCH_SECONDS=1 BENCH_JUPYTERHUB=0 BENCH_SOAK_MINUTES=0.1.
 // Cluster: BENCH_CLUSTER_NAME (atriumscale), BENCH_CLUSTER_PORT (6867; it uses 7 ports from there),
 // BENCH_CLUSTER_BASE (/tmp/atrium-slurm-<name>). Users benchu001... are created (useradd, no home)
@@ -57,6 +58,7 @@ import { createTestDatabase, ensurePostgres, POSTGRES_NEED } from '../../test/he
 import {
   type Child,
   cpuMicros,
+  ask,
   envNumber,
   fdCount,
   median,
@@ -786,8 +788,18 @@ async function main(): Promise<Record<string, unknown>> {
       jobDir,
       arrivalsPerSecond: ARRIVALS,
     };
+    // BENCH_PROFILE_DIR: the gateway's CPU profile over the click-through (a .cpuprofile for Chrome's
+    // DevTools or speedscope).
+    const profileDir = process.env.BENCH_PROFILE_DIR;
+    if (profileDir) await ask(gw.child, { type: 'profile-start' });
     const cpuBefore = sampleCpu();
     const clicks = await clickThrough({ ...clickOpts, base });
+    if (profileDir) {
+      fs.mkdirSync(profileDir, { recursive: true });
+      const file = path.join(profileDir, `scale-users-${Date.now()}.cpuprofile`);
+      await ask(gw.child, { type: 'profile-stop', file }, 60_000);
+      log(`users: the gateway's CPU profile is ${file}`);
+    }
     const clicksCpu = cpuBetween(
       cpuBefore,
       sampleCpu(),
