@@ -56,9 +56,9 @@ import { ensurePackages, type PackageNeed } from '../../src/system/packages.ts';
 import { haproxyMissing, startHaproxy } from '../../test/helpers/haproxy.ts';
 import { createTestDatabase, ensurePostgres, POSTGRES_NEED } from '../../test/helpers/postgres.ts';
 import {
+  ask,
   type Child,
   cpuMicros,
-  ask,
   envNumber,
   fdCount,
   median,
