@@ -34,6 +34,12 @@ export interface AgentCallbackDeps
 }
 
 export class AgentCallbacks {
+  /**
+   * Sessions whose starting report has asked for a poll: one each, so that code run as the user
+   * repeating the report cannot keep the scheduler polling (bounded: cleared at 10,000).
+   */
+  private readonly startingAsked = new Set<string>();
+
   constructor(private readonly deps: AgentCallbackDeps) {}
 
   async ready(sessionId: string, secret: string, report: AgentReport, ip?: string): Promise<string> {
@@ -195,6 +201,9 @@ export class AgentCallbacks {
     if (!row || !matches(row.agent_secret_hash, secret)) return false;
     const cluster = this.deps.clusters.get(row.cluster);
     if (!cluster || !['requested', 'queued', 'starting'].includes(row.state)) return true;
+    if (this.startingAsked.has(row.id)) return true;
+    if (this.startingAsked.size >= 10_000) this.startingAsked.clear();
+    this.startingAsked.add(row.id);
     const owner = await this.deps.owners.unixUser(row.user_id);
     const job = findJob(cluster.poller.latestGood, row, owner);
     if (!job || job.state !== 'running' || !job.nodeAddress) {
