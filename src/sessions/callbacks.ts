@@ -33,6 +33,16 @@ export interface AgentCallbackDeps
   heartbeats: Heartbeats;
 }
 
+/** The states in which a session waits for its agent's reports. */
+function awaitsAgent(state: string): boolean {
+  return state === 'requested' || state === 'queued' || state === 'starting';
+}
+
+/** The scheduler shows the job running on a known node. */
+function placed(job: JobInfo | undefined): boolean {
+  return !!job && job.state === 'running' && !!job.nodeAddress;
+}
+
 export class AgentCallbacks {
   /**
    * Sessions whose starting report has asked for a poll: one each, so that code run as the user
@@ -57,8 +67,7 @@ export class AgentCallbacks {
     if (!row || !row.agent_secret_hash || !matches(row.agent_secret_hash, secret)) {
       return refuse(403, 'unknown session or wrong secret');
     }
-    if (!['requested', 'queued', 'starting'].includes(row.state))
-      return refuse(409, `session is ${row.state}`);
+    if (!awaitsAgent(row.state)) return refuse(409, `session is ${row.state}`);
     const problem = await this.problemOf(row, report);
     if (problem) return refuse(...problem);
     const extras = report.apps ?? [];
@@ -67,7 +76,6 @@ export class AgentCallbacks {
     let job: JobInfo | undefined;
     if (cluster) {
       const owner = await this.deps.owners.unixUser(row.user_id);
-      const placed = (j: JobInfo | undefined) => !!j && j.state === 'running' && !!j.nodeAddress;
       job = findJob(cluster.poller.latestGood, row, owner);
       // A poll under way (the agent's starting report asked for one) may be the one that sees it.
       const current = placed(job) ? null : cluster.poller.current;
@@ -119,7 +127,7 @@ export class AgentCallbacks {
     // A poll may move the session (queued to starting) between our read and our write: the secret is
     // spent by then, so the report is applied again to the state the poll left, or the session would
     // stay "starting" with no agent able to report. A session that ended meanwhile stays ended.
-    for (let i = 0; i < 3 && ['requested', 'queued', 'starting'].includes(updated.state); i++)
+    for (let i = 0; i < 3 && awaitsAgent(updated.state); i++)
       updated = await this.deps.states.apply(updated, { type: 'agent_ready' }, patch);
     if (updated.state !== 'running') this.deps.routes.delete(cur.id);
     await this.deps.audit.record({
@@ -200,13 +208,12 @@ export class AgentCallbacks {
     const row = await this.rowOf(sessionId);
     if (!row || !matches(row.agent_secret_hash, secret)) return false;
     const cluster = this.deps.clusters.get(row.cluster);
-    if (!cluster || !['requested', 'queued', 'starting'].includes(row.state)) return true;
+    if (!cluster || !awaitsAgent(row.state)) return true;
     if (this.startingAsked.has(row.id)) return true;
     if (this.startingAsked.size >= 10_000) this.startingAsked.clear();
     this.startingAsked.add(row.id);
     const owner = await this.deps.owners.unixUser(row.user_id);
-    const job = findJob(cluster.poller.latestGood, row, owner);
-    if (!job || job.state !== 'running' || !job.nodeAddress) {
+    if (!placed(findJob(cluster.poller.latestGood, row, owner))) {
       // Not awaited: the agent goes on starting its app; `ready` polls again if this one failed.
       cluster.poller.pollNow().catch(() => undefined);
     }
