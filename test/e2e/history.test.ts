@@ -150,11 +150,13 @@ describe.skipIf(!cluster)('job history with efficiency', () => {
 
   it("shows the batch job's CPU, memory and time against what it asked, equal to sacct's own figures", async () => {
     const e = await entry(touchJob);
-    // sacct itself, as root: the job line and its steps (MaxRSS is per step).
+    // sacct itself, as root: the job line and its steps (MaxRSS is per step). --noconvert: MaxRSS in
+    // bytes; without it sacct writes an exact multiple of 1024 KiB in M ("211.50M"), else in K.
     const lines = slurm(c, 'sacct', [
       '-a',
       '-P',
       '-n',
+      '--noconvert',
       '-j',
       touchJob,
       '-o',
@@ -165,7 +167,7 @@ describe.skipIf(!cluster)('job history with efficiency', () => {
       .map((l) => l.split('|'));
     const job = lines.find((l) => l[0] === touchJob)!;
     const maxRssKb = Math.max(
-      ...lines.filter((l) => l[0] !== touchJob).map((l) => Number.parseInt(l[2] ?? '0', 10) || 0),
+      ...lines.filter((l) => l[0] !== touchJob).map((l) => Math.floor((Number(l[2]) || 0) / 1024)),
     );
     const cpuSeconds = (() => {
       const [mmss = '0:0', ms = '0'] = (job[1] ?? '').split('.');
@@ -175,7 +177,7 @@ describe.skipIf(!cluster)('job history with efficiency', () => {
     })();
     const elapsed = Number(job[3]);
     const cores = Number(job[4]);
-    expect(lines.find((l) => l[0] !== touchJob)?.[2]).toMatch(/K$/);
+    expect(lines.find((l) => l[0] !== touchJob)?.[2]).toMatch(/^\d+$/);
     // It touched 200 MB: the peak is at least that, well under the 1 GB asked.
     expect(maxRssKb / 1024).toBeGreaterThanOrEqual(200);
     expect(e.efficiency.memory).toEqual({
