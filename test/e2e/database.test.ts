@@ -183,7 +183,7 @@ describe.skipIf(missing)('a connection the server ends under a running query', (
       const running = client.query('select pg_sleep(60)').then(
         () => ['finished', -1] as const,
         (e: Error) => {
-          client.release();
+          client.release(false); // kysely's PostgresConnection always passes a boolean
           return [e.message, pool.totalCount] as const;
         },
       );
