@@ -148,7 +148,9 @@ export function discardingBroken(pool: pg.Pool): { connect(): Promise<pg.PoolCli
       const release = client.release;
       // kysely releases with release(false) when it has nothing to say, hence || and not ??.
       client.release = (err?: Error | boolean) =>
-        release(err || (brokenClients.has(client) ? new Error('the server ended this connection') : undefined));
+        release(
+          err || (brokenClients.has(client) ? new Error('the server ended this connection') : undefined),
+        );
       return client;
     },
     end: () => pool.end(),

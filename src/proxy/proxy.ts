@@ -37,6 +37,12 @@ export interface ProxyHooks {
   refuseUpgrade?(socket: net.Socket, message: string): void;
   /** The signed-in user of a request (cookie), or null. May answer synchronously from a cache. */
   authenticate(req: http.IncomingMessage): ProxyUser | null | Promise<ProxyUser | null>;
+  /**
+   * Called when a session has no route here: another gateway sharing the database may have made it
+   * running a moment ago, before this one heard of it. Loads the route from the database if there is
+   * one; the request is then looked up again (absent: the session's page says it is connecting).
+   */
+  loadRoute?(sessionId: string): Promise<void>;
   /** Called when no route exists: render a "starting" or "ended" page. Returns false when the session is unknown. */
   placeholder(
     sessionId: string,
@@ -244,6 +250,8 @@ export class GatewayProxy {
 
   /** The session each forwarded request is for (its URL may have been rewritten for the app). */
   private readonly sessionOfRequest = new WeakMap<http.IncomingMessage, string>();
+  /** Requests whose session's route was already asked of the database (withRoute). */
+  private readonly routeAsked = new WeakSet<http.IncomingMessage>();
 
   /** When the agent of the session a request is for was last heard from, if it is silent now. */
   private silentSince(req: http.IncomingMessage): number | undefined {
@@ -289,6 +297,7 @@ export class GatewayProxy {
       if (this.guests && hasCookie(req, this.guests.cookie)) return this.guestWeb(p, user, req, res);
       return refuseWeb(user, req, res);
     }
+    if (this.withRoute(p.sessionId, req, () => this.webAuthed(p, user, req, res))) return;
     const route = this.opts.routes.get(p.sessionId);
     if (route && route.userId !== user.id) return notFound(res);
     if (route?.cluster !== undefined && this.refused(req, res, route.cluster)) return;
@@ -353,6 +362,7 @@ export class GatewayProxy {
         }
         // The grant is for the desktop alone: not the session's other apps.
         if (p.app !== undefined || p.bare) return notFound(res);
+        if (this.withRoute(p.sessionId, req, () => this.guestWeb(p, user, req, res))) return;
         const route = this.opts.routes.get(p.sessionId);
         if (!route || route.userId !== g.userId) {
           return sendPage(
@@ -390,6 +400,7 @@ export class GatewayProxy {
           return this.guestUpgrade(parsed, req, socket, head, user ? 404 : 401);
         return refuse(socket, user ? 404 : 401);
       }
+      if (this.withRoute(parsed.sessionId, req, () => go(user))) return;
       const route = this.opts.routes.get(parsed.sessionId);
       if (!route || route.userId !== user.id) return refuse(socket, 404);
       if (route.cluster !== undefined && this.upgradeRefused(req, socket, route.cluster)) return;
@@ -433,6 +444,7 @@ export class GatewayProxy {
       (g) => {
         if (!g || g.sessionId !== p.sessionId) return refuse(socket, refused);
         if (g.ended) return refuse(socket, 410);
+        if (this.withRoute(p.sessionId, req, () => this.guestUpgrade(p, req, socket, head, refused))) return;
         const route = this.opts.routes.get(p.sessionId);
         if (p.app !== undefined || !route || route.userId !== g.userId || route.transport !== 'rfb')
           return refuse(socket, 404);
@@ -449,6 +461,19 @@ export class GatewayProxy {
       },
       () => refuse(socket, 503),
     );
+  }
+
+  /**
+   * When the session has no route here and the database may have one (loadRoute), asks for it once per
+   * request and calls `again` when that is done: true then, and the caller stops. The second pass finds
+   * the request marked and goes on with what the table has.
+   */
+  private withRoute(sessionId: string, req: http.IncomingMessage, again: () => void): boolean {
+    const load = this.opts.hooks.loadRoute;
+    if (!load || this.routeAsked.has(req) || this.opts.routes.get(sessionId)) return false;
+    this.routeAsked.add(req);
+    load(sessionId).then(again, again);
+    return true;
   }
 
   /** Counts an open WebSocket and remembers whose it is, until it closes. */

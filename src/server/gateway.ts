@@ -232,6 +232,7 @@ export async function startGateway(cfg: LoadedConfig, opts: GatewayOptions = {})
         return webSessions.lookup(token).then(asProxyUser);
       },
       placeholder: placeholderHandler(() => ctxRef.ctx!),
+      ...(shared ? { loadRoute: (id: string) => shared.loadRoute(id) } : {}),
       ...rfbHooks({ log, onInput: (route) => activity.touchPrefix(route.prefix, 'input') }),
       onRequest: () => metrics.proxyRequests.inc(),
       onTraffic: (sessionId, app, kind) => activity.touch(sessionId, app, kind),

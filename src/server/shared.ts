@@ -33,6 +33,7 @@ export class SharedDatabase {
   /** Route refreshes in order per session (a later change must not be undone by an earlier read). */
   private readonly refreshing = new Map<string, Promise<void>>();
   private activityTimer: NodeJS.Timeout | null = null;
+  private ctx: AppContext | undefined;
 
   constructor(
     db: Db,
@@ -49,6 +50,7 @@ export class SharedDatabase {
   /** Follows what the other gateways change; `ctx` is complete (sessions, sign-in cache, proxy). */
   attach(ctx: AppContext): void {
     ctx.services.set('shared', this);
+    this.ctx = ctx;
     const registers = [ctx.metrics.registry];
     const { gateways, leases } = this;
     new Gauge({
@@ -122,7 +124,16 @@ export class SharedDatabase {
     this.activityTimer.unref();
   }
 
-  private refreshRoute(ctx: AppContext, id: string): void {
+  /**
+   * The session's route read from the database now, after any refresh already under way: the proxy asks
+   * when a request comes for a session this gateway has no route for (a user may reach this gateway
+   * before the other one's notice that the session is running).
+   */
+  loadRoute(id: string): Promise<void> {
+    return this.ctx ? this.refreshRoute(this.ctx, id) : Promise.resolve();
+  }
+
+  private refreshRoute(ctx: AppContext, id: string): Promise<void> {
     const prev = this.refreshing.get(id) ?? Promise.resolve();
     const next = prev
       .then(() => ctx.sessions.refreshRoute(id))
@@ -131,6 +142,7 @@ export class SharedDatabase {
         if (this.refreshing.get(id) === next) this.refreshing.delete(id);
       });
     this.refreshing.set(id, next);
+    return next;
   }
 
   /** Connects the link (briefly waited for: events of the first seconds are not lost) and joins. */

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
 import type { SessionRequest } from '../../src/core/request.ts';
 import { createUser, toUser, type User } from '../../src/db/users.ts';
+import { sessionPrefix } from '../../src/proxy/routes.ts';
 import { type Gateway, startGateway } from '../../src/server/gateway.ts';
 import { notificationService } from '../../src/server/routes/notifications.ts';
 import type { SharedDatabase } from '../../src/server/shared.ts';
@@ -129,6 +130,38 @@ describe.skipIf(missing)('two gateways sharing one PostgreSQL', { timeout: 30_00
     const row = (await A.ctx.sessions.getOwned(alice, v.id))!;
     await A.ctx.sessions.stop(row, 'stopped by you');
     await until('the route to go on B', () => !B.ctx.routes.get(v.id), 1000, 10);
+  });
+
+  it("a request that reaches a gateway before the other's notice of a running session is answered by the app", async () => {
+    const v = await A.ctx.sessions.create(alice, request());
+    // A plain TCP app (the test's HTTP server cannot do the relay's handshake).
+    await A.ctx.db.updateTable('sessions').set({ socket_apps: '[]' }).where('id', '=', v.id).execute();
+    const sub = mock.submissions.at(-1)!;
+    mock.set(v.jobId!, 'running');
+    await poller(A).pollNow();
+    await until(
+      'the session to start',
+      async () => (await B.ctx.sessions.getOwned(alice, v.id))?.state === 'starting',
+    );
+    const ready = await B.app.inject({
+      method: 'POST',
+      url: '/api/agent/ready',
+      headers: {
+        authorization: `Bearer ${sub.agentEnv.ATRIUM_AGENT_SECRET}`,
+        'content-type': 'application/json',
+      },
+      payload: JSON.stringify({ sessionId: v.id, host: '127.0.0.1', port: appPort }),
+    });
+    expect(ready.statusCode).toBe(200);
+    // A had not heard yet (the notice travels through PostgreSQL): it used to answer "Connecting".
+    await until('the route on A', () => A.ctx.routes.get(v.id), 1000, 10);
+    A.ctx.routes.delete(v.id);
+    const { token } = await A.ctx.webSessions.create(alice.id);
+    const res = await fetch(`${A.url}${sessionPrefix(alice.username, v.id)}`, {
+      headers: { cookie: `atrium_session=${token}` },
+    });
+    expect([res.status, await res.text()]).toEqual([200, 'hello from the app']);
+    await A.ctx.sessions.stop((await A.ctx.sessions.getOwned(alice, v.id))!, 'stopped by you');
   });
 
   it('an event published on one gateway reaches the pages of both, each once', async () => {
