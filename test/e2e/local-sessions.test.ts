@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import { Client, type SessionView, waitForState } from '../helpers/client.ts';
 import { createTestGateway, type TestGateway } from '../helpers/gateway.ts';
 import { createKernel, kernelRoundTrip, runInKernel, wsStatus } from '../helpers/jupyter.ts';
+import { until } from '../helpers/wait.ts';
 
 let gw: TestGateway;
 let alice: Client;
@@ -182,6 +183,45 @@ describe('local backend: sign in, start Jupyter, reach its kernel through the pr
     // The agent notices the app is gone and the session ends with a reason.
     const ended = await waitForState(alice, session.id, ['ended'], 30_000);
     expect(ended.reason).toBe('the app exited');
+  });
+
+  it('the first kernel is the spare one Jupyter started with the server: unlisted until asked for, in the home directory; others start where asked', async () => {
+    const r = await alice.post('/api/sessions', jupyter);
+    expect(r.status).toBe(201);
+    const s = await waitForState(alice, (r.body as { session: SessionView }).session.id, ['running']);
+    const base = gw.url + s.url;
+    const log = () => fs.readFileSync(`/home/alice/.atrium/sessions/${s.id}/app.log`, 'utf8');
+    const spare = await until(
+      'the spare kernel to start',
+      () => /Kernel started: ([0-9a-f-]{36})/.exec(log())?.[1],
+    );
+    const listed = async () =>
+      ((await (await alice.req('GET', `${s.url}api/kernels`)).json()) as { id: string }[]).map((k) => k.id);
+    // Not shown in Jupyter's list, nor seen by the gateway's idle check, until it is handed out.
+    expect(await listed()).toEqual([]);
+    const first = await createKernel(base, alice.cookie);
+    expect(first).toBe(spare);
+    expect(log()).toContain(`atrium: handing out the spare kernel ${spare}`);
+    expect(await listed()).toEqual([spare]);
+    expect((await runInKernel(base, alice.cookie, first, 'import os; print(os.getcwd())')).trim()).toBe(
+      '/home/alice',
+    );
+    // A notebook in a folder gets a kernel of its own, started there.
+    const dir = `atrium-spare-${s.id}`;
+    expect((await alice.req('PUT', `${s.url}api/contents/${dir}`, { type: 'directory' })).status).toBe(201);
+    const nb = await alice.req('POST', `${s.url}api/sessions`, {
+      path: `${dir}/x.ipynb`,
+      type: 'notebook',
+      kernel: { name: 'python3' },
+    });
+    expect(nb.status).toBe(201);
+    const second = ((await nb.json()) as { kernel: { id: string } }).kernel.id;
+    expect(second).not.toBe(spare);
+    expect((await runInKernel(base, alice.cookie, second, 'import os; print(os.getcwd())')).trim()).toBe(
+      `/home/alice/${dir}`,
+    );
+    await alice.req('DELETE', `${s.url}api/contents/${dir}`);
+    expect((await alice.del(`/api/sessions/${s.id}`)).status).toBe(200);
   });
 
   it('a user holds several sessions and stops their own', async () => {

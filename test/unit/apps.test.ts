@@ -219,6 +219,7 @@ describe('Jupyter front end choice (share/jupyter/atrium-jupyter)', () => {
     expect(argv).toContain('--ServerApp.login_handler_class=atrium_jupyter_auth.ServerLoginHandler');
     expect(argv).toContain('--ServerApp.token=');
     expect(argv).toContain('--ServerApp.root_dir=/home/a');
+    expect(argv).toContain('--ServerApp.kernel_manager_class=atrium_jupyter_kernels.ServerKernelManager');
   });
 
   it('falls back to Notebook 6 (its own server) as on Debian 12', () => {
@@ -229,7 +230,18 @@ describe('Jupyter front end choice (share/jupyter/atrium-jupyter)', () => {
     expect(argv).toContain('--NotebookApp.login_handler_class=atrium_jupyter_auth.NotebookLoginHandler');
     expect(argv).toContain('--NotebookApp.notebook_dir=/home/a');
     expect(argv).toContain('--NotebookApp.port_retries=0');
+    expect(argv).toContain('--NotebookApp.kernel_manager_class=atrium_jupyter_kernels.NotebookKernelManager');
     expect(argv.join(' ')).not.toContain('ServerApp');
+  });
+
+  it('ATRIUM_JUPYTER_SPARE_KERNEL=0 leaves Jupyter its own kernel manager (no spare kernel)', () => {
+    const d = stubs('nospare', { 'jupyter-lab': '4.2.0' });
+    const r = spawnSync(wrapper, TCP, {
+      encoding: 'utf8',
+      env: { PATH: `${d}:/usr/bin:/bin`, ATRIUM_JUPYTER_DRY_RUN: '1', ATRIUM_JUPYTER_SPARE_KERNEL: '0' },
+    });
+    expect(r.status).toBe(0);
+    expect(r.stdout).not.toContain('kernel_manager_class');
   });
 
   it("tells Notebook 7 from 6 by the script's own Python reading _version.py, without running the script", () => {
