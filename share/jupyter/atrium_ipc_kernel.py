@@ -13,7 +13,8 @@ script. Other kernels are left as they are.
 import os
 import sys
 
-from jupyter_client.kernelspec import KernelSpecManager as _Base
+# The python3 kernel found without importing ipykernel into the server (atrium_jupyter_kernels).
+from atrium_jupyter_kernels import KernelSpecManager as _Base
 
 _SCRIPT = os.path.abspath(__file__)
 

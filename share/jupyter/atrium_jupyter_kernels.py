@@ -17,8 +17,11 @@ tells a kernel the notebook it was started for; IPython then sets __session__).
 """
 import asyncio
 import os
+import sys
 import uuid
 
+from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, NoSuchKernel
+from jupyter_client.kernelspec import KernelSpecManager as _KernelSpecManager
 from tornado.ioloop import IOLoop
 
 _ENABLED = os.environ.pop("ATRIUM_JUPYTER_SPARE_KERNEL", "1") != "0"
@@ -114,6 +117,49 @@ class _SpareKernel:
         if self._atrium_spare is None:
             return kernels
         return [k for k in kernels if k.get("id") != self._atrium_spare_id]
+
+
+class KernelSpecManager(_KernelSpecManager):
+    """The kernel specs as jupyter_client reads them, without importing a kernel into the server.
+
+    jupyter_client imports IPython to find ~/.ipython/kernels, and to look up the python3 kernel
+    it imports ipykernel.kernelspec (IPython and debugpy again) only to see whether the spec is
+    ipykernel's bundled one, even when the kernel has its own kernel.json in a kernel directory
+    (Debian's /usr/share/jupyter/kernels/python3, a conda env's), which is then read anyway. That
+    is 0.35 s of the server's CPU on its event loop before its first kernel and its first kernel
+    list (and, with a spare kernel, before its first answers). Here the IPython directory is found
+    as IPython finds it ($IPYTHONDIR, else ~/.ipython), and a python3 spec in a kernel directory is
+    read from there; ipykernel's bundled one (no kernel directory has it) is still asked of
+    ipykernel. atrium_ipc_kernel builds on this class.
+    """
+
+    def _kernel_dirs_default(self):
+        from jupyter_core.paths import jupyter_path
+
+        ipython_dir = os.environ.get("IPYTHONDIR") or os.path.join(os.path.expanduser("~"), ".ipython")
+        return jupyter_path("kernels") + [os.path.join(os.path.expanduser(ipython_dir), "kernels")]
+
+    def _get_kernel_spec_by_name(self, kernel_name, resource_dir):
+        if (
+            kernel_name == NATIVE_KERNEL_NAME
+            and "ipykernel.kernelspec" not in sys.modules
+            and self._atrium_in_kernel_dir(resource_dir)
+        ):
+            kspec = self.kernel_spec_class.from_resource_dir(resource_dir)
+            try:
+                from jupyter_client.provisioning import KernelProvisionerFactory
+            except ImportError:  # jupyter_client before 7: no provisioners
+                return kspec
+            if not KernelProvisionerFactory.instance(parent=self.parent).is_provisioner_available(kspec):
+                raise NoSuchKernel(kernel_name)
+            return kspec
+        return super()._get_kernel_spec_by_name(kernel_name, resource_dir)
+
+    def _atrium_in_kernel_dir(self, resource_dir):
+        if not os.path.isfile(os.path.join(resource_dir, "kernel.json")):
+            return False
+        parent = os.path.dirname(os.path.realpath(resource_dir))
+        return any(_same_dir(parent, d) for d in self.kernel_dirs if os.path.isdir(d))
 
 
 def __getattr__(name):

@@ -411,6 +411,54 @@ describe('Jupyter front end choice (share/jupyter/atrium-jupyter)', () => {
     });
   }, 60_000);
 
+  it('reads a python3 kernel.json as jupyter_client does, without importing IPython or ipykernel into the server', () => {
+    const kernels = path.join(tmp, 'fast-kernels');
+    fs.mkdirSync(path.join(kernels, 'python3'), { recursive: true });
+    const argv = ['/opt/env/bin/python', '-m', 'ipykernel_launcher', '-f', '{connection_file}'];
+    fs.writeFileSync(
+      path.join(kernels, 'python3', 'kernel.json'),
+      JSON.stringify({ argv, display_name: 'Env', metadata: { debugger: true } }),
+    );
+    const r = spawnSync(
+      '/usr/bin/python3',
+      [
+        '-c',
+        [
+          'import json, sys, atrium_jupyter_kernels as k',
+          'from jupyter_client.kernelspec import KernelSpecManager as Own',
+          'm = k.KernelSpecManager(kernel_dirs=[sys.argv[1]])',
+          'ours = m.get_kernel_spec("python3").to_dict()',
+          'loaded = sorted(n for n in ("IPython", "ipykernel") if n in sys.modules)',
+          // Jupyter's own lookup of the same directory (it imports both) gives the same spec.
+          'theirs = Own(kernel_dirs=[sys.argv[1]]).get_kernel_spec("python3").to_dict()',
+          'dirs = k.KernelSpecManager().kernel_dirs == Own().kernel_dirs',
+          'print(json.dumps({"spec": ours, "same": ours == theirs, "loaded": loaded, "dirs": dirs}))',
+        ].join('\n'),
+        kernels,
+      ],
+      {
+        encoding: 'utf8',
+        env: {
+          PATH: '/usr/bin:/bin',
+          HOME: tmp,
+          PYTHONPATH: path.join(ROOT, 'share', 'jupyter'),
+          PYTHONDONTWRITEBYTECODE: '1',
+          // Jupyter's own lookup imports debugpy, which warns on stderr otherwise.
+          PYDEVD_DISABLE_FILE_VALIDATION: '1',
+        },
+      },
+    );
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as {
+      spec: { argv: string[] };
+      same: boolean;
+      loaded: string[];
+      dirs: boolean;
+    };
+    expect(out).toMatchObject({ same: true, loaded: [], dirs: true });
+    expect(out.spec.argv).toEqual(argv);
+  }, 60_000);
+
   it('the built-in Jupyter runs on its socket', () => {
     const jupyter = BUILTIN_APPS.find((a) => a.id === 'jupyter')!;
     expect(jupyter.unixSocket).toBe(true);
