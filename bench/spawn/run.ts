@@ -25,7 +25,7 @@
 // Output: tables, bench/results/spawn-<date>T<time>.json and spawn-latest.json, and as the last line a JSON
 // summary with the ratios (of the medians, and per round: ours over JupyterHub's in the same round) and
 // the goals (gateway time under 150 ms on both engines; local click to kernel at most 0.8x
-// JupyterHub's).
+// JupyterHub's; Slurm click to kernel under 2.5 s at the median, on both engines).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -265,6 +265,7 @@ async function main(): Promise<void> {
   const localSummary = (s: typeof local) =>
     s ? { total_ms: s.total!.median, gateway_ms: s.gateway!.median, app_start_ms: s.app!.median } : null;
   const under150 = (s: typeof slurm) => (s ? s.gateway!.median < 150 : null);
+  const under2500 = (s: typeof slurm) => (s ? s.total!.median < 2500 : null);
   const summary = {
     bench: 'spawn',
     runs: RUNS,
@@ -279,6 +280,7 @@ async function main(): Promise<void> {
     goals: {
       gateway_under_150ms: { sqlite: under150(slurm), postgres: under150(slurmPg) },
       local_at_most_0_8_of_jupyterhub: ratio === null ? null : ratio <= 0.8,
+      slurm_click_to_kernel_under_2500ms: { sqlite: under2500(slurm), postgres: under2500(slurmPg) },
     },
   };
   if (!process.env.BENCH_NO_SAVE) {
