@@ -51,11 +51,23 @@ class _SpareKernel:
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        if _ENABLED:
+        if not _ENABLED:
+            return
+        try:
             try:
+                asyncio.get_running_loop()
+                running = True
+            except RuntimeError:
+                running = False
+            if running:
                 IOLoop.current().add_callback(self._atrium_start_spare)
-            except Exception as e:  # never in the way of Jupyter's own start
-                self.log.warning("atrium: no spare kernel: %s", e)
+            else:
+                # The server makes its kernel manager before its web app, extensions and socket: the
+                # kernel's start (a second of its own CPU) runs beside the rest of the server's. Only
+                # the launch of its process is waited for here.
+                IOLoop.current().run_sync(self._atrium_start_spare, timeout=30)
+        except Exception as e:  # never in the way of Jupyter's own start
+            self.log.warning("atrium: no spare kernel: %s", e)
 
     def new_kernel_id(self, **kwargs):
         if self._atrium_naming is not None:
