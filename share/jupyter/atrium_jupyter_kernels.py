@@ -2,8 +2,8 @@
 
 A Python kernel takes about a second to start (IPython, debugpy), after the server itself has started.
 Jupyter runs them one after the other, so a user who opens a notebook right away waits for both. Here
-the server starts one kernel of the default kind in its root directory as soon as it runs, and the
-first request for a kernel of that kind and directory gets it instead of starting another one (as
+the server launches one kernel of the default kind in its root directory as it makes its kernel
+manager (the kernel's start then runs beside the rest of the server's), and the first request for a kernel of that kind and directory gets it instead of starting another one (as
 Voila's kernel pool and VS Code's pre-warmed kernels do). Anything else starts a kernel as usual.
 
 The spare is not listed under /api/kernels until it is handed out, so it is neither shown in the
