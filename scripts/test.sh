@@ -72,7 +72,11 @@ vitest_counted() {
           const files = r.testResults.map((f) => [f.endTime - f.startTime, f.name.replace(/.*\/test\//, "test/")]);
           files.sort((a, b) => b[0] - a[0]);
           console.error("slowest test files: " + files.slice(0, 12).map(([ms, n]) => `${n} ${Math.round(ms / 1000)} s`).join(", "));
-          console.log(r.numPassedTests, r.numFailedTests + (r.numRuntimeErrorCount || 0)); }
+          // A skipped test counts as failed: this command sets up everything the tests need (the
+          // clusters, PostgreSQL), so a skip is a test that did not run when it should have.
+          const skipped = (r.numPendingTests || 0) + (r.numTodoTests || 0);
+          if (skipped) console.error(`FAILED: ${skipped} tests skipped (see the SKIPPED lines above)`);
+          console.log(r.numPassedTests, r.numFailedTests + (r.numRuntimeErrorCount || 0) + skipped); }
     catch { console.log(0, 1); }' "$report")
   if [ "$vitest_rc" -ne 0 ] && [ "$vf" -eq 0 ]; then vf=1; echo "FAILED: vitest exited $vitest_rc"; fi
   echo "$vp $vf" >"$counts"

@@ -32,6 +32,9 @@ export interface ClusterNeeds {
   dbd?: boolean;
 }
 
+/** How long loadCluster waits for a node to be up before the file is skipped. */
+const NODES_UP_WAIT_MS = 60_000;
+
 export function readCluster(base = CLUSTER_BASE): ClusterJson {
   return JSON.parse(fs.readFileSync(path.join(base, 'cluster.json'), 'utf8')) as ClusterJson;
 }
@@ -46,14 +49,24 @@ export function loadCluster(needs: ClusterNeeds = {}): { cluster?: ClusterJson; 
   const env = { ...process.env, SLURM_CONF: cluster.slurmConf };
   if (needs.up === 'nodes') {
     const partition = needs.partition ? ['-p', needs.partition] : [];
-    const sinfo = spawnSync('sinfo', ['-h', ...partition, '-o', '%t'], {
-      env,
-      encoding: 'utf8',
-      timeout: 15_000,
-    });
-    if (sinfo.status !== 0) return { why: `sinfo failed: ${sinfo.stderr.trim()}` };
-    if (!/^(idle|mix|alloc)/m.test(sinfo.stdout))
-      return { why: needs.partition ? `no node of partition ${needs.partition} is up` : 'no node is up' };
+    // The test before may leave every node completing its jobs or re-registering a restarted slurmd
+    // for a few seconds: waited for (a CI run once skipped a whole file at such a moment).
+    const end = Date.now() + NODES_UP_WAIT_MS;
+    for (;;) {
+      const sinfo = spawnSync('sinfo', ['-h', ...partition, '-o', '%t'], {
+        env,
+        encoding: 'utf8',
+        timeout: 15_000,
+      });
+      if (sinfo.status !== 0) return { why: `sinfo failed: ${sinfo.stderr.trim()}` };
+      if (/^(idle|mix|alloc)/m.test(sinfo.stdout)) break;
+      if (Date.now() > end) {
+        const states = [...new Set(sinfo.stdout.split('\n').filter(Boolean))].join(', ');
+        const which = needs.partition ? `no node of partition ${needs.partition} is up` : 'no node is up';
+        return { why: `${which} after ${NODES_UP_WAIT_MS / 1000} s (states: ${states || 'none'})` };
+      }
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+    }
   } else {
     const ping = spawnSync('scontrol', ['ping'], { env, encoding: 'utf8', timeout: 15_000 });
     if (!/is UP/.test(ping.stdout)) return { why: `slurmctld of ${cluster.name} does not answer` };
