@@ -105,8 +105,14 @@ describe.skipIf(missing)('two gateways sharing one PostgreSQL', { timeout: 30_00
     expect(poller(follower).latest).toEqual(poller(leader()!).latest);
   });
 
-  it('a session started on one is routed on the other once running, and its route goes on both when stopped', async () => {
+  /**
+   * A session started through A whose agent reports ready through B (the other gateway), as its job
+   * runs. `plainTcp`: its app is a plain TCP one (the test's HTTP server cannot do the relay's handshake).
+   */
+  async function readyThroughB(plainTcp = false): Promise<string> {
     const v = await A.ctx.sessions.create(alice, request());
+    if (plainTcp)
+      await A.ctx.db.updateTable('sessions').set({ socket_apps: '[]' }).where('id', '=', v.id).execute();
     const sub = mock.submissions.at(-1)!;
     mock.set(v.jobId!, 'running');
     await poller(A).pollNow();
@@ -114,7 +120,6 @@ describe.skipIf(missing)('two gateways sharing one PostgreSQL', { timeout: 30_00
       'the session to start',
       async () => (await B.ctx.sessions.getOwned(alice, v.id))?.state === 'starting',
     );
-    // The agent calls back through the other gateway.
     const ready = await B.app.inject({
       method: 'POST',
       url: '/api/agent/ready',
@@ -125,43 +130,29 @@ describe.skipIf(missing)('two gateways sharing one PostgreSQL', { timeout: 30_00
       payload: JSON.stringify({ sessionId: v.id, host: '127.0.0.1', port: appPort }),
     });
     expect(ready.statusCode).toBe(200);
-    await until('the route on A', () => A.ctx.routes.get(v.id), 1000, 10);
-    expect(A.ctx.routes.get(v.id)?.target.port).toBe(appPort);
-    const row = (await A.ctx.sessions.getOwned(alice, v.id))!;
+    return v.id;
+  }
+
+  it('a session started on one is routed on the other once running, and its route goes on both when stopped', async () => {
+    const id = await readyThroughB();
+    await until('the route on A', () => A.ctx.routes.get(id), 1000, 10);
+    expect(A.ctx.routes.get(id)?.target.port).toBe(appPort);
+    const row = (await A.ctx.sessions.getOwned(alice, id))!;
     await A.ctx.sessions.stop(row, 'stopped by you');
-    await until('the route to go on B', () => !B.ctx.routes.get(v.id), 1000, 10);
+    await until('the route to go on B', () => !B.ctx.routes.get(id), 1000, 10);
   });
 
   it("a request that reaches a gateway before the other's notice of a running session is answered by the app", async () => {
-    const v = await A.ctx.sessions.create(alice, request());
-    // A plain TCP app (the test's HTTP server cannot do the relay's handshake).
-    await A.ctx.db.updateTable('sessions').set({ socket_apps: '[]' }).where('id', '=', v.id).execute();
-    const sub = mock.submissions.at(-1)!;
-    mock.set(v.jobId!, 'running');
-    await poller(A).pollNow();
-    await until(
-      'the session to start',
-      async () => (await B.ctx.sessions.getOwned(alice, v.id))?.state === 'starting',
-    );
-    const ready = await B.app.inject({
-      method: 'POST',
-      url: '/api/agent/ready',
-      headers: {
-        authorization: `Bearer ${sub.agentEnv.ATRIUM_AGENT_SECRET}`,
-        'content-type': 'application/json',
-      },
-      payload: JSON.stringify({ sessionId: v.id, host: '127.0.0.1', port: appPort }),
-    });
-    expect(ready.statusCode).toBe(200);
+    const id = await readyThroughB(true);
     // A had not heard yet (the notice travels through PostgreSQL): it used to answer "Connecting".
-    await until('the route on A', () => A.ctx.routes.get(v.id), 1000, 10);
-    A.ctx.routes.delete(v.id);
+    await until('the route on A', () => A.ctx.routes.get(id), 1000, 10);
+    A.ctx.routes.delete(id);
     const { token } = await A.ctx.webSessions.create(alice.id);
-    const res = await fetch(`${A.url}${sessionPrefix(alice.username, v.id)}`, {
+    const res = await fetch(`${A.url}${sessionPrefix(alice.username, id)}`, {
       headers: { cookie: `atrium_session=${token}` },
     });
     expect([res.status, await res.text()]).toEqual([200, 'hello from the app']);
-    await A.ctx.sessions.stop((await A.ctx.sessions.getOwned(alice, v.id))!, 'stopped by you');
+    await A.ctx.sessions.stop((await A.ctx.sessions.getOwned(alice, id))!, 'stopped by you');
   });
 
   it('an event published on one gateway reaches the pages of both, each once', async () => {
