@@ -3,14 +3,16 @@
 A Python kernel takes about a second to start (IPython, debugpy), after the server itself has started.
 Jupyter runs them one after the other, so a user who opens a notebook right away waits for both. Here
 the server launches one kernel of the default kind in its root directory as it makes its kernel
-manager (the kernel's start then runs beside the rest of the server's), and the first request for a kernel of that kind and directory gets it instead of starting another one (as
-Voila's kernel pool and VS Code's pre-warmed kernels do). Anything else starts a kernel as usual.
+manager (the kernel's start then runs beside the rest of the server's), and the first request for a
+kernel of that kind and directory gets it instead of starting another one (as Voila's kernel pool and
+VS Code's pre-warmed kernels do). Anything else starts a kernel as usual.
 
 The spare is not listed under /api/kernels until it is handed out, so it is neither shown in the
 "running kernels" panel nor counted as activity by the gateway's idle check. Unclaimed after
 ATRIUM_JUPYTER_SPARE_KERNEL_MINUTES (default 10) it is shut down, so a session used for a terminal
-only does not keep its memory. ATRIUM_JUPYTER_SPARE_KERNEL=0 turns it off (atrium-jupyter then does
-not load this module at all). Not replenished: one idle kernel per session at most.
+only does not keep its memory. ATRIUM_JUPYTER_SPARE_KERNEL=0 turns it off (atrium-jupyter then keeps
+Jupyter's own kernel manager; this module's KernelSpecManager below is used either way). Not
+replenished: one idle kernel per session at most.
 
 What the first kernel lacks, compared with one started on request: JPY_SESSION_NAME (Jupyter Server 2
 tells a kernel the notebook it was started for; IPython then sets __session__).
