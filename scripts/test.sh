@@ -20,6 +20,8 @@ step "apps for the app tests (code-server, desktop, Shiny)"
 bash scripts/apps.sh install code-server desktop shiny || exit 1
 
 passed=0; failed=0
+# The failed tests of every vitest run, listed again just before the last line.
+failures=$(mktemp /tmp/atrium-failures-XXXX)
 check() {
   local name=$1; shift
   step "$name"
@@ -68,6 +70,14 @@ vitest_counted() {
   read -r vp vf < <(node -e '
     const fs = require("fs");
     try { const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+          // Each failed test with the first lines of its error, for the summary at the very end
+          // (a CI log is often read from its tail only).
+          for (const f of r.testResults) if (f.status === "failed" && f.message && !f.assertionResults.some((t) => t.status === "failed"))
+            fs.appendFileSync(process.argv[2], `FAILED: ${f.name.replace(/.*\/test\//, "test/")}\n    ${f.message.split("\n")[0].slice(0, 400)}\n`);
+          for (const f of r.testResults) for (const t of f.assertionResults) if (t.status === "failed") {
+            const why = (t.failureMessages[0] || "").split("\n").slice(0, 3).join(" | ").slice(0, 400);
+            fs.appendFileSync(process.argv[2], `FAILED: ${f.name.replace(/.*\/test\//, "test/")} > ${t.fullName}\n    ${why}\n`);
+          }
           // The slowest files, to stderr: where the time of the test command goes.
           const files = r.testResults.map((f) => [f.endTime - f.startTime, f.name.replace(/.*\/test\//, "test/")]);
           files.sort((a, b) => b[0] - a[0]);
@@ -77,7 +87,7 @@ vitest_counted() {
           const skipped = (r.numPendingTests || 0) + (r.numTodoTests || 0);
           if (skipped) console.error(`FAILED: ${skipped} tests skipped (see the SKIPPED lines above)`);
           console.log(r.numPassedTests, r.numFailedTests + (r.numRuntimeErrorCount || 0) + skipped); }
-    catch { console.log(0, 1); }' "$report")
+    catch { console.log(0, 1); }' "$report" "$failures")
   if [ "$vitest_rc" -ne 0 ] && [ "$vf" -eq 0 ]; then vf=1; echo "FAILED: vitest exited $vitest_rc"; fi
   echo "$vp $vf" >"$counts"
   rm -f "$report"
@@ -134,5 +144,7 @@ add_counts "$lane2_counts"
 rm -f "$lane2_log" "$pg_counts" "$lane2_counts" "$main_counts"
 
 step "done"
+if [ -s "$failures" ]; then echo "failed tests (their output is above):"; cat "$failures"; fi
+rm -f "$failures"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
