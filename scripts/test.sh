@@ -70,16 +70,20 @@ vitest_counted() {
   read -r vp vf < <(node -e '
     const fs = require("fs");
     try { const r = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
-          // Each failed test with the first lines of its error, for the summary at the very end
-          // (a CI log is often read from its tail only).
-          for (const f of r.testResults) if (f.status === "failed" && f.message && !f.assertionResults.some((t) => t.status === "failed"))
-            fs.appendFileSync(process.argv[2], `FAILED: ${f.name.replace(/.*\/test\//, "test/")}\n    ${f.message.split("\n")[0].slice(0, 400)}\n`);
-          for (const f of r.testResults) for (const t of f.assertionResults) if (t.status === "failed") {
-            const why = (t.failureMessages[0] || "").split("\n").slice(0, 3).join(" | ").slice(0, 400);
-            fs.appendFileSync(process.argv[2], `FAILED: ${f.name.replace(/.*\/test\//, "test/")} > ${t.fullName}\n    ${why}\n`);
+          const rel = (f) => f.name.replace(/.*\/test\//, "test/");
+          // Each failed test with the first lines of its error (or the file, when it failed without a
+          // failed test), for the summary at the very end (a CI log is often read from its tail only).
+          for (const f of r.testResults) {
+            const failed = f.assertionResults.filter((t) => t.status === "failed");
+            if (f.status === "failed" && f.message && !failed.length)
+              fs.appendFileSync(process.argv[2], `FAILED: ${rel(f)}\n    ${f.message.split("\n")[0].slice(0, 400)}\n`);
+            for (const t of failed) {
+              const why = (t.failureMessages[0] || "").split("\n").slice(0, 3).join(" | ").slice(0, 400);
+              fs.appendFileSync(process.argv[2], `FAILED: ${rel(f)} > ${t.fullName}\n    ${why}\n`);
+            }
           }
           // The slowest files, to stderr: where the time of the test command goes.
-          const files = r.testResults.map((f) => [f.endTime - f.startTime, f.name.replace(/.*\/test\//, "test/")]);
+          const files = r.testResults.map((f) => [f.endTime - f.startTime, rel(f)]);
           files.sort((a, b) => b[0] - a[0]);
           console.error("slowest test files: " + files.slice(0, 12).map(([ms, n]) => `${n} ${Math.round(ms / 1000)} s`).join(", "));
           // A skipped test counts as failed: this command sets up everything the tests need (the
